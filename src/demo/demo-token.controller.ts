@@ -1,0 +1,18 @@
+import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { TokenRequestDto } from './demo.dto.js';
+import { DemoTokens } from './demo.tokens.js';
+
+const TOKEN_TTL_SECONDS = 3600;
+
+/** Development tokens for the demo page; the module leaves it out when NODE_ENV=production. */
+@Controller('demo')
+export class DemoTokenController {
+  constructor(private readonly tokens: DemoTokens) {}
+
+  @Post('token')
+  @HttpCode(200)
+  issue(@Body() body: TokenRequestDto) {
+    const token = this.tokens.sign(body.user_id, body.admin === true, TOKEN_TTL_SECONDS);
+    return { status: 'success', data: { token, expires_in: TOKEN_TTL_SECONDS } };
+  }
+}

@@ -1,0 +1,66 @@
+import {
+  Body,
+  Controller,
+  Get,
+  Header,
+  HttpCode,
+  Param,
+  Post,
+  Req,
+  ServiceUnavailableException,
+  UseGuards,
+} from '@nestjs/common';
+import { RealtimeService } from '../realtime/index.js';
+import { NotifyDto } from './demo.dto.js';
+import { DemoPage } from './demo-page.js';
+import { type AuthenticatedRequest, DemoUserGuard } from './demo-user.guard.js';
+import { DemoUploadsService } from './demo-uploads.service.js';
+
+/** The demo's page and the REST routes that make events happen. */
+@Controller()
+export class DemoController {
+  constructor(
+    private readonly realtime: RealtimeService,
+    private readonly uploads: DemoUploadsService,
+    private readonly page: DemoPage,
+  ) {}
+
+  @Get()
+  @Header('content-type', 'text/html; charset=utf-8')
+  index(): string {
+    return this.page.html;
+  }
+
+  @Post('demo/upload')
+  @HttpCode(202)
+  @UseGuards(DemoUserGuard)
+  startUpload(@Req() request: AuthenticatedRequest) {
+    const uploadId = this.uploads.start(request.principal.userId);
+    if (!uploadId) throw new ServiceUnavailableException('Too many demo uploads running');
+    return { status: 'success', data: { upload_id: uploadId } };
+  }
+
+  @Post('demo/notify')
+  @HttpCode(200)
+  @UseGuards(DemoUserGuard)
+  async notify(@Body() body: NotifyDto) {
+    const reached = await this.realtime.sendSystemNotification(body.message, body.level ?? 'info');
+    return { status: 'success', data: { connections_reached: reached } };
+  }
+
+  /** The seed flow: a REST change pushed to every connection of the user. */
+  @Post('notifications/:id/read')
+  @HttpCode(200)
+  @UseGuards(DemoUserGuard)
+  async markRead(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
+    const readAt = new Date().toISOString();
+    const reached = await this.realtime.sendToUser(request.principal.userId, 'notification_read', {
+      notification_id: id,
+      read_at: readAt,
+    });
+    return {
+      status: 'success',
+      data: { notification_id: id, read_at: readAt, connections_reached: reached },
+    };
+  }
+}

@@ -1,0 +1,31 @@
+import { type DynamicModule, Module, ValidationPipe } from '@nestjs/common';
+import { APP_PIPE } from '@nestjs/core';
+import { RealtimeModule } from '../realtime/index.js';
+import { ChatGateway } from './chat.gateway.js';
+import type { DemoConfig } from './demo-config.js';
+import { DemoController } from './demo.controller.js';
+import { DemoPage } from './demo-page.js';
+import { DemoTokenController } from './demo-token.controller.js';
+import { DemoTokens } from './demo.tokens.js';
+import { DemoUploadsService } from './demo-uploads.service.js';
+import { DemoUserGuard } from './demo-user.guard.js';
+
+@Module({})
+export class DemoModule {
+  static forRoot(config: DemoConfig): DynamicModule {
+    const secret = config.realtime.jwt.secret ?? '';
+    return {
+      module: DemoModule,
+      imports: [RealtimeModule.forRoot(config.realtime)],
+      controllers: config.production ? [DemoController] : [DemoController, DemoTokenController],
+      providers: [
+        { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, transform: true }) },
+        { provide: DemoTokens, useValue: new DemoTokens(secret) },
+        DemoPage,
+        DemoUploadsService,
+        DemoUserGuard,
+        ChatGateway,
+      ],
+    };
+  }
+}

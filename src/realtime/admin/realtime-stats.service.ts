@@ -1,0 +1,124 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import { RealtimeMetrics } from '../realtime-metrics.js';
+import { ConnectionRegistry } from '../registry/connection-registry.js';
+import type { RealtimeConnection } from '../registry/realtime-connection.js';
+
+export interface ConnectionSummary {
+  connection_id: string;
+  user_id: string;
+  connected_at: string;
+  last_activity: string;
+  subscriptions: number;
+  rooms: number;
+  remote_address: string;
+}
+
+export interface ConnectionDetails {
+  connection_id: string;
+  user_id: string;
+  is_admin: boolean;
+  connected_at: string;
+  last_activity: string;
+  last_heartbeat: string;
+  subscriptions: string[];
+  rooms: string[];
+  message_count: number;
+  messages_in: number;
+  messages_out: number;
+  error_count: number;
+  bytes_in: number;
+  bytes_out: number;
+  remote_address: string;
+}
+
+/** The numbers and views of the admin API (PROTOCOL.md section 8). */
+@Injectable()
+export class RealtimeStatsService {
+  constructor(
+    @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
+    private readonly registry: ConnectionRegistry,
+    private readonly metrics: RealtimeMetrics,
+  ) {}
+
+  stats() {
+    const total = this.registry.size;
+    const users = this.registry.userCount;
+    const o = this.options;
+    return {
+      total_connections: total,
+      unique_users: users,
+      connections_per_user: this.registry.connectionsPerUser(),
+      average_connections_per_user: users === 0 ? 0 : Math.round((total / users) * 100) / 100,
+      subscriptions: this.registry.subscriptionCounts(),
+      rooms: this.registry.roomCounts(),
+      messages_in: this.metrics.messagesIn,
+      messages_out: this.metrics.messagesOut,
+      bytes_in: this.metrics.bytesIn,
+      bytes_out: this.metrics.bytesOut,
+      server_info: {
+        max_connections_per_user: o.maxConnectionsPerUser,
+        max_total_connections: o.maxTotalConnections,
+        rate_limit_messages: o.rateLimitMessages,
+        rate_limit_window: o.rateLimitWindowMs / 1000,
+        heartbeat_interval: o.heartbeatIntervalMs / 1000,
+        connection_timeout: o.connectionTimeoutMs / 1000,
+        max_message_size: o.maxMessageSize,
+        uptime_seconds: Math.round(process.uptime()),
+      },
+    };
+  }
+
+  /** Summaries in connection order, filtered by user through the user index. */
+  list(userId: string | undefined, limit: number, offset: number) {
+    const source =
+      userId === undefined ? this.registry.all() : this.registry.ofUser(userId).values();
+    const total = userId === undefined ? this.registry.size : this.registry.ofUser(userId).size;
+    const page: ConnectionSummary[] = [];
+    let index = 0;
+    for (const connection of source) {
+      if (index++ < offset) continue;
+      if (page.length >= limit) break;
+      page.push(summarize(connection));
+    }
+    return { total, limit, offset, connections: page };
+  }
+
+  details(connectionId: string): ConnectionDetails | undefined {
+    const c = this.registry.get(connectionId);
+    if (!c) return undefined;
+    return {
+      connection_id: c.id,
+      user_id: c.userId,
+      is_admin: c.principal.isAdmin,
+      connected_at: iso(c.connectedAt),
+      last_activity: iso(c.lastActivity),
+      last_heartbeat: iso(c.lastHeartbeat),
+      subscriptions: [...c.subscriptions],
+      rooms: [...c.rooms],
+      message_count: c.messagesIn + c.messagesOut,
+      messages_in: c.messagesIn,
+      messages_out: c.messagesOut,
+      error_count: c.errorCount,
+      bytes_in: c.bytesIn,
+      bytes_out: c.bytesOut,
+      remote_address: c.remoteAddress,
+    };
+  }
+}
+
+function summarize(c: RealtimeConnection): ConnectionSummary {
+  return {
+    connection_id: c.id,
+    user_id: c.userId,
+    connected_at: iso(c.connectedAt),
+    last_activity: iso(c.lastActivity),
+    subscriptions: c.subscriptions.size,
+    rooms: c.rooms.size,
+    remote_address: c.remoteAddress,
+  };
+}
+
+function iso(timestamp: number): string {
+  return new Date(timestamp).toISOString();
+}

@@ -1,0 +1,64 @@
+import type { IncomingMessage } from 'node:http';
+
+/** Where a token was found, in order of precedence (PROTOCOL.md section 1). */
+export type TokenSource = 'authorization' | 'subprotocol' | 'query' | 'path';
+
+/** The first token source present; `token` is undefined when that source is malformed. */
+export interface ExtractedToken {
+  source: TokenSource;
+  token: string | undefined;
+}
+
+export const BEARER_PROTOCOL = 'bearer';
+
+/**
+ * Finds the token of an upgrade request. The first source present decides: a malformed or invalid
+ * token there is never replaced by one from a lower source.
+ */
+export function extractToken(
+  request: IncomingMessage,
+  basePath: string,
+): ExtractedToken | undefined {
+  const authorization = request.headers.authorization;
+  if (authorization !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    return { source: 'authorization', token: match?.[1] };
+  }
+  const protocols = parseProtocols(request.headers['sec-websocket-protocol']);
+  const bearerAt = protocols.indexOf(BEARER_PROTOCOL);
+  if (bearerAt >= 0) {
+    return { source: 'subprotocol', token: nonEmpty(protocols[bearerAt + 1]) };
+  }
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  if (url.searchParams.has('token')) {
+    return { source: 'query', token: nonEmpty(url.searchParams.get('token') ?? undefined) };
+  }
+  const segment = pathToken(url.pathname, basePath);
+  if (segment !== undefined) return { source: 'path', token: nonEmpty(segment) };
+  return undefined;
+}
+
+export function parseProtocols(header: string | undefined): string[] {
+  if (!header) return [];
+  return header
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+}
+
+/** The `<token>` of `<basePath>/<token>`, or undefined when the path is not of that form. */
+export function pathToken(pathname: string, basePath: string): string | undefined {
+  const prefix = basePath === '/' ? '/' : `${basePath}/`;
+  if (!pathname.startsWith(prefix)) return undefined;
+  const rest = pathname.slice(prefix.length);
+  if (rest.length === 0 || rest.includes('/')) return undefined;
+  try {
+    return decodeURIComponent(rest);
+  } catch {
+    return '';
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.length === 0 ? undefined : value;
+}

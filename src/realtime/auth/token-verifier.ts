@@ -1,0 +1,66 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { JwtService } from '@nestjs/jwt';
+import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import type { RealtimePrincipal } from './realtime-principal.js';
+
+export type VerificationResult =
+  { ok: true; principal: RealtimePrincipal } | { ok: false; expired: boolean; reason: string };
+
+/** Verifies a JWT against the configured key, algorithms, issuer and audience. */
+@Injectable()
+export class TokenVerifier {
+  private readonly jwt: JwtService;
+
+  constructor(@Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions) {
+    const { secret, publicKey, algorithms, issuer, audience, clockToleranceSeconds } = options.jwt;
+    this.jwt = new JwtService({
+      secret,
+      publicKey,
+      verifyOptions: {
+        algorithms,
+        // Non-empty lists: resolveRealtimeOptions refuses empty ones.
+        issuer: issuer as string | [string, ...string[]] | undefined,
+        audience: audience as string | [string, ...string[]] | undefined,
+        clockTolerance: clockToleranceSeconds,
+      },
+    });
+  }
+
+  verify(token: string): VerificationResult {
+    let claims: Record<string, unknown>;
+    try {
+      claims = this.jwt.verify<Record<string, unknown>>(token);
+    } catch (error) {
+      const name = error instanceof Error ? error.name : '';
+      // The library's message may quote claim values; only its class is kept.
+      return { ok: false, expired: name === 'TokenExpiredError', reason: name || 'invalid token' };
+    }
+    const userId = normalizeSubject(claims.sub);
+    if (userId === undefined) return { ok: false, expired: false, reason: 'missing sub claim' };
+    const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
+    const toleranceMs = this.options.jwt.clockToleranceSeconds * 1000;
+    return {
+      ok: true,
+      principal: {
+        userId,
+        isAdmin: isAdminClaims(claims),
+        expiresAt: exp === undefined ? undefined : exp * 1000 + toleranceMs,
+        claims,
+      },
+    };
+  }
+}
+
+function normalizeSubject(sub: unknown): string | undefined {
+  if (typeof sub === 'string' && sub.length > 0 && sub.length <= 256) return sub;
+  if (typeof sub === 'number' && Number.isFinite(sub)) return String(sub);
+  return undefined;
+}
+
+export function isAdminClaims(claims: Record<string, unknown>): boolean {
+  return (
+    claims.role === 'admin' ||
+    claims.is_admin === true ||
+    (Array.isArray(claims.roles) && claims.roles.includes('admin'))
+  );
+}

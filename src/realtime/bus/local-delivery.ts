@@ -1,0 +1,56 @@
+import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { SocketWriter } from '../gateway/socket-writer.js';
+import { ConnectionRegistry } from '../registry/connection-registry.js';
+import type { RealtimeConnection } from '../registry/realtime-connection.js';
+import type { DeliveryTarget, OutboundMessage } from './delivery-target.js';
+import { RealtimeBus } from './realtime-bus.js';
+
+/**
+ * The one place messages reach this instance's sockets. Targets are looked up by index; the frame
+ * is turned into bytes once per message, not once per recipient.
+ */
+@Injectable()
+export class LocalDelivery implements OnModuleInit {
+  constructor(
+    private readonly bus: RealtimeBus,
+    private readonly registry: ConnectionRegistry,
+    private readonly writer: SocketWriter,
+  ) {}
+
+  onModuleInit(): void {
+    this.bus.subscribe((message) => this.deliver(message));
+  }
+
+  deliver(message: OutboundMessage): number {
+    const frame = Buffer.from(message.frame);
+    let reached = 0;
+    for (const connection of this.resolve(message.target)) {
+      if (this.writer.write(connection, frame)) reached++;
+    }
+    return reached;
+  }
+
+  private *resolve(target: DeliveryTarget): Iterable<RealtimeConnection> {
+    switch (target.kind) {
+      case 'connection': {
+        const connection = this.registry.get(target.connectionId);
+        if (connection) yield connection;
+        return;
+      }
+      case 'users':
+        for (const userId of new Set(target.userIds)) yield* this.registry.ofUser(userId);
+        return;
+      case 'event':
+        yield* this.registry.subscribersOf(target.event);
+        return;
+      case 'room':
+        yield* this.registry.membersOf(target.room);
+        return;
+      case 'all':
+        for (const connection of this.registry.all()) {
+          if (connection.userId !== target.exceptUserId) yield connection;
+        }
+        return;
+    }
+  }
+}

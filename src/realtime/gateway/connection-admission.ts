@@ -1,0 +1,153 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import { CloseCode, CloseReason, ErrorCode } from '../../protocol/index.js';
+import { OriginPolicy } from '../auth/origin-policy.js';
+import { extractToken } from '../auth/token-extractor.js';
+import { TokenVerifier } from '../auth/token-verifier.js';
+import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import { RealtimeEvents } from '../realtime-events.js';
+import { ConnectionRegistry } from '../registry/connection-registry.js';
+import { attachConnection, RealtimeConnection } from '../registry/realtime-connection.js';
+import { TokenExpirySchedule } from '../registry/token-expiry-schedule.js';
+import { ConnectionCloser } from './connection-closer.js';
+import { SocketWriter } from './socket-writer.js';
+
+/**
+ * Decides whether a freshly upgraded socket becomes a connection, in the order of PROTOCOL.md
+ * section 1: origin, token, capacity, then the per-user limit (which evicts the oldest).
+ */
+@Injectable()
+export class ConnectionAdmission {
+  private readonly logger = new Logger('RealtimeConnections');
+  private readonly origins: OriginPolicy;
+  private accepting = true;
+
+  constructor(
+    @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
+    private readonly verifier: TokenVerifier,
+    private readonly registry: ConnectionRegistry,
+    private readonly expiry: TokenExpirySchedule,
+    private readonly closer: ConnectionCloser,
+    private readonly writer: SocketWriter,
+    private readonly events: RealtimeEvents,
+  ) {
+    this.origins = new OriginPolicy(options.allowedOrigins);
+  }
+
+  /** Refuses every later socket with 1001; used while shutting down. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  admit(socket: WebSocket, request: IncomingMessage): RealtimeConnection | undefined {
+    const remoteAddress = request.socket.remoteAddress ?? 'unknown';
+    if (!this.accepting) {
+      this.closer.closeSocket(socket, CloseCode.GOING_AWAY, CloseReason.GOING_AWAY);
+      return undefined;
+    }
+    const origin = request.headers.origin;
+    if (!this.origins.allows(origin)) {
+      return this.refuse(socket, CloseCode.FORBIDDEN_ORIGIN, CloseReason.FORBIDDEN_ORIGIN, {
+        remote_address: remoteAddress,
+        origin,
+      });
+    }
+    const extracted = extractToken(request, this.options.path);
+    if (!extracted?.token) {
+      return this.refuse(socket, CloseCode.UNAUTHORIZED, CloseReason.UNAUTHORIZED, {
+        remote_address: remoteAddress,
+        token_source: extracted?.source ?? 'none',
+        cause: extracted ? 'malformed token' : 'missing token',
+      });
+    }
+    const verified = this.verifier.verify(extracted.token);
+    if (!verified.ok) {
+      const reason = verified.expired ? CloseReason.TOKEN_EXPIRED : CloseReason.UNAUTHORIZED;
+      return this.refuse(socket, CloseCode.UNAUTHORIZED, reason, {
+        remote_address: remoteAddress,
+        token_source: extracted.source,
+        cause: verified.reason,
+      });
+    }
+    if (
+      this.registry.size >= this.options.maxTotalConnections ||
+      this.addressIsFull(remoteAddress)
+    ) {
+      this.writer.sendToSocket(socket, 'error', {
+        code: ErrorCode.CONNECTION_LIMIT_EXCEEDED,
+        message: 'The server has no room for more connections; try again later',
+      });
+      return this.refuse(socket, CloseCode.TRY_AGAIN_LATER, CloseReason.TRY_AGAIN_LATER, {
+        remote_address: remoteAddress,
+        cause: 'capacity',
+      });
+    }
+    const { principal } = verified;
+    this.evictBeyondUserLimit(principal.userId);
+    const connection = new RealtimeConnection(
+      randomUUID(),
+      socket,
+      principal,
+      remoteAddress,
+      Date.now(),
+    );
+    attachConnection(socket, connection);
+    this.registry.add(connection);
+    this.expiry.add(connection);
+    this.logger.log({
+      event: 'connection.opened',
+      connection_id: connection.id,
+      user_id: connection.userId,
+      remote_address: remoteAddress,
+      token_source: extracted.source,
+    });
+    this.events.opened.next({
+      connectionId: connection.id,
+      userId: connection.userId,
+      remoteAddress,
+      connectedAt: new Date(connection.connectedAt),
+    });
+    return connection;
+  }
+
+  private addressIsFull(address: string): boolean {
+    const limit = this.options.maxConnectionsPerIp;
+    return limit > 0 && this.registry.countOfAddress(address) >= limit;
+  }
+
+  /** Makes room for one more connection of the user by closing the oldest ones (4008). */
+  private evictBeyondUserLimit(userId: string): void {
+    const limit = this.options.maxConnectionsPerUser;
+    while (this.registry.ofUser(userId).size >= limit) {
+      const oldest = this.registry.oldestOf(userId);
+      if (!oldest) return;
+      this.writer.sendError(oldest, {
+        code: ErrorCode.CONNECTION_LIMIT_EXCEEDED,
+        message: `A newer connection of this user replaced this one (limit ${limit})`,
+      });
+      this.logger.log({
+        event: 'connection.evicted',
+        connection_id: oldest.id,
+        user_id: userId,
+      });
+      this.closer.close(
+        oldest,
+        CloseCode.CONNECTION_LIMIT_EXCEEDED,
+        CloseReason.CONNECTION_LIMIT_EXCEEDED,
+      );
+    }
+  }
+
+  private refuse(
+    socket: WebSocket,
+    code: number,
+    reason: string,
+    details: Record<string, unknown>,
+  ): undefined {
+    this.logger.warn({ event: 'connection.refused', code, reason, ...details });
+    this.closer.closeSocket(socket, code, reason);
+    return undefined;
+  }
+}

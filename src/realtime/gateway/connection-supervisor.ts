@@ -1,0 +1,73 @@
+import {
+  Inject,
+  Injectable,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { WebSocket } from 'ws';
+import { CloseCode, CloseReason } from '../../protocol/index.js';
+import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import { ConnectionRegistry } from '../registry/connection-registry.js';
+import type { RealtimeConnection } from '../registry/realtime-connection.js';
+import { TokenExpirySchedule } from '../registry/token-expiry-schedule.js';
+import { ConnectionCloser } from './connection-closer.js';
+
+/**
+ * Runs the two clocks of every connection: liveness (protocol pings every `heartbeatInterval`,
+ * 4000 after `connectionTimeout` without any inbound frame) and token expiry (4001).
+ */
+@Injectable()
+export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private lastPingAt = 0;
+
+  constructor(
+    @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
+    private readonly registry: ConnectionRegistry,
+    private readonly expiry: TokenExpirySchedule,
+    private readonly closer: ConnectionCloser,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const { heartbeatIntervalMs, connectionTimeoutMs } = this.options;
+    // Checked more often than pinged so that a timeout is noticed close to when it happens.
+    const livenessTick = Math.max(
+      10,
+      Math.min(heartbeatIntervalMs, Math.ceil(connectionTimeoutMs / 4)),
+    );
+    this.lastPingAt = Date.now();
+    this.livenessTimer = setInterval(() => this.checkLiveness(Date.now()), livenessTick).unref();
+    this.expiryTimer = setInterval(
+      () => this.closeExpired(Date.now()),
+      TokenExpirySchedule.TICK_MS,
+    ).unref();
+  }
+
+  beforeApplicationShutdown(): void {
+    clearInterval(this.livenessTimer);
+    clearInterval(this.expiryTimer);
+  }
+
+  private checkLiveness(now: number): void {
+    const ping = now - this.lastPingAt >= this.options.heartbeatIntervalMs;
+    if (ping) this.lastPingAt = now;
+    const timedOut: RealtimeConnection[] = [];
+    for (const connection of this.registry.all()) {
+      if (now - connection.lastActivity >= this.options.connectionTimeoutMs) {
+        timedOut.push(connection);
+      } else if (ping && connection.socket.readyState === WebSocket.OPEN) {
+        connection.socket.ping();
+      }
+    }
+    for (const connection of timedOut) {
+      this.closer.close(connection, CloseCode.CONNECTION_TIMEOUT, CloseReason.CONNECTION_TIMEOUT);
+    }
+  }
+
+  private closeExpired(now: number): void {
+    for (const connection of this.expiry.takeExpired(now)) {
+      this.closer.close(connection, CloseCode.UNAUTHORIZED, CloseReason.TOKEN_EXPIRED);
+    }
+  }
+}

@@ -1,0 +1,154 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import type { ConnectionEstablishedData } from '../../protocol/index.js';
+import { BEARER_PROTOCOL, pathToken } from '../auth/token-extractor.js';
+import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import { connectionOf, type RealtimeConnection } from '../registry/realtime-connection.js';
+import { ConnectionAdmission } from './connection-admission.js';
+import { ConnectionCloser } from './connection-closer.js';
+import { MessageDispatcher } from './message-dispatcher.js';
+import { giveProtocolErrorsAReason } from './protocol-error-closer.js';
+import { SocketWriter } from './socket-writer.js';
+
+/** A gateway's connection callback, as Nest's WebSocketsController hands it to the adapter. */
+export type GatewayConnectHandler = (socket: WebSocket, request: IncomingMessage) => void;
+
+/** Bound on receiving the upgrade request's headers (PROTOCOL.md section 1). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * The one WebSocket endpoint on the host's HTTP server: routes upgrades on `path` and
+ * `path/<token>`, admits sockets, then hands them to every gateway and to the dispatcher.
+ */
+@Injectable()
+export class RealtimeSocketServer {
+  private readonly logger = new Logger('RealtimeSocketServer');
+  private server: WebSocketServer | undefined;
+  private httpServer: HttpServer | undefined;
+  private readonly gatewayHandlers: GatewayConnectHandler[] = [];
+  // Listeners shared by every socket (the socket is `this`): no closure per connection.
+  private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
+  private readonly onClose: (this: WebSocket, code: number, reason: Buffer) => void;
+  private readonly onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void =>
+    this.routeUpgrade(request, socket, head);
+
+  constructor(
+    @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
+    private readonly admission: ConnectionAdmission,
+    private readonly dispatcher: MessageDispatcher,
+    private readonly closer: ConnectionCloser,
+    private readonly writer: SocketWriter,
+  ) {
+    const { dispatcher: dispatch, closer: close } = this;
+    this.onMessage = function (data, isBinary) {
+      const connection = connectionOf(this);
+      if (!connection) return;
+      dispatch.receive(connection, data, isBinary);
+    };
+    this.onClose = function (code, reason) {
+      close.onSocketClosed(this, code, reason.toString());
+    };
+  }
+
+  /** Creates the endpoint on `httpServer` once; every gateway shares it. */
+  attach(httpServer: HttpServer): WebSocketServer {
+    if (this.server) return this.server;
+    this.httpServer = httpServer;
+    this.server = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.options.maxMessageSize,
+      perMessageDeflate: false,
+      handleProtocols: (offered) => (offered.has(BEARER_PROTOCOL) ? BEARER_PROTOCOL : false),
+    });
+    this.server.on('connection', (socket: WebSocket, request: IncomingMessage) =>
+      this.onConnection(socket, request),
+    );
+    this.server.on('error', (error) =>
+      this.logger.error({ event: 'server.error', error: error.message }),
+    );
+    httpServer.headersTimeout = Math.min(
+      httpServer.headersTimeout || Infinity,
+      HANDSHAKE_TIMEOUT_MS,
+    );
+    httpServer.on('upgrade', this.onUpgrade);
+    return this.server;
+  }
+
+  /** Adds a gateway; it sees every admitted connection. */
+  addGatewayHandler(handler: GatewayConnectHandler): void {
+    this.gatewayHandlers.push(handler);
+  }
+
+  /** Ends sockets still open and stops taking upgrades. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.httpServer?.off('upgrade', this.onUpgrade);
+    for (const socket of server.clients) socket.terminate();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.server = undefined;
+  }
+
+  private routeUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const server = this.server;
+    if (!server) return;
+    const pathname = pathnameOf(request.url);
+    const { path } = this.options;
+    if (pathname === path || (pathname !== undefined && pathToken(pathname, path) !== undefined)) {
+      server.handleUpgrade(request, socket, head, (ws) => server.emit('connection', ws, request));
+    } else if (this.httpServer?.listenerCount('upgrade') === 1) {
+      // No other endpoint will answer: refuse rather than leave the socket hanging.
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
+  }
+
+  private onConnection(socket: WebSocket, request: IncomingMessage): void {
+    socket.on('error', onSocketError);
+    giveProtocolErrorsAReason(socket);
+    const connection = this.admission.admit(socket, request);
+    if (!connection) return;
+    socket.on('message', this.onMessage);
+    socket.on('pong', onLivenessFrame);
+    socket.on('ping', onLivenessFrame);
+    socket.on('close', this.onClose);
+    for (const handler of this.gatewayHandlers) handler(socket, request);
+    this.writer.send(connection, 'connection.established', this.establishedData(connection));
+  }
+
+  private establishedData(connection: RealtimeConnection): ConnectionEstablishedData {
+    const o = this.options;
+    return {
+      connection_id: connection.id,
+      user_id: connection.userId,
+      server_time: new Date().toISOString(),
+      features: [...(connection.handlers?.keys() ?? [])],
+      limits: {
+        max_message_size: o.maxMessageSize,
+        rate_limit_messages: o.rateLimitMessages,
+        rate_limit_window: o.rateLimitWindowMs / 1000,
+        heartbeat_interval: o.heartbeatIntervalMs / 1000,
+        connection_timeout: o.connectionTimeoutMs / 1000,
+        max_connections_per_user: o.maxConnectionsPerUser,
+      },
+    };
+  }
+}
+
+function onLivenessFrame(this: WebSocket): void {
+  const connection = connectionOf(this);
+  if (!connection) return;
+  connection.lastActivity = connection.lastHeartbeat = Date.now();
+}
+
+// A peer's protocol error is routine on a public endpoint; the close code tells the peer.
+function onSocketError(): void {}
+
+function pathnameOf(url: string | undefined): string | undefined {
+  try {
+    return new URL(url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return undefined;
+  }
+}

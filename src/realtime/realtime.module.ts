@@ -1,0 +1,85 @@
+import { Module } from '@nestjs/common';
+import { ThrottlerStorageService } from '@nestjs/throttler';
+import { AdminAuthGuard } from './admin/admin-auth.guard.js';
+import { RealtimeStatsService } from './admin/realtime-stats.service.js';
+import { TokenVerifier } from './auth/token-verifier.js';
+import { InProcessBus } from './bus/in-process.bus.js';
+import { LocalDelivery } from './bus/local-delivery.js';
+import { RealtimeBus } from './bus/realtime-bus.js';
+import { ConnectionAdmission } from './gateway/connection-admission.js';
+import { ConnectionCloser } from './gateway/connection-closer.js';
+import { ConnectionSupervisor } from './gateway/connection-supervisor.js';
+import { GracefulShutdown } from './gateway/graceful-shutdown.js';
+import { MessageDispatcher } from './gateway/message-dispatcher.js';
+import { MessageRateLimiter, REALTIME_THROTTLER_STORAGE } from './gateway/message-rate-limiter.js';
+import { RealtimeProtocolGateway } from './gateway/realtime-protocol.gateway.js';
+import { RealtimeSocketServer } from './gateway/realtime-socket-server.js';
+import { SocketWriter } from './gateway/socket-writer.js';
+import {
+  RealtimeConfigurableModule,
+  REALTIME_MODULE_OPTIONS,
+} from './realtime.module-definition.js';
+import {
+  REALTIME_OPTIONS,
+  type RealtimeModuleOptions,
+  type ResolvedRealtimeOptions,
+  resolveRealtimeOptions,
+} from './realtime-options.js';
+import { RealtimeEvents } from './realtime-events.js';
+import { RealtimeMetrics } from './realtime-metrics.js';
+import { RealtimeService } from './realtime.service.js';
+import { ConnectionRegistry } from './registry/connection-registry.js';
+import { TokenExpirySchedule } from './registry/token-expiry-schedule.js';
+import { SubscriptionService } from './subscriptions/subscription.service.js';
+
+/**
+ * Authenticated WebSocket communication for a Nest app. Import with `RealtimeModule.forRoot()`
+ * or `forRootAsync()`, and install the adapter: `app.useWebSocketAdapter(new RealtimeWsAdapter(app))`.
+ */
+@Module({
+  providers: [
+    {
+      provide: REALTIME_OPTIONS,
+      inject: [REALTIME_MODULE_OPTIONS],
+      useFactory: (options: RealtimeModuleOptions) => resolveRealtimeOptions(options),
+    },
+    {
+      provide: RealtimeBus,
+      inject: [REALTIME_OPTIONS],
+      useFactory: (options: ResolvedRealtimeOptions) => options.bus ?? new InProcessBus(),
+    },
+    {
+      provide: REALTIME_THROTTLER_STORAGE,
+      inject: [REALTIME_OPTIONS],
+      useFactory: (options: ResolvedRealtimeOptions) =>
+        options.throttlerStorage ?? new ThrottlerStorageService(),
+    },
+    TokenVerifier,
+    ConnectionRegistry,
+    TokenExpirySchedule,
+    RealtimeEvents,
+    RealtimeMetrics,
+    ConnectionCloser,
+    SocketWriter,
+    ConnectionAdmission,
+    MessageRateLimiter,
+    MessageDispatcher,
+    ConnectionSupervisor,
+    GracefulShutdown,
+    RealtimeSocketServer,
+    SubscriptionService,
+    LocalDelivery,
+    RealtimeService,
+    RealtimeStatsService,
+    AdminAuthGuard,
+    RealtimeProtocolGateway,
+  ],
+  exports: [
+    RealtimeService,
+    ConnectionRegistry,
+    RealtimeSocketServer,
+    REALTIME_OPTIONS,
+    TokenVerifier,
+  ],
+})
+export class RealtimeModule extends RealtimeConfigurableModule {}

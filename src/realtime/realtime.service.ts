@@ -1,0 +1,318 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { Observable } from 'rxjs';
+import {
+  CloseCode,
+  CloseReason,
+  encodeServerMessage,
+  isJsonObject,
+  MAX_TYPE_LENGTH,
+  type NotificationLevel,
+  ServerMessageType,
+} from '../protocol/index.js';
+import type { DeliveryTarget } from './bus/delivery-target.js';
+import { RealtimeBus } from './bus/realtime-bus.js';
+import { ConnectionCloser } from './gateway/connection-closer.js';
+import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from './realtime-options.js';
+import {
+  type ConnectionClosedEvent,
+  type ConnectionOpenedEvent,
+  type InboundMessageEvent,
+  RealtimeEvents,
+  type UploadCancelRequest,
+} from './realtime-events.js';
+import { RealtimeSendError } from './realtime-send.error.js';
+import { ConnectionRegistry } from './registry/connection-registry.js';
+
+/** Data of a message sent through the service: a JSON object. */
+export type MessageData = Record<string, unknown>;
+
+export interface BroadcastOptions {
+  /** Leave out every connection of this user. */
+  exceptUserId?: string;
+  /** Marks where the message came from, e.g. `admin_broadcast`. */
+  source?: string;
+}
+
+export interface PublishResult {
+  /** The message id every recipient sees. */
+  id: string;
+  /** Connections reached. */
+  reached: number;
+}
+
+/** A room member: every connection of a user, or one connection. */
+export type RoomMember = { userId: string } | { connectionId: string };
+
+/**
+ * What the rest of the host application uses: send to a connection, user(s), event subscribers,
+ * a room or everyone; manage rooms; ask who is connected; watch what happens.
+ * Every send resolves to the number of connections reached.
+ */
+@Injectable()
+export class RealtimeService {
+  /** A connection was admitted. */
+  readonly connectionOpened$: Observable<ConnectionOpenedEvent>;
+  /** A connection ended, with its close code and reason. */
+  readonly connectionClosed$: Observable<ConnectionClosedEvent>;
+  /** A valid client message reached a handler. */
+  readonly messageReceived$: Observable<InboundMessageEvent>;
+  /** A client asked to cancel an upload; answer with {@link sendUploadCancelled} once done. */
+  readonly uploadCancelRequested$: Observable<UploadCancelRequest>;
+
+  constructor(
+    @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
+    private readonly bus: RealtimeBus,
+    private readonly registry: ConnectionRegistry,
+    private readonly closer: ConnectionCloser,
+    events: RealtimeEvents,
+  ) {
+    this.connectionOpened$ = events.opened.asObservable();
+    this.connectionClosed$ = events.closed.asObservable();
+    this.messageReceived$ = events.messages.asObservable();
+    this.uploadCancelRequested$ = events.uploadCancels.asObservable();
+  }
+
+  sendToConnection(connectionId: string, type: string, data: MessageData): Promise<number> {
+    return this.publish(type, data, { kind: 'connection', connectionId });
+  }
+
+  sendToUser(userId: string, type: string, data: MessageData): Promise<number> {
+    return this.publish(type, data, { kind: 'users', userIds: [userId] });
+  }
+
+  sendToUsers(userIds: readonly string[], type: string, data: MessageData): Promise<number> {
+    return this.publish(type, data, { kind: 'users', userIds: [...userIds] });
+  }
+
+  /** Sends to every connection subscribed to `event`; the message type is the event name. */
+  sendToEvent(event: string, data: MessageData): Promise<number> {
+    return this.publish(event, data, { kind: 'event', event });
+  }
+
+  sendToRoom(room: string, type: string, data: MessageData): Promise<number> {
+    return this.publish(type, data, { kind: 'room', room });
+  }
+
+  broadcast(type: string, data: MessageData, options: BroadcastOptions = {}): Promise<number> {
+    return this.publish(
+      type,
+      data,
+      { kind: 'all', exceptUserId: options.exceptUserId },
+      options.source,
+    );
+  }
+
+  /** Sends a message to explicit targets; resolves to the connections reached. */
+  async publish(
+    type: string,
+    data: MessageData,
+    target: DeliveryTarget,
+    source?: string,
+  ): Promise<number> {
+    return (await this.publishMessage(type, data, target, source)).reached;
+  }
+
+  /**
+   * Like {@link publish}, and also tells the message id. Throws {@link RealtimeSendError} for a
+   * bad type or data, or a message over `maxMessageSize` (which is then not sent).
+   */
+  async publishMessage(
+    type: string,
+    data: MessageData,
+    target: DeliveryTarget,
+    source?: string,
+  ): Promise<PublishResult> {
+    if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
+      throw new RealtimeSendError(
+        'INVALID_MESSAGE_FORMAT',
+        `type must be a string of 1 to ${MAX_TYPE_LENGTH} characters`,
+      );
+    }
+    if (!isJsonObject(data)) {
+      throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', 'data must be a JSON object');
+    }
+    const id = randomUUID();
+    const frame = encodeServerMessage({
+      type,
+      data,
+      timestamp: new Date().toISOString(),
+      id,
+      ...(source === undefined ? {} : { source }),
+    });
+    const size = Buffer.byteLength(frame);
+    if (size > this.options.maxMessageSize) {
+      throw new RealtimeSendError(
+        'MESSAGE_TOO_LARGE',
+        `Message of ${size} bytes exceeds maxMessageSize (${this.options.maxMessageSize}); it was not sent`,
+      );
+    }
+    return { id, reached: await this.bus.publish({ id, type, target, frame }) };
+  }
+
+  // Rooms
+
+  /** Adds a user (all their connections, now and while they stay connected) or one connection. */
+  joinRoom(room: string, member: RoomMember): number {
+    if ('userId' in member)
+      return this.registry.joinUser(member.userId, room, this.options.maxRoomSize);
+    const connection = this.registry.get(member.connectionId);
+    if (!connection) return 0;
+    const before = connection.rooms.size;
+    this.registry.join(connection, room, this.options.maxRoomSize);
+    return connection.rooms.size - before;
+  }
+
+  leaveRoom(room: string, member: RoomMember): number {
+    if ('userId' in member) return this.registry.leaveUser(member.userId, room);
+    const connection = this.registry.get(member.connectionId);
+    return connection && this.registry.leave(connection, room) ? 1 : 0;
+  }
+
+  getRoomMembers(room: string): { connectionIds: string[]; userIds: string[] } {
+    const members = [...this.registry.membersOf(room)];
+    return {
+      connectionIds: members.map((c) => c.id),
+      userIds: [...new Set(members.map((c) => c.userId))],
+    };
+  }
+
+  getRoomSize(room: string): number {
+    return this.registry.membersOf(room).size;
+  }
+
+  // Presence
+
+  isUserConnected(userId: string): boolean {
+    return this.registry.ofUser(userId).size > 0;
+  }
+
+  getConnectedUsers(): string[] {
+    return this.registry.userIds();
+  }
+
+  /** Ends one connection (4004 by default); false when it is not connected here. */
+  disconnectConnection(
+    connectionId: string,
+    code: number = CloseCode.DISCONNECTED_BY_ADMIN,
+    reason: string = CloseReason.DISCONNECTED_BY_ADMIN,
+  ): boolean {
+    const connection = this.registry.get(connectionId);
+    if (!connection) return false;
+    this.closer.close(connection, code, reason);
+    return true;
+  }
+
+  /** Ends every connection of a user; resolves to how many were ended. */
+  disconnectUser(
+    userId: string,
+    code: number = CloseCode.DISCONNECTED_BY_ADMIN,
+    reason: string = CloseReason.DISCONNECTED_BY_ADMIN,
+  ): number {
+    const connections = [...this.registry.ofUser(userId)];
+    for (const connection of connections) this.closer.close(connection, code, reason);
+    return connections.length;
+  }
+
+  // Typed helpers for the seed events of PROTOCOL.md section 5
+
+  sendUploadProgress(userId: string, uploadId: string, progress: number): Promise<number> {
+    const bounded = Math.min(100, Math.max(0, progress));
+    return this.sendToUser(userId, ServerMessageType.UPLOAD_PROGRESS, {
+      upload_id: uploadId,
+      progress: bounded,
+      timestamp: now(),
+    });
+  }
+
+  sendUploadCompleted(userId: string, uploadId: string, result: unknown): Promise<number> {
+    return this.sendToUser(userId, ServerMessageType.UPLOAD_COMPLETED, {
+      upload_id: uploadId,
+      result,
+      timestamp: now(),
+    });
+  }
+
+  sendUploadError(userId: string, uploadId: string, error: string): Promise<number> {
+    return this.sendToUser(userId, ServerMessageType.UPLOAD_ERROR, {
+      upload_id: uploadId,
+      error,
+      timestamp: now(),
+    });
+  }
+
+  sendUploadCancelled(userId: string, uploadId: string): Promise<number> {
+    return this.sendToUser(userId, ServerMessageType.UPLOAD_CANCELLED, {
+      upload_id: uploadId,
+      timestamp: now(),
+    });
+  }
+
+  /** To the subscribers of `review.created`. */
+  sendReviewCreated(reviewId: string, changes?: Record<string, unknown>): Promise<number> {
+    return this.sendToEvent(ServerMessageType.REVIEW_CREATED, reviewData(reviewId, changes));
+  }
+
+  sendReviewUpdated(reviewId: string, changes?: Record<string, unknown>): Promise<number> {
+    return this.sendToEvent(ServerMessageType.REVIEW_UPDATED, reviewData(reviewId, changes));
+  }
+
+  sendReviewDeleted(reviewId: string): Promise<number> {
+    return this.sendToEvent(ServerMessageType.REVIEW_DELETED, reviewData(reviewId));
+  }
+
+  /** To one user when `userId` is given, else to everyone. */
+  sendSystemNotification(
+    message: string,
+    level: NotificationLevel = 'info',
+    userId?: string,
+  ): Promise<number> {
+    const data = { message, level, timestamp: now() };
+    return userId === undefined
+      ? this.broadcast(ServerMessageType.SYSTEM_NOTIFICATION, data)
+      : this.sendToUser(userId, ServerMessageType.SYSTEM_NOTIFICATION, data);
+  }
+
+  /** To everyone. */
+  sendSystemMaintenance(message: string, startsAt?: Date): Promise<number> {
+    return this.broadcast(ServerMessageType.SYSTEM_MAINTENANCE, {
+      message,
+      ...(startsAt ? { starts_at: startsAt.toISOString() } : {}),
+      timestamp: now(),
+    });
+  }
+
+  /** To the subscribers of `user.status_changed`. */
+  sendUserStatusChanged(userId: string, status: string): Promise<number> {
+    return this.sendToEvent(ServerMessageType.USER_STATUS_CHANGED, {
+      user_id: userId,
+      status,
+      timestamp: now(),
+    });
+  }
+
+  sendFileProcessing(userId: string, fileId: string, progress?: number): Promise<number> {
+    return this.sendToUser(userId, ServerMessageType.FILE_PROCESSING, {
+      file_id: fileId,
+      status: 'processing',
+      ...(progress === undefined ? {} : { progress }),
+      timestamp: now(),
+    });
+  }
+
+  sendFileReady(userId: string, fileId: string): Promise<number> {
+    return this.sendToUser(userId, ServerMessageType.FILE_READY, {
+      file_id: fileId,
+      status: 'ready',
+      timestamp: now(),
+    });
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function reviewData(reviewId: string, changes?: Record<string, unknown>): MessageData {
+  return { review_id: reviewId, ...(changes ? { changes } : {}), timestamp: now() };
+}

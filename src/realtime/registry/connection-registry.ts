@@ -1,0 +1,157 @@
+import { Injectable } from '@nestjs/common';
+import type { RealtimeConnection } from './realtime-connection.js';
+import { SetIndex } from './set-index.js';
+
+/** Thrown when a room already holds `maxRoomSize` connections. */
+export class RoomFullError extends Error {
+  constructor(room: string, limit: number) {
+    super(`Room "${room}" is full (${limit} connections); raise maxRoomSize or use another room`);
+    this.name = 'RoomFullError';
+  }
+}
+
+/**
+ * The connections of this instance, indexed by id, user, subscribed event, room and remote
+ * address, so that every lookup costs what its result costs, never a scan of all connections.
+ */
+@Injectable()
+export class ConnectionRegistry {
+  private readonly byId = new Map<string, RealtimeConnection>();
+  private readonly byUser = new SetIndex<string, RealtimeConnection>();
+  private readonly byEvent = new SetIndex<string, RealtimeConnection>();
+  private readonly byRoom = new SetIndex<string, RealtimeConnection>();
+  private readonly byAddress = new SetIndex<string, RealtimeConnection>();
+  /** Rooms joined by user id: the user's later connections join them too. */
+  private readonly userRooms = new SetIndex<string, string>();
+
+  add(connection: RealtimeConnection): void {
+    this.byId.set(connection.id, connection);
+    this.byUser.add(connection.userId, connection);
+    this.byAddress.add(connection.remoteAddress, connection);
+    for (const room of this.userRooms.get(connection.userId)) this.addToRoom(connection, room);
+  }
+
+  /** Removes a connection from every index; false when it was not registered. */
+  remove(connection: RealtimeConnection): boolean {
+    if (this.byId.get(connection.id) !== connection) return false;
+    this.byId.delete(connection.id);
+    this.byUser.delete(connection.userId, connection);
+    this.byAddress.delete(connection.remoteAddress, connection);
+    for (const event of connection.subscriptions) this.byEvent.delete(event, connection);
+    for (const room of connection.rooms) this.byRoom.delete(room, connection);
+    if (this.byUser.sizeOf(connection.userId) === 0) {
+      for (const room of [...this.userRooms.get(connection.userId)]) {
+        this.userRooms.delete(connection.userId, room);
+      }
+    }
+    return true;
+  }
+
+  get(id: string): RealtimeConnection | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): IterableIterator<RealtimeConnection> {
+    return this.byId.values();
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get userCount(): number {
+    return this.byUser.keyCount;
+  }
+
+  userIds(): string[] {
+    return [...this.byUser.keys()];
+  }
+
+  ofUser(userId: string): ReadonlySet<RealtimeConnection> {
+    return this.byUser.get(userId);
+  }
+
+  countOfAddress(address: string): number {
+    return this.byAddress.sizeOf(address);
+  }
+
+  /** The user's longest-standing connection (ties broken by id), the one the per-user limit evicts. */
+  oldestOf(userId: string): RealtimeConnection | undefined {
+    let oldest: RealtimeConnection | undefined;
+    for (const connection of this.byUser.get(userId)) {
+      if (
+        !oldest ||
+        connection.connectedAt < oldest.connectedAt ||
+        (connection.connectedAt === oldest.connectedAt && connection.id < oldest.id)
+      ) {
+        oldest = connection;
+      }
+    }
+    return oldest;
+  }
+
+  subscribe(connection: RealtimeConnection, event: string): void {
+    connection.subscriptions.add(event);
+    this.byEvent.add(event, connection);
+  }
+
+  unsubscribe(connection: RealtimeConnection, event: string): boolean {
+    if (!connection.subscriptions.delete(event)) return false;
+    this.byEvent.delete(event, connection);
+    return true;
+  }
+
+  subscribersOf(event: string): ReadonlySet<RealtimeConnection> {
+    return this.byEvent.get(event);
+  }
+
+  /** Adds one connection to a room; throws {@link RoomFullError} past `limit`. */
+  join(connection: RealtimeConnection, room: string, limit: number): void {
+    if (connection.rooms.has(room)) return;
+    if (this.byRoom.sizeOf(room) >= limit) throw new RoomFullError(room, limit);
+    this.addToRoom(connection, room);
+  }
+
+  leave(connection: RealtimeConnection, room: string): boolean {
+    if (!connection.rooms.delete(room)) return false;
+    this.byRoom.delete(room, connection);
+    return true;
+  }
+
+  /** Adds every connection of a user, now and later while the user stays connected. */
+  joinUser(userId: string, room: string, limit: number): number {
+    const connections = [...this.byUser.get(userId)].filter((c) => !c.rooms.has(room));
+    if (this.byRoom.sizeOf(room) + connections.length > limit) throw new RoomFullError(room, limit);
+    for (const connection of connections) this.addToRoom(connection, room);
+    if (connections.length > 0 || this.byUser.sizeOf(userId) > 0) this.userRooms.add(userId, room);
+    return connections.length;
+  }
+
+  leaveUser(userId: string, room: string): number {
+    this.userRooms.delete(userId, room);
+    let left = 0;
+    for (const connection of this.byUser.get(userId)) if (this.leave(connection, room)) left++;
+    return left;
+  }
+
+  membersOf(room: string): ReadonlySet<RealtimeConnection> {
+    return this.byRoom.get(room);
+  }
+
+  subscriptionCounts(): Record<string, number> {
+    return this.byEvent.counts();
+  }
+
+  roomCounts(): Record<string, number> {
+    return this.byRoom.counts();
+  }
+
+  connectionsPerUser(): Record<string, number> {
+    return this.byUser.counts();
+  }
+
+  private addToRoom(connection: RealtimeConnection, room: string): void {
+    connection.rooms.add(room);
+    this.byRoom.add(room, connection);
+  }
+}

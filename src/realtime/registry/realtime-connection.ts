@@ -1,0 +1,55 @@
+import type { WebSocket } from 'ws';
+import type { RealtimePrincipal } from '../auth/realtime-principal.js';
+
+/** A handler bound to one connection, as the Nest gateway machinery hands it over. */
+export type BoundMessageHandler = (data: unknown, context: unknown) => unknown;
+
+const IDLE: Promise<void> = Promise.resolve();
+
+/** One authenticated WebSocket connection and what the module knows of it. */
+export class RealtimeConnection {
+  readonly subscriptions = new Set<string>();
+  readonly rooms = new Set<string>();
+  lastActivity: number;
+  lastHeartbeat: number;
+  messagesIn = 0;
+  messagesOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  errorCount = 0;
+  /** Set once a close has started: nothing more is written to the socket. */
+  closing = false;
+  /** Messages received and not yet fully handled; they are handled one at a time, in order. */
+  pending = 0;
+  /** Completion of the last message in handling. */
+  inbox: Promise<void> = IDLE;
+  /** Handlers by message type, filled in by the WebSocket adapter. */
+  handlers: Map<string, BoundMessageHandler> | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly socket: WebSocket,
+    readonly principal: RealtimePrincipal,
+    readonly remoteAddress: string,
+    readonly connectedAt: number,
+  ) {
+    this.lastActivity = connectedAt;
+    this.lastHeartbeat = connectedAt;
+  }
+
+  get userId(): string {
+    return this.principal.userId;
+  }
+}
+
+const CONNECTION = Symbol('realtimeConnection');
+type TaggedSocket = WebSocket & { [CONNECTION]?: RealtimeConnection };
+
+/** Links a socket to its connection so that shared listeners need no closure per socket. */
+export function attachConnection(socket: WebSocket, connection: RealtimeConnection): void {
+  (socket as TaggedSocket)[CONNECTION] = connection;
+}
+
+export function connectionOf(socket: WebSocket): RealtimeConnection | undefined {
+  return (socket as TaggedSocket)[CONNECTION];
+}
