@@ -16,6 +16,10 @@ import { DemoPage } from './demo-page.js';
 import { type AuthenticatedRequest, DemoUserGuard } from './demo-user.guard.js';
 import { DemoUploadsService } from './demo-uploads.service.js';
 
+/** The page loads only its own script and stylesheet, and talks only to this server. */
+const PAGE_CSP =
+  "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /** The demo's page and the REST routes that make events happen. */
 @Controller()
 export class DemoController {
@@ -27,8 +31,24 @@ export class DemoController {
 
   @Get()
   @Header('content-type', 'text/html; charset=utf-8')
+  @Header('content-security-policy', PAGE_CSP)
+  @Header('cache-control', 'no-cache')
   index(): string {
     return this.page.html;
+  }
+
+  @Get('demo/app.js')
+  @Header('content-type', 'text/javascript; charset=utf-8')
+  @Header('cache-control', 'no-cache')
+  script(): string {
+    return this.page.script;
+  }
+
+  @Get('demo/styles.css')
+  @Header('content-type', 'text/css; charset=utf-8')
+  @Header('cache-control', 'no-cache')
+  styles(): string {
+    return this.page.styles;
   }
 
   @Post('demo/upload')

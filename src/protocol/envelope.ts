@@ -26,7 +26,9 @@ export interface ServerEnvelope<TData = JsonObject> {
 }
 
 export type ParseResult =
-  { ok: true; message: ClientEnvelope } | { ok: false; code: ErrorCode; message: string };
+  | { ok: true; message: ClientEnvelope }
+  /** `id` is the message's own id when it had a valid one, so the error can answer it. */
+  | { ok: false; code: ErrorCode; message: string; id?: string };
 
 /** Deepest nesting of objects and arrays accepted in one client message. */
 export const MAX_JSON_DEPTH = 32;
@@ -72,8 +74,17 @@ export function isJsonObject(value: unknown): value is JsonObject {
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
-function invalid(message: string): ParseResult {
-  return { ok: false, code: 'INVALID_MESSAGE_FORMAT', message };
+function invalid(message: string, id?: string): ParseResult {
+  return {
+    ok: false,
+    code: 'INVALID_MESSAGE_FORMAT',
+    message,
+    ...(id === undefined ? {} : { id }),
+  };
+}
+
+function isValidId(id: unknown): id is string {
+  return typeof id === 'string' && id.length <= MAX_ID_LENGTH && !CONTROL_CHARACTERS.test(id);
 }
 
 /** Parses one text frame from a client into an envelope, or says why it is not one. */
@@ -89,18 +100,18 @@ export function parseClientMessage(text: string): ParseResult {
   }
   if (!isJsonObject(parsed)) return invalid('Message must be a JSON object');
   const { type, data, timestamp, id } = parsed;
+  if (id !== undefined && !isValidId(id)) {
+    return invalid(`"id" must be a string of at most ${MAX_ID_LENGTH} printable characters`);
+  }
   if (typeof type !== 'string' || type.length === 0) {
-    return invalid('Message needs a string "type"');
+    return invalid('Message needs a string "type"', id);
   }
-  if (type.length > MAX_TYPE_LENGTH) return invalid(`"type" is longer than ${MAX_TYPE_LENGTH}`);
-  if (data !== undefined && !isJsonObject(data)) return invalid('"data" must be an object');
+  if (type.length > MAX_TYPE_LENGTH) {
+    return invalid(`"type" is longer than ${MAX_TYPE_LENGTH}`, id);
+  }
+  if (data !== undefined && !isJsonObject(data)) return invalid('"data" must be an object', id);
   if (timestamp !== undefined && typeof timestamp !== 'string') {
-    return invalid('"timestamp" must be a string');
-  }
-  if (id !== undefined) {
-    if (typeof id !== 'string' || id.length > MAX_ID_LENGTH || CONTROL_CHARACTERS.test(id)) {
-      return invalid(`"id" must be a string of at most ${MAX_ID_LENGTH} printable characters`);
-    }
+    return invalid('"timestamp" must be a string', id);
   }
   return { ok: true, message: { type, data, timestamp, id } };
 }

@@ -148,13 +148,17 @@ export function resolveRealtimeOptions(options: RealtimeModuleOptions): Resolved
       );
     }
   }
+  const clockToleranceSeconds = jwt.clockToleranceSeconds ?? 0;
+  if (!Number.isFinite(clockToleranceSeconds) || clockToleranceSeconds < 0) {
+    throw new Error('RealtimeModule: jwt.clockToleranceSeconds must be a finite number >= 0');
+  }
   const resolved: ResolvedRealtimeOptions = {
     ...REALTIME_DEFAULTS,
     ...stripUndefined(options),
     events: [...(options.events ?? REALTIME_DEFAULTS.events)],
     allowedOrigins: [...(options.allowedOrigins ?? [])],
     path: normalizePath(options.path ?? REALTIME_DEFAULTS.path),
-    jwt: { ...jwt, algorithms, clockToleranceSeconds: jwt.clockToleranceSeconds ?? 0 },
+    jwt: { ...jwt, algorithms, clockToleranceSeconds },
   };
   for (const key of POSITIVE_INTEGER_OPTIONS) {
     const value = resolved[key];

@@ -94,7 +94,7 @@ export class ConnectionAdmission {
       Date.now(),
     );
     attachConnection(socket, connection);
-    this.registry.add(connection);
+    this.registry.add(connection, this.options.maxRoomSize);
     this.expiry.add(connection);
     this.logger.log({
       event: 'connection.opened',

@@ -88,11 +88,15 @@ export class MessageDispatcher {
       if (rate.abusive) {
         this.closer.close(connection, CloseCode.POLICY_VIOLATION, CloseReason.POLICY_VIOLATION);
       } else {
-        this.writer.sendError(connection, {
-          code: ErrorCode.RATE_LIMIT_EXCEEDED,
-          message: 'Too many messages; wait until reset_time',
-          reset_time: rate.resetTime,
-        });
+        this.writer.sendError(
+          connection,
+          {
+            code: ErrorCode.RATE_LIMIT_EXCEEDED,
+            message: 'Too many messages; wait until reset_time',
+            reset_time: rate.resetTime,
+          },
+          isBinary ? undefined : replyIdOf(toText(raw)),
+        );
       }
       return;
     }
@@ -102,7 +106,7 @@ export class MessageDispatcher {
     }
     const parsed = parseClientMessage(toText(raw));
     if (!parsed.ok) {
-      this.writer.sendError(connection, { code: parsed.code, message: parsed.message });
+      this.writer.sendError(connection, { code: parsed.code, message: parsed.message }, parsed.id);
       return;
     }
     await this.route(connection, parsed.message);
@@ -143,7 +147,7 @@ export class MessageDispatcher {
       return;
     }
     for (const reply of toReplies(result)) {
-      this.writer.send(connection, reply.type, reply.data, message.id);
+      this.writer.sendReply(connection, reply.type, reply.data, message.id);
     }
   }
 
@@ -157,8 +161,14 @@ function toReplies(result: unknown): RealtimeReply[] {
   const list = Array.isArray(result) ? result : [result];
   return list.filter(
     (reply): reply is RealtimeReply =>
-      isJsonObject(reply) && typeof reply.type === 'string' && typeof reply.data === 'object',
+      isJsonObject(reply) && typeof reply.type === 'string' && isJsonObject(reply.data),
   );
+}
+
+/** The id of a refused message, when it had a valid one (at most 2x the limit per window). */
+function replyIdOf(text: string): string | undefined {
+  const parsed = parseClientMessage(text);
+  return parsed.ok ? parsed.message.id : parsed.id;
 }
 
 function toText(raw: RawData): string {

@@ -9,9 +9,12 @@ export type RateDecision =
 
 const ALLOWED: RateDecision = { allowed: true };
 
+type StorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+
 /**
  * The per-user inbound message limit, kept in a @nestjs/throttler storage so that it can be shared
- * between instances. Hits are counted up to twice the limit to tell abuse (1008) from a burst.
+ * between instances. Every message counts toward abuse (more than twice the limit: 1008); only
+ * accepted ones hold a slot, so that `resetTime` is when a slot really frees.
  */
 @Injectable()
 export class MessageRateLimiter {
@@ -22,18 +25,32 @@ export class MessageRateLimiter {
 
   async hit(userId: string): Promise<RateDecision> {
     const { rateLimitMessages: limit, rateLimitWindowMs: ttl } = this.options;
-    const record = await this.storage.increment(
-      `realtime:messages:${userId}`,
+    const all = await this.storage.increment(
+      `realtime:all:${userId}`,
       ttl,
       2 * limit + 1,
       0,
       'realtime',
     );
-    if (record.totalHits <= limit) return ALLOWED;
-    return {
-      allowed: false,
-      abusive: record.totalHits > 2 * limit,
-      resetTime: Math.ceil(Date.now() / 1000) + Math.max(0, record.timeToExpire),
-    };
+    if (all.totalHits > 2 * limit) return refused(all, true);
+    // Refused messages must not hold a slot: a client that waits until resetTime is let in.
+    const accepted = await this.storage.increment(
+      `realtime:messages:${userId}`,
+      ttl,
+      limit,
+      0,
+      'realtime',
+    );
+    return accepted.totalHits <= limit ? ALLOWED : refused(accepted, false);
   }
+}
+
+/** Seconds until a slot frees: when the oldest counted hit expires. */
+function refused(record: StorageRecord, abusive: boolean): RateDecision {
+  const seconds = record.isBlocked ? record.timeToBlockExpire : record.timeToExpire;
+  return {
+    allowed: false,
+    abusive,
+    resetTime: Math.ceil(Date.now() / 1000) + Math.max(0, seconds),
+  };
 }

@@ -17,6 +17,8 @@ export type GatewayConnectHandler = (socket: WebSocket, request: IncomingMessage
 
 /** Bound on receiving the upgrade request's headers (PROTOCOL.md section 1). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How often Node checks for stalled requests, which bounds how late the handshake timeout acts. */
+const HANDSHAKE_CHECK_INTERVAL_MS = 1_000;
 
 /**
  * The one WebSocket endpoint on the host's HTTP server: routes upgrades on `path` and
@@ -71,6 +73,14 @@ export class RealtimeSocketServer {
     httpServer.headersTimeout = Math.min(
       httpServer.headersTimeout || Infinity,
       HANDSHAKE_TIMEOUT_MS,
+    );
+    // Node enforces headersTimeout only when it checks connections (every 30 s by default), so a
+    // stalled upgrade would live up to 40 s; read at listen(), which comes after attach().
+    // (a public property of http.Server since Node 18.12 that @types/node does not declare)
+    const checked = httpServer as HttpServer & { connectionsCheckingInterval?: number };
+    checked.connectionsCheckingInterval = Math.min(
+      checked.connectionsCheckingInterval || Infinity,
+      HANDSHAKE_CHECK_INTERVAL_MS,
     );
     httpServer.on('upgrade', this.onUpgrade);
     return this.server;

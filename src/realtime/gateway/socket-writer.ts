@@ -5,6 +5,7 @@ import {
   CloseCode,
   CloseReason,
   encodeServerMessage,
+  ErrorCode,
   type ErrorData,
 } from '../../protocol/index.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
@@ -43,6 +44,26 @@ export class SocketWriter {
   /** Sends a message to one connection only (replies, errors, connection.established). */
   send(connection: RealtimeConnection, type: string, data: unknown, inReplyTo?: string): boolean {
     return this.write(connection, encodeDirect(type, data, inReplyTo));
+  }
+
+  /** Sends a handler's reply; one over `maxMessageSize` is replaced by a MESSAGE_TOO_LARGE error. */
+  sendReply(
+    connection: RealtimeConnection,
+    type: string,
+    data: unknown,
+    inReplyTo?: string,
+  ): boolean {
+    const frame = encodeDirect(type, data, inReplyTo);
+    if (frame.length <= this.options.maxMessageSize) return this.write(connection, frame);
+    // A client may enforce the announced max_message_size (1009): say why instead.
+    return this.sendError(
+      connection,
+      {
+        code: ErrorCode.MESSAGE_TOO_LARGE,
+        message: `The reply (${frame.length} bytes) exceeds max_message_size; it was not sent`,
+      },
+      inReplyTo,
+    );
   }
 
   /** Sends to a socket that was never admitted (just before refusing it). */

@@ -24,11 +24,14 @@ export class ConnectionRegistry {
   /** Rooms joined by user id: the user's later connections join them too. */
   private readonly userRooms = new SetIndex<string, string>();
 
-  add(connection: RealtimeConnection): void {
+  /** Registers a connection; it joins its user's rooms, except those already at `roomLimit`. */
+  add(connection: RealtimeConnection, roomLimit = Number.POSITIVE_INFINITY): void {
     this.byId.set(connection.id, connection);
     this.byUser.add(connection.userId, connection);
     this.byAddress.add(connection.remoteAddress, connection);
-    for (const room of this.userRooms.get(connection.userId)) this.addToRoom(connection, room);
+    for (const room of this.userRooms.get(connection.userId)) {
+      if (this.byRoom.sizeOf(room) < roomLimit) this.addToRoom(connection, room);
+    }
   }
 
   /** Removes a connection from every index; false when it was not registered. */

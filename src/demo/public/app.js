@@ -1,0 +1,589 @@
+// The realtime demo page: vanilla JS, no dependencies.
+// The token travels as the `bearer` WebSocket subprotocol and in Authorization headers, never in
+// a URL, and is kept in memory only.
+
+const DEFAULT_EVENTS = [
+  'upload.progress',
+  'upload.completed',
+  'upload.error',
+  'upload.cancelled',
+  'review.updated',
+  'review.created',
+  'review.deleted',
+  'system.notification',
+  'system.maintenance',
+  'user.status_changed',
+  'file.processing',
+  'file.ready',
+];
+const LOG_LIMIT = 200;
+const TOAST_MS = 5000;
+
+const $ = (id) => {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`#${id} is missing from the page`);
+  return element;
+};
+
+const state = {
+  token: null,
+  tokenUser: null,
+  socket: null,
+  /** Names the server acknowledged for the current connection. */
+  subscriptions: new Set(),
+  upload: { id: null, progress: 0, status: 'idle' },
+  /** pingId -> performance.now() when sent. */
+  pings: new Map(),
+  seq: 0,
+  logCount: 0,
+};
+
+const wsUrl = `${window.location.protocol === 'https:' ? 'wss' : 'ws'}://${window.location.host}/ws`;
+
+// ---------------------------------------------------------------- helpers
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function clock(date = new Date()) {
+  const pad = (n, width = 2) => String(n).padStart(width, '0');
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`;
+}
+
+function setStatus(id, text, tone = '') {
+  const node = $(id);
+  node.textContent = text;
+  node.dataset.tone = tone;
+}
+
+function isOpen() {
+  return state.socket !== null && state.socket.readyState === WebSocket.OPEN;
+}
+
+/** A readable message from an error body of the demo's REST routes. */
+function errorText(status, body) {
+  const message = body && body.message;
+  if (Array.isArray(message)) return message.join('; ');
+  if (typeof message === 'string') return message;
+  return `HTTP ${status}`;
+}
+
+/** POST with the bearer token; resolves to the JSON body, throws with a readable message. */
+async function post(path, body, { auth = true } = {}) {
+  const headers = { 'content-type': 'application/json' };
+  if (auth) headers.authorization = `Bearer ${state.token}`;
+  const response = await fetch(path, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify(body ?? {}),
+  });
+  let json = null;
+  try {
+    json = await response.json();
+  } catch {
+    // not JSON
+  }
+  if (!response.ok) {
+    const error = new Error(errorText(response.status, json));
+    error.status = response.status;
+    throw error;
+  }
+  return json;
+}
+
+function toast(text, level = 'info') {
+  const item = el('div', `toast ${level}`);
+  item.append(el('strong', '', level), el('span', '', text));
+  $('toasts').prepend(item);
+  setTimeout(() => item.remove(), TOAST_MS);
+}
+
+// ---------------------------------------------------------------- controls state
+
+function refreshControls() {
+  const open = isOpen();
+  const active =
+    state.socket !== null &&
+    (state.socket.readyState === WebSocket.OPEN ||
+      state.socket.readyState === WebSocket.CONNECTING);
+  $('connect').disabled = !state.token || active;
+  $('disconnect').disabled = !active;
+  for (const id of ['upload-start', 'notify-send', 'mark-read']) $(id).disabled = !state.token;
+  for (const id of ['ping', 'room-join', 'room-leave', 'chat-send']) $(id).disabled = !open;
+  $('upload-cancel').disabled = !open || state.upload.status !== 'uploading';
+}
+
+function setConnState(name, text) {
+  $('conn-state').dataset.state = name;
+  $('conn-state-text').textContent = text;
+  refreshControls();
+}
+
+// ---------------------------------------------------------------- event log
+
+function logEntry(direction, message) {
+  const type = typeof message.type === 'string' ? message.type : '(no type)';
+  const item = el('li', `entry ${direction}`);
+  item.dataset.testid = 'log-entry';
+  item.dataset.type = type;
+  item.dataset.direction = direction;
+
+  const head = el('div', 'entry-head');
+  head.append(
+    el('span', 'dir', direction === 'in' ? '↓' : '↑'),
+    el('span', `type t-${category(type)}`, type),
+  );
+  const meta = el('span', 'meta');
+  if (message.in_reply_to) meta.append(el('span', 'reply', `↩ ${message.in_reply_to}`));
+  if (message.source) meta.append(el('span', 'reply', message.source));
+  meta.append(el('time', '', clock()));
+  head.append(meta);
+  item.append(head);
+
+  const data = message.data;
+  const empty = data === undefined || (isObject(data) && Object.keys(data).length === 0);
+  if (!empty) item.append(el('pre', 'data', JSON.stringify(data, null, 2)));
+  applyFilter(item);
+
+  const log = $('log');
+  log.prepend(item);
+  while (log.children.length > LOG_LIMIT) log.lastElementChild.remove();
+  state.logCount = log.children.length;
+  $('log-count').textContent = String(state.logCount);
+  $('log-empty').hidden = state.logCount > 0;
+}
+
+function isObject(value) {
+  return typeof value === 'object' && value !== null;
+}
+
+function category(type) {
+  if (type === 'error') return 'error';
+  if (type.startsWith('upload.')) return 'upload';
+  if (type.startsWith('system.') || type.startsWith('notification')) return 'system';
+  if (type.startsWith('chat.')) return 'chat';
+  if (type.startsWith('connection.')) return 'connection';
+  return 'other';
+}
+
+function applyFilter(item) {
+  const filter = $('log-filter').value.trim().toLowerCase();
+  const showSent = $('log-sent').checked;
+  item.hidden =
+    (!showSent && item.dataset.direction === 'out') ||
+    (filter !== '' && !item.dataset.type.toLowerCase().includes(filter));
+}
+
+function refilter() {
+  for (const item of $('log').children) applyFilter(item);
+}
+
+// ---------------------------------------------------------------- token
+
+async function requestToken(event) {
+  event.preventDefault();
+  const userId = $('user-id').value.trim();
+  const admin = $('admin').checked;
+  setStatus('token-status', 'Requesting a token…');
+  try {
+    const body = await post('/demo/token', { user_id: userId, admin }, { auth: false });
+    const expires = new Date(Date.now() + body.data.expires_in * 1000);
+    useToken(body.data.token, userId, `expires ${clock(expires).slice(0, 8)}`, admin);
+  } catch (error) {
+    const text =
+      error.status === 404
+        ? 'The token endpoint is off (NODE_ENV=production). Use an existing token below.'
+        : `Could not get a token: ${error.message}`;
+    setStatus('token-status', text, 'error');
+  }
+}
+
+function useToken(token, userId, note, admin = false) {
+  state.token = token;
+  state.tokenUser = userId;
+  const who = userId ? `Token ready for ${userId}${admin ? ' (admin)' : ''}` : 'Token ready';
+  const reconnect = isOpen() ? ' Reconnect to use it on the socket.' : '';
+  setStatus('token-status', `${who}, ${note}.${reconnect}`, 'ok');
+  $('token-status').dataset.state = 'ready';
+  refreshControls();
+}
+
+function usePastedToken(event) {
+  event.preventDefault();
+  const token = $('token-input').value.trim();
+  if (!token) return;
+  $('token-input').value = '';
+  useToken(token, null, 'pasted');
+}
+
+// ---------------------------------------------------------------- connection
+
+function connect() {
+  if (!state.token || (state.socket && state.socket.readyState <= WebSocket.OPEN)) return;
+  setConnState('connecting', 'connecting…');
+  $('close-info').textContent = '';
+  // Browsers cannot set headers on a WebSocket: the token goes as the second subprotocol.
+  const socket = new WebSocket(wsUrl, ['bearer', state.token]);
+  state.socket = socket;
+  socket.addEventListener('open', () => {
+    if (state.socket === socket) setConnState('open', 'open');
+  });
+  socket.addEventListener('message', (event) => {
+    if (state.socket === socket) receive(event.data);
+  });
+  socket.addEventListener('close', (event) => {
+    if (state.socket !== socket) return;
+    const reason = event.reason || (event.code === 1006 ? 'no close frame (network)' : '');
+    setConnState('closed', `closed ${event.code}${reason ? ` · ${reason}` : ''}`);
+    $('conn-state').dataset.code = String(event.code);
+    setStatus(
+      'close-info',
+      `Closed with code ${event.code}${reason ? ` (${reason})` : ''}.`,
+      event.code === 1000 ? '' : 'error',
+    );
+    state.subscriptions.clear();
+    renderSubscriptions();
+    state.pings.clear();
+  });
+}
+
+function disconnect() {
+  if (state.socket && state.socket.readyState <= WebSocket.OPEN) {
+    setConnState('closing', 'closing…');
+    state.socket.close(1000, 'Closed by the page');
+  }
+}
+
+/** Sends a client message with a fresh id (replies carry it in `in_reply_to`). */
+function send(type, data) {
+  if (!isOpen()) return undefined;
+  const message = { type, data, id: `c${++state.seq}` };
+  state.socket.send(JSON.stringify(message));
+  logEntry('out', message);
+  return message.id;
+}
+
+function receive(text) {
+  let message;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    logEntry('in', { type: '(not JSON)', data: { text: String(text).slice(0, 500) } });
+    return;
+  }
+  if (!isObject(message)) {
+    logEntry('in', { type: '(not an object)', data: message });
+    return;
+  }
+  logEntry('in', message);
+  const data = message.data ?? {};
+  switch (message.type) {
+    case 'connection.established':
+      return onEstablished(data);
+    case 'subscription.acknowledged':
+      for (const name of data.events ?? []) state.subscriptions.add(name);
+      if (data.invalid_events && data.invalid_events.length > 0) {
+        toast(`Refused: ${data.invalid_events.join(', ')}`, 'warning');
+      }
+      return renderSubscriptions();
+    case 'unsubscription.acknowledged':
+      for (const name of data.events ?? []) state.subscriptions.delete(name);
+      return renderSubscriptions();
+    case 'pong':
+      return onPong(data);
+    case 'upload.progress':
+    case 'upload.completed':
+    case 'upload.cancelled':
+    case 'upload.error':
+    case 'upload.cancel.acknowledged':
+      return onUpload(message.type, data);
+    case 'chat.message':
+      return onChat(data);
+    case 'chat.sent':
+      return setStatus(
+        'chat-status',
+        `Sent to room:${data.room}, delivered to ${data.delivered} connection(s).`,
+        'ok',
+      );
+    case 'system.notification':
+      return toast(data.message, data.level);
+    case 'system.maintenance':
+      return toast(data.message, 'warning');
+    case 'notification_read':
+      return setStatus(
+        'read-status',
+        `notification_read: ${data.notification_id} at ${data.read_at}`,
+        'ok',
+      );
+    case 'error':
+      return toast(`${data.code}: ${data.message}`, 'error');
+    default:
+      return undefined;
+  }
+}
+
+function onEstablished(data) {
+  $('info-connection-id').textContent = data.connection_id;
+  $('info-user-id').textContent = data.user_id;
+  $('info-server-time').textContent = data.server_time;
+  const limits = data.limits ?? {};
+  $('limit-max-message-size').textContent = `${Math.round(limits.max_message_size / 1024)} KiB`;
+  $('limit-rate').textContent = `${limits.rate_limit_messages} / ${limits.rate_limit_window} s`;
+  $('limit-heartbeat').textContent = `${limits.heartbeat_interval} s`;
+  $('limit-timeout').textContent = `${limits.connection_timeout} s`;
+  $('limit-per-user').textContent = String(limits.max_connections_per_user);
+  const wanted = checkedEvents();
+  if (wanted.length > 0) send('subscribe', { events: wanted });
+}
+
+// ---------------------------------------------------------------- subscriptions
+
+function buildEventList() {
+  const list = $('event-list');
+  for (const name of DEFAULT_EVENTS) {
+    const label = el('label', 'check');
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.value = name;
+    box.dataset.event = name;
+    box.dataset.testid = `event-${name}`;
+    box.addEventListener('change', () => toggleEvents([name], box.checked));
+    label.append(box, el('code', '', name));
+    list.append(label);
+  }
+}
+
+function eventBoxes() {
+  return [...$('event-list').querySelectorAll('input[type=checkbox]')];
+}
+
+function checkedEvents() {
+  return eventBoxes()
+    .filter((box) => box.checked)
+    .map((box) => box.value);
+}
+
+function toggleEvents(names, on) {
+  if (names.length === 0 || !isOpen()) return;
+  send(on ? 'subscribe' : 'unsubscribe', { events: names });
+}
+
+function setAllEvents(on) {
+  const changed = eventBoxes().filter((box) => box.checked !== on);
+  for (const box of changed) box.checked = on;
+  toggleEvents(
+    changed.map((box) => box.value),
+    on,
+  );
+}
+
+function renderSubscriptions() {
+  const chips = $('active-subs');
+  chips.replaceChildren();
+  const names = [...state.subscriptions].sort();
+  if (names.length === 0) chips.append(el('span', 'muted', 'none'));
+  for (const name of names) {
+    const chip = el('span', name.startsWith('room:') ? 'chip room' : 'chip', name);
+    chip.dataset.name = name;
+    chips.append(chip);
+  }
+}
+
+// ---------------------------------------------------------------- uploads
+
+async function startUpload() {
+  setUpload({ id: null, progress: 0, status: 'starting' });
+  try {
+    const body = await post('/demo/upload', {});
+    // Progress may already have arrived for this id (the socket can be faster than fetch).
+    if (state.upload.id !== body.data.upload_id) {
+      setUpload({ id: body.data.upload_id, progress: 0, status: 'uploading' });
+    }
+    if (!isOpen()) toast('Connect to watch the progress.', 'warning');
+  } catch (error) {
+    setUpload({ id: null, progress: 0, status: 'error' });
+    toast(`Upload not started: ${error.message}`, 'error');
+  }
+}
+
+function cancelUpload() {
+  if (state.upload.id && state.upload.status === 'uploading') {
+    send('upload.cancel', { upload_id: state.upload.id });
+  }
+}
+
+function onUpload(type, data) {
+  const current = state.upload;
+  const idle = current.status !== 'uploading' && current.status !== 'cancelling';
+  // Follow the upload this page started, or a new one (for example from another tab).
+  if (data.upload_id !== current.id && !(idle && type === 'upload.progress')) return;
+  if (type === 'upload.progress') {
+    if (current.status === 'cancelling') {
+      setUpload({ ...current, progress: data.progress });
+    } else {
+      setUpload({ id: data.upload_id, progress: data.progress, status: 'uploading' });
+    }
+  } else if (type === 'upload.completed') {
+    setUpload({ id: data.upload_id, progress: 100, status: 'completed' });
+  } else if (type === 'upload.cancelled') {
+    setUpload({ ...current, status: 'cancelled' });
+  } else if (type === 'upload.error') {
+    setUpload({ ...current, status: 'error' });
+  } else if (type === 'upload.cancel.acknowledged' && current.status === 'uploading') {
+    setUpload({ ...current, status: 'cancelling' });
+  }
+}
+
+function setUpload(upload) {
+  state.upload = upload;
+  const percent = Math.max(0, Math.min(100, Math.round(upload.progress)));
+  $('upload-fill').style.width = `${percent}%`;
+  $('upload-bar').setAttribute('aria-valuenow', String(percent));
+  $('upload-bar').dataset.state = upload.status;
+  $('upload-percent').textContent = `${percent}%`;
+  $('upload-status').textContent = upload.status;
+  $('upload-status').dataset.state = upload.status;
+  $('upload-id').textContent = upload.id ?? '';
+  refreshControls();
+}
+
+// ---------------------------------------------------------------- ping
+
+function ping() {
+  const pingId = `p${state.seq + 1}`;
+  state.pings.set(pingId, window.performance.now());
+  if (!send('ping', { pingId })) state.pings.delete(pingId);
+}
+
+function onPong(data) {
+  const sentAt = state.pings.get(data.pingId);
+  if (sentAt === undefined) return;
+  state.pings.delete(data.pingId);
+  const ms = window.performance.now() - sentAt;
+  const result = $('ping-result');
+  result.textContent = `round trip ${ms.toFixed(1)} ms`;
+  result.dataset.state = 'ok';
+  result.dataset.ms = ms.toFixed(3);
+}
+
+// ---------------------------------------------------------------- notifications
+
+async function notify(event) {
+  event.preventDefault();
+  const message = $('notify-message').value.trim();
+  const level = $('notify-level').value;
+  try {
+    const body = await post('/demo/notify', { message, level });
+    setStatus(
+      'notify-status',
+      `Broadcast reached ${body.data.connections_reached} connection(s).`,
+      'ok',
+    );
+  } catch (error) {
+    setStatus('notify-status', `Not sent: ${error.message}`, 'error');
+  }
+}
+
+async function markRead(event) {
+  event.preventDefault();
+  const id = $('read-id').value.trim();
+  setStatus('read-status', `Marking ${id} read…`);
+  try {
+    const body = await post(`/notifications/${encodeURIComponent(id)}/read`, {});
+    // notification_read usually arrives on the socket first; keep its text when it did.
+    if ($('read-status').dataset.tone !== 'ok') {
+      setStatus(
+        'read-status',
+        `Marked read; pushed to ${body.data.connections_reached} connection(s).`,
+        'ok',
+      );
+    }
+  } catch (error) {
+    setStatus('read-status', `Failed: ${error.message}`, 'error');
+  }
+}
+
+// ---------------------------------------------------------------- rooms and chat
+
+function roomName() {
+  const input = $('room-name');
+  return input.checkValidity() ? input.value.trim() : null;
+}
+
+function joinRoom(event) {
+  event.preventDefault();
+  const room = roomName();
+  if (room) send('subscribe', { events: [`room:${room}`] });
+}
+
+function leaveRoom() {
+  const room = roomName();
+  if (room) send('unsubscribe', { events: [`room:${room}`] });
+}
+
+function sendChat(event) {
+  event.preventDefault();
+  const room = roomName();
+  const text = $('chat-text').value.trim();
+  if (!room) {
+    setStatus('chat-status', 'Room names are 1-64 letters, digits, _ or -.', 'error');
+    return;
+  }
+  if (!text) return;
+  if (send('chat.send', { room, text })) $('chat-text').value = '';
+}
+
+function onChat(data) {
+  const log = $('chat-log');
+  log.querySelector('.empty')?.remove();
+  const mine = data.from === $('info-user-id').textContent;
+  const item = el('li', mine ? 'mine' : 'theirs');
+  item.dataset.testid = 'chat-message';
+  item.dataset.from = data.from;
+  item.dataset.room = data.room;
+  const head = el('div', 'chat-head');
+  head.append(el('strong', '', data.from), el('span', 'muted', `room:${data.room}`));
+  head.append(el('time', 'muted', clock(new Date(data.timestamp))));
+  item.append(head, el('p', 'chat-text', data.text));
+  log.append(item);
+  while (log.children.length > LOG_LIMIT) log.firstElementChild.remove();
+  log.scrollTop = log.scrollHeight;
+}
+
+// ---------------------------------------------------------------- wiring
+
+function init() {
+  $('ws-url').textContent = wsUrl;
+  buildEventList();
+  $('token-form').addEventListener('submit', requestToken);
+  $('paste-form').addEventListener('submit', usePastedToken);
+  $('connect').addEventListener('click', connect);
+  $('disconnect').addEventListener('click', disconnect);
+  $('events-all').addEventListener('click', () => setAllEvents(true));
+  $('events-none').addEventListener('click', () => setAllEvents(false));
+  $('upload-start').addEventListener('click', startUpload);
+  $('upload-cancel').addEventListener('click', cancelUpload);
+  $('ping').addEventListener('click', ping);
+  $('notify-form').addEventListener('submit', notify);
+  $('read-form').addEventListener('submit', markRead);
+  $('room-form').addEventListener('submit', joinRoom);
+  $('room-leave').addEventListener('click', leaveRoom);
+  $('chat-form').addEventListener('submit', sendChat);
+  $('log-filter').addEventListener('input', refilter);
+  $('log-sent').addEventListener('change', refilter);
+  $('log-clear').addEventListener('click', () => {
+    $('log').replaceChildren();
+    state.logCount = 0;
+    $('log-count').textContent = '0';
+    $('log-empty').hidden = false;
+  });
+  setUpload(state.upload);
+  refreshControls();
+  document.body.dataset.ready = 'true';
+}
+
+init();

@@ -1,0 +1,312 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { loadDemoConfig } from '../src/demo/demo-config.js';
+import { DemoModule } from '../src/demo/demo.module.js';
+import { RealtimeWsAdapter } from '../src/realtime/index.js';
+import { CapturingLogger } from './support/test-app.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SECRET = 'demo-page-test-secret-0123456789abcdef';
+/** Bound on every single wait in the browser. */
+const WAIT_MS = 10_000;
+const SCREENSHOT = fileURLToPath(new URL('../../docs/demo.png', import.meta.url));
+
+interface DemoApp {
+  app: INestApplication;
+  url: string;
+}
+
+/** Boots the demo app (production or not) on 127.0.0.1 and a free port, with a quiet logger. */
+async function startDemo(env: Record<string, string> = {}): Promise<DemoApp> {
+  const config = loadDemoConfig({ PORT: '0', JWT_SECRET: SECRET, ...env } as NodeJS.ProcessEnv);
+  const app = await NestFactory.create(DemoModule.forRoot(config), {
+    logger: new CapturingLogger(),
+  });
+  app.useWebSocketAdapter(new RealtimeWsAdapter(app));
+  await app.listen(config.port, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  return { app, url: `http://127.0.0.1:${port}` };
+}
+
+function post(url: string, body: unknown): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+}
+
+/**
+ * True when the browser tests can run. Without Chromium they fail when REQUIRE_BROWSER=1 (CI),
+ * else they are skipped, loudly.
+ */
+function browserAvailable(t: TestContext): boolean {
+  if (existsSync(CHROMIUM)) return true;
+  const reason = `${CHROMIUM} not found: the demo page was NOT tested in a browser`;
+  if (process.env.REQUIRE_BROWSER === '1') {
+    assert.fail(`${reason} (REQUIRE_BROWSER=1). Install Chromium, e.g. apt-get install chromium.`);
+  }
+  console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPED: ${reason}.\n${'!'.repeat(78)}\n`);
+  t.skip(reason);
+  return false;
+}
+
+describe('demo page in Chromium', () => {
+  let demo: DemoApp;
+  let browser: Browser | undefined;
+  const contexts: BrowserContext[] = [];
+
+  before(async () => {
+    demo = await startDemo();
+    if (existsSync(CHROMIUM)) {
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+        timeout: WAIT_MS,
+      });
+    }
+  });
+
+  after(async () => {
+    for (const context of contexts) await context.close().catch(() => undefined);
+    await browser?.close();
+    await demo?.app.close();
+  });
+
+  /** A fresh page (own cookies and storage) that records page errors. */
+  async function openPage(): Promise<{ page: Page; errors: string[] }> {
+    const context = await browser!.newContext({ viewport: { width: 1440, height: 1080 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.setDefaultNavigationTimeout(WAIT_MS);
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(`console: ${message.text()}`);
+    });
+    await page.goto(demo.url, { timeout: WAIT_MS });
+    await page.locator('body[data-ready="true"]').waitFor({ timeout: WAIT_MS });
+    return { page, errors };
+  }
+
+  /** Gets a token for `userId`, connects, and waits for connection.established. */
+  async function signInAndConnect(page: Page, userId: string): Promise<void> {
+    await page.getByTestId('user-id').fill(userId);
+    await page.getByTestId('get-token').click();
+    await page.locator('[data-testid="token-status"][data-state="ready"]').waitFor();
+    await page.getByTestId('connect').click();
+    await page.locator('[data-testid="conn-state"][data-state="open"]').waitFor();
+    await logEntry(page, 'connection.established').waitFor();
+    assert.equal(await page.getByTestId('connection-user').textContent(), userId);
+  }
+
+  function logEntry(page: Page, type: string) {
+    return page.locator(`[data-testid="log-entry"][data-direction="in"][data-type="${type}"]`);
+  }
+
+  async function subscribe(page: Page, event: string): Promise<void> {
+    await page.locator(`input[data-event="${event}"]`).check();
+    await page.locator(`[data-testid="active-subs"] [data-name="${event}"]`).waitFor();
+  }
+
+  it('gets a token, connects, subscribes and follows an upload to 100%', async (t) => {
+    if (!browserAvailable(t)) return;
+    const { page, errors } = await openPage();
+
+    await signInAndConnect(page, 'alice');
+    assert.equal(await page.getByTestId('conn-state-text').textContent(), 'open');
+    assert.match((await page.getByTestId('connection-id').textContent()) ?? '', /^[0-9a-f-]{36}$/);
+    assert.match((await page.locator('#limit-max-message-size').textContent()) ?? '', /KiB/);
+
+    await subscribe(page, 'upload.progress');
+    await subscribe(page, 'upload.completed');
+    await subscribe(page, 'system.notification');
+
+    await page.getByTestId('upload-start').click();
+    await page.locator('[data-testid="upload-status"][data-state="completed"]').waitFor();
+    assert.equal(await page.getByTestId('upload-bar').getAttribute('aria-valuenow'), '100');
+    assert.equal(await page.getByTestId('upload-percent').textContent(), '100%');
+    await logEntry(page, 'upload.completed').waitFor();
+    assert.ok((await logEntry(page, 'upload.progress').count()) >= 1);
+    // Newest first: the completion is above every progress entry.
+    const types = await page
+      .locator('[data-testid="log-entry"][data-direction="in"]')
+      .evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.type));
+    assert.ok(types.indexOf('upload.completed') < types.indexOf('upload.progress'));
+
+    // A broadcast notification comes back on the socket.
+    await page.getByTestId('notify-message').fill('Deploy finished');
+    await page.getByTestId('notify-send').click();
+    await logEntry(page, 'system.notification').waitFor();
+    await page.locator('[data-testid="notify-status"][data-tone="ok"]').waitFor();
+
+    // Something in the room, so that the screenshot shows every part of the page.
+    await page.getByTestId('room-join').click();
+    await page.locator('[data-testid="active-subs"] [data-name="room:lobby"]').waitFor();
+    await page.getByTestId('chat-text').fill('Hello, lobby!');
+    await page.getByTestId('chat-send').click();
+    await page.getByTestId('chat-message').first().waitFor();
+    await page.getByTestId('ping').click();
+    await page.locator('[data-testid="ping-result"][data-state="ok"]').waitFor();
+
+    if (process.env.SAVE_SCREENSHOTS === '1') {
+      mkdirSync(new URL('../../docs/', import.meta.url), { recursive: true });
+      await page.mouse.wheel(0, -10_000);
+      await page.screenshot({
+        path: SCREENSHOT,
+        fullPage: true,
+        animations: 'disabled',
+        timeout: WAIT_MS,
+      });
+    }
+    assert.deepEqual(errors, []);
+  });
+
+  it('cancels an upload with upload.cancel and shows upload.cancelled', async (t) => {
+    if (!browserAvailable(t)) return;
+    const { page, errors } = await openPage();
+    await signInAndConnect(page, 'carol');
+
+    await page.getByTestId('upload-start').click();
+    await logEntry(page, 'upload.progress').first().waitFor();
+    await page.getByTestId('upload-cancel').click();
+    await page
+      .locator('[data-testid="log-entry"][data-direction="out"][data-type="upload.cancel"]')
+      .waitFor();
+    await logEntry(page, 'upload.cancel.acknowledged').waitFor();
+    await logEntry(page, 'upload.cancelled').waitFor();
+    await page.locator('[data-testid="upload-status"][data-state="cancelled"]').waitFor();
+    assert.equal(await logEntry(page, 'upload.completed').count(), 0);
+    assert.deepEqual(errors, []);
+  });
+
+  it('pings and shows the round trip', async (t) => {
+    if (!browserAvailable(t)) return;
+    const { page, errors } = await openPage();
+    await signInAndConnect(page, 'dave');
+
+    await page.getByTestId('ping').click();
+    const result = page.locator('[data-testid="ping-result"][data-state="ok"]');
+    await result.waitFor();
+    assert.match((await result.textContent()) ?? '', /^round trip \d+(\.\d+)? ms$/);
+    const pong = logEntry(page, 'pong').first();
+    await pong.waitFor();
+    assert.match((await pong.textContent()) ?? '', /"pingId": "p\d+"/);
+    assert.deepEqual(errors, []);
+  });
+
+  it('marks a notification read and receives notification_read', async (t) => {
+    if (!browserAvailable(t)) return;
+    const { page, errors } = await openPage();
+    await signInAndConnect(page, 'erin');
+
+    await page.getByTestId('read-id').fill('n-42');
+    await page.getByTestId('mark-read').click();
+    const entry = logEntry(page, 'notification_read').first();
+    await entry.waitFor();
+    assert.match((await entry.textContent()) ?? '', /"notification_id": "n-42"/);
+    await page.locator('[data-testid="read-status"][data-tone="ok"]').waitFor();
+    assert.deepEqual(errors, []);
+  });
+
+  it('shows a chat message sent by a second user in another page', async (t) => {
+    if (!browserAvailable(t)) return;
+    const first = await openPage();
+    const second = await openPage();
+    await signInAndConnect(first.page, 'frank');
+    await signInAndConnect(second.page, 'grace');
+
+    for (const { page } of [first, second]) {
+      await page.getByTestId('room-name').fill('team-7');
+      await page.getByTestId('room-join').click();
+      await page.locator('[data-testid="active-subs"] [data-name="room:team-7"]').waitFor();
+    }
+
+    await second.page.getByTestId('chat-text').fill('hi frank, grace here');
+    await second.page.getByTestId('chat-send').click();
+    await logEntry(second.page, 'chat.sent').waitFor();
+
+    const seen = first.page.locator('[data-testid="chat-message"][data-from="grace"]');
+    await seen.waitFor();
+    assert.match((await seen.textContent()) ?? '', /hi frank, grace here/);
+    assert.equal(await seen.getAttribute('data-room'), 'team-7');
+    await logEntry(first.page, 'chat.message').waitFor();
+    assert.deepEqual(first.errors, []);
+    assert.deepEqual(second.errors, []);
+  });
+});
+
+describe('demo page files (no browser)', () => {
+  let demo: DemoApp;
+  before(async () => {
+    demo = await startDemo();
+  });
+  after(() => demo?.app.close());
+
+  it('serves the page, its script and its stylesheet from build/ as from dist/', async () => {
+    const page = await fetch(demo.url, { signal: AbortSignal.timeout(5000) });
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /<script type="module" src="\/demo\/app\.js"><\/script>/);
+    for (const [path, type] of [
+      ['/demo/app.js', /^text\/javascript/],
+      ['/demo/styles.css', /^text\/css/],
+    ] as const) {
+      const response = await fetch(`${demo.url}${path}`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(response.status, 200, path);
+      assert.match(response.headers.get('content-type') ?? '', type, path);
+      assert.ok((await response.text()).length > 100, path);
+    }
+  });
+
+  it('never puts the token in a URL', async () => {
+    const script = await (
+      await fetch(`${demo.url}/demo/app.js`, { signal: AbortSignal.timeout(5000) })
+    ).text();
+    assert.match(script, /new WebSocket\(wsUrl, \['bearer', state\.token\]\)/);
+    assert.doesNotMatch(script, /[?&]token=/);
+  });
+});
+
+describe('demo token endpoint in production', () => {
+  let demo: DemoApp;
+  before(async () => {
+    demo = await startDemo({ NODE_ENV: 'production' });
+  });
+  after(() => demo?.app.close());
+
+  it('POST /demo/token is 404 when NODE_ENV=production', async () => {
+    const response = await post(`${demo.url}/demo/token`, { user_id: 'alice' });
+    assert.equal(response.status, 404);
+    await response.body?.cancel();
+  });
+
+  it('still serves the page', async () => {
+    const response = await fetch(demo.url, { signal: AbortSignal.timeout(5000) });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+
+  it('issues tokens when not in production', async () => {
+    const dev = await startDemo();
+    try {
+      const response = await post(`${dev.url}/demo/token`, { user_id: 'alice' });
+      assert.equal(response.status, 200);
+      const body = (await response.json()) as any;
+      assert.equal(body.status, 'success');
+      assert.equal(typeof body.data.token, 'string');
+    } finally {
+      await dev.app.close();
+    }
+  });
+});
