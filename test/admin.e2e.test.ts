@@ -305,6 +305,11 @@ describe('admin API: GET /ws/connections', () => {
     );
     assert.equal(nobody.total, 0);
     assert.deepEqual(nobody.connections, []);
+    const empty = success(
+      await server.http('GET', '/ws/connections?user_id=', server.adminToken()),
+    );
+    const all = success(await server.http('GET', '/ws/connections', server.adminToken()));
+    assert.equal(empty.total, all.total, 'an empty user_id is no filter');
   });
 
   it('paginates with limit and offset', async () => {

@@ -148,15 +148,17 @@ describe('host-defined handlers (@RealtimeGateway)', () => {
     client.close();
   });
 
-  it('never sends a handler reply whose data is not an object', async () => {
+  it('answers INTERNAL_ERROR, and sends none of it, when a handler returns a malformed reply', async () => {
     const client = await open();
     const reply = await client.request({ type: 'test.bad-reply', id: 'bad-reply-1' });
-    assert.equal(reply.type, 'test.good');
+    assert.equal(reply.type, 'error');
+    assert.equal(reply.data.code, 'INTERNAL_ERROR');
     await assertPingWorks(client);
     assert.deepEqual(
-      client.received.filter((m) => m.type.endsWith('-data')).map((m) => m.type),
+      client.received.filter((m) => m.type.startsWith('test.')).map((m) => m.type),
       [],
     );
+    assert.ok(server.logger.lines.some((line) => line.includes('handler.invalid_reply')));
     assertAllEnvelopes(client);
     client.close();
   });

@@ -378,6 +378,12 @@ describe('RealtimeService', () => {
     await expectData('upload.progress', { upload_id: 'up1', progress: 100 });
     await service.sendUploadProgress(u, 'up1', -3);
     await expectData('upload.progress', { upload_id: 'up1', progress: 0 });
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      await assert.rejects(service.sendUploadProgress(u, 'up1', bad), {
+        name: 'RealtimeSendError',
+        code: 'INVALID_MESSAGE_FORMAT',
+      });
+    }
     await service.sendUploadCompleted(u, 'up1', { url: '/files/1' });
     await expectData('upload.completed', { upload_id: 'up1', result: { url: '/files/1' } });
     await service.sendUploadError(u, 'up2', 'disk full');

@@ -8,7 +8,11 @@ import { DemoModule } from './demo.module.js';
 async function bootstrap(): Promise<void> {
   const config = loadDemoConfig();
   const logger = new ConsoleLogger({ json: process.env.LOG_FORMAT === 'json' });
-  const app = await NestFactory.create(DemoModule.forRoot(config), { logger });
+  // forceCloseConnections: a client that never finishes its HTTP request must not hold up close.
+  const app = await NestFactory.create(DemoModule.forRoot(config), {
+    logger,
+    forceCloseConnections: true,
+  });
   app.useWebSocketAdapter(new RealtimeWsAdapter(app));
   app.enableShutdownHooks();
   await app.listen(config.port, process.env.HOST ?? '127.0.0.1');

@@ -160,9 +160,36 @@ describe('resolveRealtimeOptions', () => {
             `${key}=${String(value)}`,
           );
         }
-        assert.equal(resolve({ [key]: 1 })[key], 1);
+        // The smallest value, with the options it must stay consistent with set to fit it.
+        const companions = { heartbeatIntervalMs: 1, maxMessageSize: 1 };
+        assert.equal(
+          resolve({ ...companions, [key]: key === 'connectionTimeoutMs' ? 2 : 1 })[key],
+          key === 'connectionTimeoutMs' ? 2 : 1,
+        );
       });
     }
+
+    it('refuses a connection timeout not longer than the heartbeat interval', () => {
+      assert.throws(
+        () => resolve({ heartbeatIntervalMs: 1000, connectionTimeoutMs: 1000 }),
+        /connectionTimeoutMs must be longer than heartbeatIntervalMs/,
+      );
+      assert.equal(
+        resolve({ heartbeatIntervalMs: 1000, connectionTimeoutMs: 1001 }).connectionTimeoutMs,
+        1001,
+      );
+    });
+
+    it('refuses a send buffer smaller than the largest message', () => {
+      assert.throws(
+        () => resolve({ maxMessageSize: 2048, maxBufferedBytes: 2047 }),
+        /maxBufferedBytes must be at least maxMessageSize/,
+      );
+      assert.equal(
+        resolve({ maxMessageSize: 2048, maxBufferedBytes: 2048 }).maxBufferedBytes,
+        2048,
+      );
+    });
 
     it('accepts maxConnectionsPerIp 0 (off) and refuses negative or fractional values', () => {
       assert.equal(resolve({ maxConnectionsPerIp: 0 }).maxConnectionsPerIp, 0);

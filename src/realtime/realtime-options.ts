@@ -1,5 +1,5 @@
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import { DEFAULT_SUBSCRIBABLE_EVENTS } from '../protocol/index.js';
+import { type ConnectionLimits, DEFAULT_SUBSCRIBABLE_EVENTS } from '../protocol/index.js';
 import type { RealtimePrincipal } from './auth/realtime-principal.js';
 import type { RealtimeBus } from './bus/realtime-bus.js';
 
@@ -86,6 +86,18 @@ export interface RealtimeModuleOptions {
   throttlerStorage?: ThrottlerStorage;
 }
 
+/** The limits announced to clients in `connection.established` (sizes in bytes, times in seconds). */
+export function announcedLimits(options: ResolvedRealtimeOptions): ConnectionLimits {
+  return {
+    max_message_size: options.maxMessageSize,
+    rate_limit_messages: options.rateLimitMessages,
+    rate_limit_window: options.rateLimitWindowMs / 1000,
+    heartbeat_interval: options.heartbeatIntervalMs / 1000,
+    connection_timeout: options.connectionTimeoutMs / 1000,
+    max_connections_per_user: options.maxConnectionsPerUser,
+  };
+}
+
 /** Options with every default applied; what the rest of the module reads. */
 export type ResolvedRealtimeOptions = Required<
   Omit<RealtimeModuleOptions, 'subscriptionAuthorizer' | 'bus' | 'throttlerStorage' | 'jwt'>
@@ -168,6 +180,18 @@ export function resolveRealtimeOptions(options: RealtimeModuleOptions): Resolved
   }
   if (!Number.isInteger(resolved.maxConnectionsPerIp) || resolved.maxConnectionsPerIp < 0) {
     throw new Error('RealtimeModule: maxConnectionsPerIp must be 0 (off) or a positive integer');
+  }
+  if (resolved.connectionTimeoutMs <= resolved.heartbeatIntervalMs) {
+    throw new Error(
+      'RealtimeModule: connectionTimeoutMs must be longer than heartbeatIntervalMs, or clients ' +
+        'that only answer pings would time out',
+    );
+  }
+  if (resolved.maxBufferedBytes < resolved.maxMessageSize) {
+    throw new Error(
+      'RealtimeModule: maxBufferedBytes must be at least maxMessageSize, or one large message ' +
+        'would close a client that reads normally (4010)',
+    );
   }
   return resolved;
 }

@@ -216,11 +216,11 @@ export class RealtimeService {
 
   // Typed helpers for the seed events of PROTOCOL.md section 5
 
-  sendUploadProgress(userId: string, uploadId: string, progress: number): Promise<number> {
-    const bounded = Math.min(100, Math.max(0, progress));
+  /** `progress` is a percentage, clamped to 0..100; a non-number is refused. */
+  async sendUploadProgress(userId: string, uploadId: string, progress: number): Promise<number> {
     return this.sendToUser(userId, ServerMessageType.UPLOAD_PROGRESS, {
       upload_id: uploadId,
-      progress: bounded,
+      progress: percentage(progress),
       timestamp: now(),
     });
   }
@@ -291,11 +291,11 @@ export class RealtimeService {
     });
   }
 
-  sendFileProcessing(userId: string, fileId: string, progress?: number): Promise<number> {
+  async sendFileProcessing(userId: string, fileId: string, progress?: number): Promise<number> {
     return this.sendToUser(userId, ServerMessageType.FILE_PROCESSING, {
       file_id: fileId,
       status: 'processing',
-      ...(progress === undefined ? {} : { progress }),
+      ...(progress === undefined ? {} : { progress: percentage(progress) }),
       timestamp: now(),
     });
   }
@@ -307,6 +307,16 @@ export class RealtimeService {
       timestamp: now(),
     });
   }
+}
+
+function percentage(value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new RealtimeSendError(
+      'INVALID_MESSAGE_FORMAT',
+      `progress must be a finite number, got ${String(value)}`,
+    );
+  }
+  return Math.min(100, Math.max(0, value));
 }
 
 function now(): string {

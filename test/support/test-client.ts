@@ -44,6 +44,8 @@ export class TestClient {
       socket.once('error', reject);
       socket.once('close', () => resolve());
     });
+    // A refused TCP connect rejects `opened`; tests that do not await it must not crash on it.
+    this.opened.catch(() => undefined);
     socket.on('error', () => undefined);
     socket.on('message', (data, isBinary) => {
       const text = data.toString();

@@ -1,5 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import {
+  announcedLimits,
+  REALTIME_OPTIONS,
+  type ResolvedRealtimeOptions,
+} from '../realtime-options.js';
 import { RealtimeMetrics } from '../realtime-metrics.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
@@ -44,7 +48,6 @@ export class RealtimeStatsService {
   stats() {
     const total = this.registry.size;
     const users = this.registry.userCount;
-    const o = this.options;
     return {
       total_connections: total,
       unique_users: users,
@@ -57,13 +60,8 @@ export class RealtimeStatsService {
       bytes_in: this.metrics.bytesIn,
       bytes_out: this.metrics.bytesOut,
       server_info: {
-        max_connections_per_user: o.maxConnectionsPerUser,
-        max_total_connections: o.maxTotalConnections,
-        rate_limit_messages: o.rateLimitMessages,
-        rate_limit_window: o.rateLimitWindowMs / 1000,
-        heartbeat_interval: o.heartbeatIntervalMs / 1000,
-        connection_timeout: o.connectionTimeoutMs / 1000,
-        max_message_size: o.maxMessageSize,
+        ...announcedLimits(this.options),
+        max_total_connections: this.options.maxTotalConnections,
         uptime_seconds: Math.round(process.uptime()),
       },
     };

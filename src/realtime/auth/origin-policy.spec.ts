@@ -60,3 +60,17 @@ describe('OriginPolicy', () => {
     assert.equal(new OriginPolicy([]).allows(undefined), true);
   });
 });
+
+describe('OriginPolicy default ports', () => {
+  it('treats an explicit default port as the same origin, both ways', () => {
+    const policy = new OriginPolicy(['https://app.example.com:443', 'http://plain.example.com']);
+    assert.equal(policy.allows('https://app.example.com'), true);
+    assert.equal(policy.allows('http://plain.example.com:80'), true);
+  });
+
+  it('keeps a non-default port distinct', () => {
+    const policy = new OriginPolicy(['http://app.example.com']);
+    assert.equal(policy.allows('http://app.example.com:443'), false);
+    assert.equal(policy.allows('http://app.example.com:8080'), false);
+  });
+});

@@ -15,7 +15,16 @@ export class OriginPolicy {
   }
 }
 
-// Scheme and host are case-insensitive; a trailing slash is a common configuration slip.
+// Scheme and host are case-insensitive, a default port is the same origin without it
+// (`https://x:443` is `https://x`), and a trailing slash is a common configuration slip.
 function normalizeOrigin(origin: string): string {
-  return origin.trim().toLowerCase().replace(/\/$/, '');
+  const trimmed = origin.trim().toLowerCase().replace(/\/$/, '');
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    return trimmed; // not a URL, e.g. "null": compared as written
+  }
+  const bare = url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+  return bare && url.origin !== 'null' ? url.origin : trimmed;
 }

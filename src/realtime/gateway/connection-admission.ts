@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { CloseCode, CloseReason, ErrorCode } from '../../protocol/index.js';
@@ -91,7 +92,9 @@ export class ConnectionAdmission {
       socket,
       principal,
       remoteAddress,
-      Date.now(),
+      // Sub-millisecond and monotonic: two connects in one millisecond still have an order, so
+      // the per-user limit evicts the one that really is older.
+      performance.timeOrigin + performance.now(),
     );
     attachConnection(socket, connection);
     this.registry.add(connection, this.options.maxRoomSize);

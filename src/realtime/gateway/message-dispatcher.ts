@@ -146,7 +146,18 @@ export class MessageDispatcher {
       else this.writer.sendError(connection, { code, message: text }, message.id);
       return;
     }
-    for (const reply of toReplies(result)) {
+    const replies = toReplies(result);
+    if (!replies) {
+      // A handler bug, not the client's: tell the client something failed, and the developer what.
+      this.logger.error({ event: 'handler.invalid_reply', type: message.type });
+      this.writer.sendError(
+        connection,
+        { code: ErrorCode.INTERNAL_ERROR, message: 'The server failed to handle this message' },
+        message.id,
+      );
+      return;
+    }
+    for (const reply of replies) {
       this.writer.sendReply(connection, reply.type, reply.data, message.id);
     }
   }
@@ -156,13 +167,15 @@ export class MessageDispatcher {
   }
 }
 
-function toReplies(result: unknown): RealtimeReply[] {
+/** The replies a handler returned, or undefined when it returned something that is not one. */
+function toReplies(result: unknown): RealtimeReply[] | undefined {
   if (result === undefined || result === null) return [];
-  const list = Array.isArray(result) ? result : [result];
-  return list.filter(
-    (reply): reply is RealtimeReply =>
-      isJsonObject(reply) && typeof reply.type === 'string' && isJsonObject(reply.data),
-  );
+  const list: unknown[] = Array.isArray(result) ? result : [result];
+  return list.every(isReply) ? list : undefined;
+}
+
+function isReply(value: unknown): value is RealtimeReply {
+  return isJsonObject(value) && typeof value.type === 'string' && isJsonObject(value.data);
 }
 
 /** The id of a refused message, when it had a valid one (at most 2x the limit per window). */

@@ -4,7 +4,11 @@ import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { ConnectionEstablishedData } from '../../protocol/index.js';
 import { BEARER_PROTOCOL, pathToken } from '../auth/token-extractor.js';
-import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import {
+  announcedLimits,
+  REALTIME_OPTIONS,
+  type ResolvedRealtimeOptions,
+} from '../realtime-options.js';
 import { connectionOf, type RealtimeConnection } from '../registry/realtime-connection.js';
 import { ConnectionAdmission } from './connection-admission.js';
 import { ConnectionCloser } from './connection-closer.js';
@@ -128,20 +132,12 @@ export class RealtimeSocketServer {
   }
 
   private establishedData(connection: RealtimeConnection): ConnectionEstablishedData {
-    const o = this.options;
     return {
       connection_id: connection.id,
       user_id: connection.userId,
       server_time: new Date().toISOString(),
       features: [...(connection.handlers?.keys() ?? [])],
-      limits: {
-        max_message_size: o.maxMessageSize,
-        rate_limit_messages: o.rateLimitMessages,
-        rate_limit_window: o.rateLimitWindowMs / 1000,
-        heartbeat_interval: o.heartbeatIntervalMs / 1000,
-        connection_timeout: o.connectionTimeoutMs / 1000,
-        max_connections_per_user: o.maxConnectionsPerUser,
-      },
+      limits: announcedLimits(this.options),
     };
   }
 }
