@@ -39,6 +39,16 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     }
     realtime[option] = value;
   }
+  if (env.REDIS_URL) {
+    // Several demo processes on one Redis form one cluster.
+    const lease = env.REALTIME_LEASE_MS ? Number(env.REALTIME_LEASE_MS) : undefined;
+    if (lease !== undefined && (!Number.isInteger(lease) || lease <= 0)) {
+      throw new Error(
+        `REALTIME_LEASE_MS must be a positive integer, got "${env.REALTIME_LEASE_MS}"`,
+      );
+    }
+    realtime.redis = { url: env.REDIS_URL, ...(lease === undefined ? {} : { leaseMs: lease }) };
+  }
   const port = env.PORT ? Number(env.PORT) : 3000;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`PORT must be a port number, got "${env.PORT}"`);

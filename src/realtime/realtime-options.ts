@@ -2,6 +2,7 @@ import type { ThrottlerStorage } from '@nestjs/throttler';
 import { type ConnectionLimits, DEFAULT_SUBSCRIBABLE_EVENTS } from '../protocol/index.js';
 import type { RealtimePrincipal } from './auth/realtime-principal.js';
 import type { RealtimeBus } from './bus/realtime-bus.js';
+import type { RedisBusOptions } from './bus/redis-bus-options.js';
 
 /** Token of the options with defaults applied ({@link ResolvedRealtimeOptions}). */
 export const REALTIME_OPTIONS = Symbol('REALTIME_OPTIONS');
@@ -80,8 +81,10 @@ export interface RealtimeModuleOptions {
   maxRoomSize?: number;
   /** Admin API requests per admin per minute. @default 120 */
   adminRateLimit?: number;
-  /** Message bus between instances. @default an in-process bus */
+  /** Message bus between instances. @default an in-process bus (or a Redis bus with `redis`) */
   bus?: RealtimeBus;
+  /** Run as one of several instances over Redis: a `redis://` URL or {@link RedisBusOptions}. */
+  redis?: string | RedisBusOptions;
   /** Storage of the per-user rate limit (any @nestjs/throttler storage). @default in memory */
   throttlerStorage?: ThrottlerStorage;
 }
@@ -100,9 +103,12 @@ export function announcedLimits(options: ResolvedRealtimeOptions): ConnectionLim
 
 /** Options with every default applied; what the rest of the module reads. */
 export type ResolvedRealtimeOptions = Required<
-  Omit<RealtimeModuleOptions, 'subscriptionAuthorizer' | 'bus' | 'throttlerStorage' | 'jwt'>
+  Omit<
+    RealtimeModuleOptions,
+    'subscriptionAuthorizer' | 'bus' | 'redis' | 'throttlerStorage' | 'jwt'
+  >
 > &
-  Pick<RealtimeModuleOptions, 'subscriptionAuthorizer' | 'bus' | 'throttlerStorage'> & {
+  Pick<RealtimeModuleOptions, 'subscriptionAuthorizer' | 'bus' | 'redis' | 'throttlerStorage'> & {
     jwt: RealtimeJwtOptions & { algorithms: JwtAlgorithm[]; clockToleranceSeconds: number };
   };
 

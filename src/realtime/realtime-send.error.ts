@@ -1,7 +1,10 @@
-/** A send the service refused; `code` is MESSAGE_TOO_LARGE or INVALID_MESSAGE_FORMAT. */
+/**
+ * A send that was refused and not sent: MESSAGE_TOO_LARGE, INVALID_MESSAGE_FORMAT, or
+ * BUS_UNAVAILABLE (the bus cannot reach the other instances and its queue is full).
+ */
 export class RealtimeSendError extends Error {
   constructor(
-    readonly code: 'MESSAGE_TOO_LARGE' | 'INVALID_MESSAGE_FORMAT',
+    readonly code: 'MESSAGE_TOO_LARGE' | 'INVALID_MESSAGE_FORMAT' | 'BUS_UNAVAILABLE',
     message: string,
   ) {
     super(message);

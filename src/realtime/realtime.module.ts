@@ -6,6 +6,7 @@ import { TokenVerifier } from './auth/token-verifier.js';
 import { InProcessBus } from './bus/in-process.bus.js';
 import { LocalDelivery } from './bus/local-delivery.js';
 import { RealtimeBus } from './bus/realtime-bus.js';
+import { RedisBus } from './bus/redis-bus.js';
 import { ConnectionAdmission } from './gateway/connection-admission.js';
 import { ConnectionCloser } from './gateway/connection-closer.js';
 import { ConnectionSupervisor } from './gateway/connection-supervisor.js';
@@ -46,7 +47,7 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
     {
       provide: RealtimeBus,
       inject: [REALTIME_OPTIONS],
-      useFactory: (options: ResolvedRealtimeOptions) => options.bus ?? new InProcessBus(),
+      useFactory: (options: ResolvedRealtimeOptions) => createBus(options),
     },
     {
       provide: REALTIME_THROTTLER_STORAGE,
@@ -83,3 +84,9 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
   ],
 })
 export class RealtimeModule extends RealtimeConfigurableModule {}
+
+function createBus(options: ResolvedRealtimeOptions): RealtimeBus {
+  if (options.bus) return options.bus;
+  if (options.redis === undefined) return new InProcessBus();
+  return new RedisBus(typeof options.redis === 'string' ? { url: options.redis } : options.redis);
+}

@@ -1,4 +1,4 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { SocketWriter } from '../gateway/socket-writer.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
@@ -10,7 +10,7 @@ import { RealtimeBus } from './realtime-bus.js';
  * is turned into bytes once per message, not once per recipient.
  */
 @Injectable()
-export class LocalDelivery implements OnModuleInit {
+export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
   constructor(
     private readonly bus: RealtimeBus,
     private readonly registry: ConnectionRegistry,
@@ -19,6 +19,11 @@ export class LocalDelivery implements OnModuleInit {
 
   onModuleInit(): void {
     this.bus.subscribe((message) => this.deliver(message));
+  }
+
+  /** After the connections were closed (beforeApplicationShutdown), the bus goes too. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.bus.close();
   }
 
   deliver(message: OutboundMessage): number {

@@ -1,0 +1,51 @@
+import { isJsonObject } from '../../protocol/index.js';
+import type { OutboundMessage } from './delivery-target.js';
+
+/**
+ * What instances say to each other on Redis. Kinds are words, not numbers, so that
+ * `redis-cli MONITOR` stays readable.
+ */
+export type ClusterEnvelope =
+  /** A message for every instance's matching connections; `ack` asks for a count back. */
+  | { kind: 'deliver'; origin: string; ack?: string; message: OutboundMessage }
+  /** How many connections an instance reached for the `deliver` with this `ack`. */
+  | { kind: 'ack'; origin: string; ack: string; reached: number }
+  /** The instance is shutting down: stop waiting for it. */
+  | { kind: 'leave'; origin: string };
+
+/** Parses an envelope from the channel; undefined for anything malformed (Redis may be shared). */
+export function parseClusterEnvelope(payload: string): ClusterEnvelope | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (!isJsonObject(value) || typeof value.origin !== 'string') return undefined;
+  switch (value.kind) {
+    case 'deliver':
+      return isOutboundMessage(value.message) &&
+        (value.ack === undefined || typeof value.ack === 'string')
+        ? (value as ClusterEnvelope)
+        : undefined;
+    case 'ack':
+      return typeof value.ack === 'string' && typeof value.reached === 'number'
+        ? (value as ClusterEnvelope)
+        : undefined;
+    case 'leave':
+      return value as ClusterEnvelope;
+    default:
+      return undefined;
+  }
+}
+
+function isOutboundMessage(value: unknown): value is OutboundMessage {
+  return (
+    isJsonObject(value) &&
+    typeof value.id === 'string' &&
+    typeof value.type === 'string' &&
+    typeof value.frame === 'string' &&
+    isJsonObject(value.target) &&
+    typeof value.target.kind === 'string'
+  );
+}

@@ -1,0 +1,307 @@
+import { Logger } from '@nestjs/common';
+import { Redis, type RedisOptions } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { RealtimeSendError } from '../realtime-send.error.js';
+import { type ClusterEnvelope, parseClusterEnvelope } from './cluster-envelope.js';
+import type { OutboundMessage } from './delivery-target.js';
+import { PublishQueue } from './publish-queue.js';
+import { type LocalDeliver, RealtimeBus } from './realtime-bus.js';
+import { RecentIds } from './recent-ids.js';
+import { REDIS_BUS_DEFAULTS, type RedisBusOptions } from './redis-bus-options.js';
+
+interface PendingCount {
+  waiting: Set<string>;
+  reached: number;
+  done: (reached: number) => void;
+}
+
+// Renews this instance's lease with Redis's clock (no skew between machines) and returns the
+// instances whose lease is current.
+const RENEW_LEASE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')`;
+
+/**
+ * Carries sends between instances over Redis pub/sub. Each instance delivers a send to its own
+ * connections first, then publishes it; the others deliver it to theirs and report how many they
+ * reached. While Redis is unreachable, local delivery goes on and publishes wait in a bounded
+ * queue that is flushed in order on reconnect.
+ */
+export class RedisBus extends RealtimeBus {
+  readonly instanceId: string;
+  private readonly logger = new Logger('RealtimeRedisBus');
+  private readonly options: Required<Omit<RedisBusOptions, 'url' | 'clients' | 'instanceId'>>;
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  private readonly ownsClients: boolean;
+  private readonly channel: string;
+  private readonly inbox: string;
+  private readonly instancesKey: string;
+  private readonly queue: PublishQueue;
+  private readonly recent = new RecentIds(8192);
+  private readonly counts = new Map<string, PendingCount>();
+  /** Peers that missed a count: not waited for until they are heard from again. */
+  private readonly silent = new Set<string>();
+  private peers: string[] = [];
+  private deliver: LocalDeliver | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private up = false;
+  private closed = false;
+
+  constructor(options: RedisBusOptions) {
+    super();
+    if (!options.url && !options.clients) {
+      throw new Error(
+        'RedisBus: give a redis:// url or your own { publisher, subscriber } clients',
+      );
+    }
+    this.instanceId = options.instanceId ?? randomUUID();
+    this.options = {
+      namespace: options.namespace ?? REDIS_BUS_DEFAULTS.namespace,
+      leaseMs: options.leaseMs ?? REDIS_BUS_DEFAULTS.leaseMs,
+      requestTimeoutMs: options.requestTimeoutMs ?? REDIS_BUS_DEFAULTS.requestTimeoutMs,
+      maxBufferedPublishes: options.maxBufferedPublishes ?? REDIS_BUS_DEFAULTS.maxBufferedPublishes,
+    };
+    const ns = this.options.namespace;
+    this.channel = `${ns}:bus`;
+    this.inbox = `${ns}:instance:${this.instanceId}`;
+    this.instancesKey = `${ns}:instances`;
+    this.ownsClients = !options.clients;
+    this.publisher = options.clients?.publisher ?? new Redis(options.url!, PUBLISHER_OPTIONS);
+    this.subscriber = options.clients?.subscriber ?? new Redis(options.url!, SUBSCRIBER_OPTIONS);
+    this.queue = new PublishQueue(
+      (payload) => this.publisher.publish(this.channel, payload),
+      this.options.maxBufferedPublishes,
+    );
+    this.start();
+  }
+
+  /** True while both connections to Redis are usable. */
+  isConnected(): boolean {
+    return this.up && this.subscriber.status === 'ready';
+  }
+
+  /** Instances whose lease is current, this one included. */
+  liveInstances(): string[] {
+    return [this.instanceId, ...this.peers];
+  }
+
+  subscribe(deliver: LocalDeliver): void {
+    this.deliver = deliver;
+  }
+
+  async publish(message: OutboundMessage): Promise<number> {
+    if (this.closed) return 0;
+    const connected = this.isConnected();
+    if (!this.queue.canAccept(connected)) {
+      throw new RealtimeSendError(
+        'BUS_UNAVAILABLE',
+        `Redis is unreachable and ${this.queue.size} publishes are already waiting; the message was not sent`,
+      );
+    }
+    const local = this.deliver ? this.deliver(message) : 0;
+    const waitFor = connected ? this.peers.filter((peer) => !this.silent.has(peer)) : [];
+    const ack = waitFor.length > 0 ? randomUUID() : undefined;
+    const remote = ack ? this.countReplies(ack, waitFor) : undefined;
+    this.queue.push(
+      this.encode({ kind: 'deliver', origin: this.instanceId, ack, message }),
+      connected,
+    );
+    return local + (remote ? await remote : 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.leaseTimer);
+    for (const pending of this.counts.values()) pending.done(pending.reached);
+    this.counts.clear();
+    if (this.isConnected()) {
+      // Others stop waiting for this instance at once, rather than after its lease.
+      await bounded(
+        Promise.all([
+          this.publisher.publish(
+            this.channel,
+            this.encode({ kind: 'leave', origin: this.instanceId }),
+          ),
+          this.publisher.zrem(this.instancesKey, this.instanceId),
+        ]),
+        1000,
+      );
+    }
+    this.subscriber.off('message', this.onMessage);
+    if (this.ownsClients) {
+      this.publisher.disconnect();
+      this.subscriber.disconnect();
+    } else {
+      await bounded(this.subscriber.unsubscribe(this.channel, this.inbox), 1000);
+    }
+  }
+
+  private start(): void {
+    this.subscriber.on('message', this.onMessage);
+    this.subscriber.on('error', this.onClientError);
+    this.publisher.on('error', this.onClientError);
+    this.publisher.on('ready', () => void this.onReady());
+    this.publisher.on('close', () => this.onDown());
+    this.subscriber.subscribe(this.channel, this.inbox).catch((error: unknown) => {
+      this.logger.error({ event: 'bus.subscribe_failed', error: String(error) });
+    });
+    this.leaseTimer = setInterval(
+      () => void this.renewLease(),
+      Math.ceil(this.options.leaseMs / 3),
+    );
+    this.leaseTimer.unref();
+    if (this.publisher.status === 'ready') void this.onReady();
+  }
+
+  private async onReady(): Promise<void> {
+    if (this.closed) return;
+    const wasDown = !this.up;
+    this.up = true;
+    await this.renewLease();
+    const flushed = await this.queue.flush();
+    if (wasDown) {
+      this.logger.log({
+        event: 'bus.connected',
+        instance_id: this.instanceId,
+        flushed_publishes: flushed,
+      });
+    }
+  }
+
+  private onDown(): void {
+    if (!this.up || this.closed) return;
+    this.up = false;
+    // Logged once per outage; ioredis reconnects with backoff and re-subscribes by itself.
+    this.logger.warn({
+      event: 'bus.disconnected',
+      instance_id: this.instanceId,
+      detail: `Redis unreachable: serving local connections, keeping up to ${this.options.maxBufferedPublishes} publishes`,
+    });
+  }
+
+  private readonly onClientError = (error: Error): void => {
+    // ioredis reports every failed reconnect attempt; the outage itself is logged once.
+    this.logger.debug?.({ event: 'bus.redis_error', error: error.message });
+  };
+
+  private async renewLease(): Promise<void> {
+    if (this.closed || !this.up) return;
+    try {
+      const live = (await this.publisher.eval(
+        RENEW_LEASE,
+        1,
+        this.instancesKey,
+        this.instanceId,
+        String(this.options.leaseMs),
+      )) as string[];
+      this.peers = live.filter((id) => id !== this.instanceId);
+    } catch {
+      // Unreachable: the next 'ready' renews it.
+    }
+  }
+
+  private readonly onMessage = (channel: string, payload: string): void => {
+    if (channel !== this.channel && channel !== this.inbox) return;
+    const envelope = parseClusterEnvelope(payload);
+    if (!envelope || envelope.origin === this.instanceId) return;
+    this.silent.delete(envelope.origin);
+    switch (envelope.kind) {
+      case 'deliver':
+        this.onDeliver(envelope.origin, envelope.message, envelope.ack);
+        return;
+      case 'ack':
+        this.onCount(envelope.origin, envelope.ack, envelope.reached);
+        return;
+      case 'leave':
+        this.peers = this.peers.filter((peer) => peer !== envelope.origin);
+        for (const [ack, pending] of this.counts) this.onCount(envelope.origin, ack, 0, pending);
+        return;
+    }
+  };
+
+  private onDeliver(origin: string, message: OutboundMessage, ack: string | undefined): void {
+    const fresh = this.recent.add(message.id);
+    const reached = fresh && this.deliver ? this.deliver(message) : 0;
+    if (!ack || !this.isConnected()) return;
+    const reply: ClusterEnvelope = { kind: 'ack', origin: this.instanceId, ack, reached };
+    this.publisher
+      .publish(`${this.options.namespace}:instance:${origin}`, this.encode(reply))
+      .catch(() => undefined);
+  }
+
+  private countReplies(ack: string, peers: string[]): Promise<number> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const pending = this.counts.get(ack);
+        if (!pending) return;
+        for (const peer of pending.waiting) this.silent.add(peer);
+        this.logger.warn({
+          event: 'bus.count_timeout',
+          unanswered_instances: [...pending.waiting],
+        });
+        pending.done(pending.reached);
+      }, this.options.requestTimeoutMs);
+      timer.unref();
+      this.counts.set(ack, {
+        waiting: new Set(peers),
+        reached: 0,
+        done: (reached) => {
+          clearTimeout(timer);
+          this.counts.delete(ack);
+          resolve(reached);
+        },
+      });
+    });
+  }
+
+  private onCount(
+    origin: string,
+    ack: string,
+    reached: number,
+    pending = this.counts.get(ack),
+  ): void {
+    if (!pending) return;
+    pending.reached += reached;
+    pending.waiting.delete(origin);
+    if (pending.waiting.size === 0) pending.done(pending.reached);
+  }
+
+  private encode(envelope: ClusterEnvelope): string {
+    return JSON.stringify(envelope);
+  }
+}
+
+const RECONNECT: Pick<RedisOptions, 'retryStrategy' | 'lazyConnect'> = {
+  // Full-jitter exponential backoff, 100 ms to 5 s.
+  retryStrategy: (attempt: number) =>
+    Math.round(Math.random() * Math.min(5000, 100 * 2 ** attempt)) + 50,
+  lazyConnect: false,
+};
+
+const PUBLISHER_OPTIONS: RedisOptions = {
+  ...RECONNECT,
+  // Fail fast while down: the bus keeps its own bounded queue instead of ioredis's unbounded one.
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+};
+
+const SUBSCRIBER_OPTIONS: RedisOptions = {
+  ...RECONNECT,
+  // The subscriber only sends SUBSCRIBE, which must wait for a connection and be re-sent after one.
+  autoResubscribe: true,
+  maxRetriesPerRequest: null,
+};
+
+function bounded<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([promise.catch(() => undefined), timeout]).finally(() => clearTimeout(timer));
+}
