@@ -32,9 +32,15 @@ export { CurrentConnection } from './gateway/current-connection.decorator.js';
 export { RealtimeException } from './gateway/realtime.exception.js';
 export { REQUEST_REJECTED } from './gateway/realtime-exception.filter.js';
 export type { RealtimeReply } from './gateway/message-dispatcher.js';
-export { RealtimeBus, type LocalDeliver } from './bus/realtime-bus.js';
+export {
+  RealtimeBus,
+  type ClusterAnswers,
+  type LocalDeliver,
+  type RequestHandler,
+} from './bus/realtime-bus.js';
 export { InProcessBus } from './bus/in-process.bus.js';
 export { RedisBus } from './bus/redis-bus.js';
 export { type RedisBusOptions, REDIS_BUS_DEFAULTS } from './bus/redis-bus-options.js';
+export { RedisThrottlerStorage } from './bus/redis-throttler-storage.js';
 export type { DeliveryTarget, OutboundMessage } from './bus/delivery-target.js';
 export * from '../protocol/index.js';

@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { ThrottlerStorageService } from '@nestjs/throttler';
+import { type ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import { AdminAuthGuard } from './admin/admin-auth.guard.js';
 import { RealtimeStatsService } from './admin/realtime-stats.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
@@ -7,6 +7,8 @@ import { InProcessBus } from './bus/in-process.bus.js';
 import { LocalDelivery } from './bus/local-delivery.js';
 import { RealtimeBus } from './bus/realtime-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
+import { REDIS_BUS_DEFAULTS, type RedisBusOptions } from './bus/redis-bus-options.js';
+import { RedisThrottlerStorage } from './bus/redis-throttler-storage.js';
 import { ConnectionAdmission } from './gateway/connection-admission.js';
 import { ConnectionCloser } from './gateway/connection-closer.js';
 import { ConnectionSupervisor } from './gateway/connection-supervisor.js';
@@ -52,8 +54,7 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
     {
       provide: REALTIME_THROTTLER_STORAGE,
       inject: [REALTIME_OPTIONS],
-      useFactory: (options: ResolvedRealtimeOptions) =>
-        options.throttlerStorage ?? new ThrottlerStorageService(),
+      useFactory: (options: ResolvedRealtimeOptions) => createThrottlerStorage(options),
     },
     TokenVerifier,
     ConnectionRegistry,
@@ -85,8 +86,20 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
 })
 export class RealtimeModule extends RealtimeConfigurableModule {}
 
+function createThrottlerStorage(options: ResolvedRealtimeOptions): ThrottlerStorage {
+  if (options.throttlerStorage) return options.throttlerStorage;
+  const redis = redisOptions(options);
+  const connection = redis?.url ?? redis?.clients?.publisher;
+  if (!redis || !connection) return new ThrottlerStorageService();
+  return new RedisThrottlerStorage(connection, redis.namespace ?? REDIS_BUS_DEFAULTS.namespace);
+}
+
+function redisOptions(options: ResolvedRealtimeOptions): RedisBusOptions | undefined {
+  return typeof options.redis === 'string' ? { url: options.redis } : options.redis;
+}
+
 function createBus(options: ResolvedRealtimeOptions): RealtimeBus {
   if (options.bus) return options.bus;
-  if (options.redis === undefined) return new InProcessBus();
-  return new RedisBus(typeof options.redis === 'string' ? { url: options.redis } : options.redis);
+  const redis = redisOptions(options);
+  return redis ? new RedisBus(redis) : new InProcessBus();
 }

@@ -10,8 +10,14 @@ export type ClusterEnvelope =
   | { kind: 'deliver'; origin: string; ack?: string; message: OutboundMessage }
   /** How many connections an instance reached for the `deliver` with this `ack`. */
   | { kind: 'ack'; origin: string; ack: string; reached: number }
+  /** The instance (re)connected: count it in from now on, without waiting for lease renewals. */
+  | { kind: 'join'; origin: string }
   /** The instance is shutting down: stop waiting for it. */
-  | { kind: 'leave'; origin: string };
+  | { kind: 'leave'; origin: string }
+  /** A question for every instance (or the one whose inbox it was sent to). */
+  | { kind: 'request'; origin: string; id: string; topic: string; payload: unknown }
+  /** The answer to request `id`; `error` when the handler failed. */
+  | { kind: 'response'; origin: string; id: string; answer?: unknown; error?: string };
 
 /** Parses an envelope from the channel; undefined for anything malformed (Redis may be shared). */
 export function parseClusterEnvelope(payload: string): ClusterEnvelope | undefined {
@@ -32,8 +38,15 @@ export function parseClusterEnvelope(payload: string): ClusterEnvelope | undefin
       return typeof value.ack === 'string' && typeof value.reached === 'number'
         ? (value as ClusterEnvelope)
         : undefined;
+    case 'join':
     case 'leave':
       return value as ClusterEnvelope;
+    case 'request':
+      return typeof value.id === 'string' && typeof value.topic === 'string'
+        ? (value as ClusterEnvelope)
+        : undefined;
+    case 'response':
+      return typeof value.id === 'string' ? (value as ClusterEnvelope) : undefined;
     default:
       return undefined;
   }

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { OutboundMessage } from './delivery-target.js';
-import { type LocalDeliver, RealtimeBus } from './realtime-bus.js';
+import { type ClusterAnswers, type LocalDeliver, RealtimeBus } from './realtime-bus.js';
 
-/** The default bus: one process, so publishing is delivering. */
+/** The default bus: one process, so publishing is delivering and there is nobody to ask. */
 export class InProcessBus extends RealtimeBus {
+  readonly instanceId = randomUUID();
   private deliver: LocalDeliver | undefined;
 
   publish(message: OutboundMessage): Promise<number> {
@@ -11,6 +13,20 @@ export class InProcessBus extends RealtimeBus {
 
   subscribe(deliver: LocalDeliver): void {
     this.deliver = deliver;
+  }
+
+  request<T>(): Promise<ClusterAnswers<T>> {
+    return Promise.resolve({ answers: [], unreachable: [], degraded: false });
+  }
+
+  handle(): void {}
+
+  liveInstances(): string[] {
+    return [this.instanceId];
+  }
+
+  isConnected(): boolean {
+    return true;
   }
 
   close(): Promise<void> {

@@ -3,14 +3,37 @@ import type { OutboundMessage } from './delivery-target.js';
 /** Delivers a message to this instance's connections; returns how many were reached. */
 export type LocalDeliver = (message: OutboundMessage) => number;
 
+/** Answers one kind of request from other instances. */
+export type RequestHandler = (payload: unknown) => unknown;
+
+/** What other instances answered to a request. */
+export interface ClusterAnswers<T = unknown> {
+  /** One entry per instance that answered in time. */
+  answers: Array<{ instanceId: string; answer: T }>;
+  /** Instances believed alive that did not answer within the request timeout. */
+  unreachable: string[];
+  /** True when the bus could not reach the others at all: answers are this instance's only. */
+  degraded: boolean;
+}
+
 /**
  * Carries messages between instances. Every send goes through it; delivery to the sockets of
  * this instance happens in the one function given to {@link subscribe}.
  */
 export abstract class RealtimeBus {
+  /** This instance's id in the cluster. */
+  abstract readonly instanceId: string;
   /** Hands the message to every instance, this one included; resolves to connections reached. */
   abstract publish(message: OutboundMessage): Promise<number>;
   /** Sets the function that delivers messages to this instance's connections. */
   abstract subscribe(deliver: LocalDeliver): void;
+  /** Asks every other live instance (or only `to`); resolves when all answered or time ran out. */
+  abstract request<T>(topic: string, payload: unknown, to?: string): Promise<ClusterAnswers<T>>;
+  /** Answers requests of `topic` from other instances. */
+  abstract handle(topic: string, handler: RequestHandler): void;
+  /** Instances whose lease is current, this one included. */
+  abstract liveInstances(): string[];
+  /** False while the other instances cannot be reached. */
+  abstract isConnected(): boolean;
   abstract close(): Promise<void>;
 }

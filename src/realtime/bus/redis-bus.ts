@@ -1,13 +1,25 @@
 import { Logger } from '@nestjs/common';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { RealtimeSendError } from '../realtime-send.error.js';
 import { type ClusterEnvelope, parseClusterEnvelope } from './cluster-envelope.js';
 import type { OutboundMessage } from './delivery-target.js';
 import { PublishQueue } from './publish-queue.js';
-import { type LocalDeliver, RealtimeBus } from './realtime-bus.js';
+import {
+  type ClusterAnswers,
+  type LocalDeliver,
+  RealtimeBus,
+  type RequestHandler,
+} from './realtime-bus.js';
 import { RecentIds } from './recent-ids.js';
+import { FAIL_FAST, RESUBSCRIBING } from './redis-connections.js';
 import { REDIS_BUS_DEFAULTS, type RedisBusOptions } from './redis-bus-options.js';
+
+interface PendingRequest {
+  waiting: Set<string>;
+  answers: Array<{ instanceId: string; answer: unknown }>;
+  done: () => void;
+}
 
 interface PendingCount {
   waiting: Set<string>;
@@ -43,6 +55,8 @@ export class RedisBus extends RealtimeBus {
   private readonly queue: PublishQueue;
   private readonly recent = new RecentIds(8192);
   private readonly counts = new Map<string, PendingCount>();
+  private readonly requests = new Map<string, PendingRequest>();
+  private readonly handlers = new Map<string, RequestHandler>();
   /** Peers that missed a count: not waited for until they are heard from again. */
   private readonly silent = new Set<string>();
   private peers: string[] = [];
@@ -70,8 +84,8 @@ export class RedisBus extends RealtimeBus {
     this.inbox = `${ns}:instance:${this.instanceId}`;
     this.instancesKey = `${ns}:instances`;
     this.ownsClients = !options.clients;
-    this.publisher = options.clients?.publisher ?? new Redis(options.url!, PUBLISHER_OPTIONS);
-    this.subscriber = options.clients?.subscriber ?? new Redis(options.url!, SUBSCRIBER_OPTIONS);
+    this.publisher = options.clients?.publisher ?? new Redis(options.url!, FAIL_FAST);
+    this.subscriber = options.clients?.subscriber ?? new Redis(options.url!, RESUBSCRIBING);
     this.queue = new PublishQueue(
       (payload) => this.publisher.publish(this.channel, payload),
       this.options.maxBufferedPublishes,
@@ -95,8 +109,10 @@ export class RedisBus extends RealtimeBus {
 
   async publish(message: OutboundMessage): Promise<number> {
     if (this.closed) return 0;
+    // Publishing needs only the publisher; counting answers needs the subscriber too.
+    const canPublish = this.up;
     const connected = this.isConnected();
-    if (!this.queue.canAccept(connected)) {
+    if (!this.queue.canAccept(canPublish)) {
       throw new RealtimeSendError(
         'BUS_UNAVAILABLE',
         `Redis is unreachable and ${this.queue.size} publishes are already waiting; the message was not sent`,
@@ -108,9 +124,52 @@ export class RedisBus extends RealtimeBus {
     const remote = ack ? this.countReplies(ack, waitFor) : undefined;
     this.queue.push(
       this.encode({ kind: 'deliver', origin: this.instanceId, ack, message }),
-      connected,
+      canPublish,
     );
     return local + (remote ? await remote : 0);
+  }
+
+  handle(topic: string, handler: RequestHandler): void {
+    this.handlers.set(topic, handler);
+  }
+
+  async request<T>(topic: string, payload: unknown, to?: string): Promise<ClusterAnswers<T>> {
+    const targets = to === undefined ? [...this.peers] : this.peers.filter((peer) => peer === to);
+    if (this.closed || !this.isConnected()) {
+      return { answers: [], unreachable: targets, degraded: true };
+    }
+    if (targets.length === 0) return { answers: [], unreachable: [], degraded: false };
+    const id = randomUUID();
+    const pending: PendingRequest = {
+      waiting: new Set(targets),
+      answers: [],
+      done: () => undefined,
+    };
+    const finished = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.options.requestTimeoutMs);
+      timer.unref();
+      pending.done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.requests.set(id, pending);
+    const channel = to === undefined ? this.channel : this.inboxOf(to);
+    const envelope: ClusterEnvelope = {
+      kind: 'request',
+      origin: this.instanceId,
+      id,
+      topic,
+      payload,
+    };
+    this.publisher.publish(channel, this.encode(envelope)).catch(() => pending.done());
+    await finished;
+    this.requests.delete(id);
+    return {
+      answers: pending.answers as Array<{ instanceId: string; answer: T }>,
+      unreachable: [...pending.waiting],
+      degraded: false,
+    };
   }
 
   async close(): Promise<void> {
@@ -119,6 +178,7 @@ export class RedisBus extends RealtimeBus {
     clearInterval(this.leaseTimer);
     for (const pending of this.counts.values()) pending.done(pending.reached);
     this.counts.clear();
+    for (const pending of this.requests.values()) pending.done();
     if (this.isConnected()) {
       // Others stop waiting for this instance at once, rather than after its lease.
       await bounded(
@@ -146,6 +206,8 @@ export class RedisBus extends RealtimeBus {
     this.subscriber.on('error', this.onClientError);
     this.publisher.on('error', this.onClientError);
     this.publisher.on('ready', () => void this.onReady());
+    // A subscriber that reconnects alone also ends the outage for what waits in the queue.
+    this.subscriber.on('ready', () => void (this.up && this.queue.flush()));
     this.publisher.on('close', () => this.onDown());
     this.subscriber.subscribe(this.channel, this.inbox).catch((error: unknown) => {
       this.logger.error({ event: 'bus.subscribe_failed', error: String(error) });
@@ -163,6 +225,9 @@ export class RedisBus extends RealtimeBus {
     const wasDown = !this.up;
     this.up = true;
     await this.renewLease();
+    this.publisher
+      .publish(this.channel, this.encode({ kind: 'join', origin: this.instanceId }))
+      .catch(() => undefined);
     const flushed = await this.queue.flush();
     if (wasDown) {
       this.logger.log({
@@ -210,7 +275,12 @@ export class RedisBus extends RealtimeBus {
     const envelope = parseClusterEnvelope(payload);
     if (!envelope || envelope.origin === this.instanceId) return;
     this.silent.delete(envelope.origin);
+    if (envelope.kind !== 'leave' && !this.peers.includes(envelope.origin)) {
+      this.peers = [...this.peers, envelope.origin];
+    }
     switch (envelope.kind) {
+      case 'join':
+        return;
       case 'deliver':
         this.onDeliver(envelope.origin, envelope.message, envelope.ack);
         return;
@@ -220,7 +290,19 @@ export class RedisBus extends RealtimeBus {
       case 'leave':
         this.peers = this.peers.filter((peer) => peer !== envelope.origin);
         for (const [ack, pending] of this.counts) this.onCount(envelope.origin, ack, 0, pending);
+        for (const pending of this.requests.values()) this.onAnswer(envelope.origin, pending);
         return;
+      case 'request':
+        void this.onRequest(envelope.origin, envelope.id, envelope.topic, envelope.payload);
+        return;
+      case 'response': {
+        const pending = this.requests.get(envelope.id);
+        if (pending && envelope.error === undefined) {
+          pending.answers.push({ instanceId: envelope.origin, answer: envelope.answer });
+        }
+        if (pending) this.onAnswer(envelope.origin, pending);
+        return;
+      }
     }
   };
 
@@ -229,9 +311,34 @@ export class RedisBus extends RealtimeBus {
     const reached = fresh && this.deliver ? this.deliver(message) : 0;
     if (!ack || !this.isConnected()) return;
     const reply: ClusterEnvelope = { kind: 'ack', origin: this.instanceId, ack, reached };
-    this.publisher
-      .publish(`${this.options.namespace}:instance:${origin}`, this.encode(reply))
-      .catch(() => undefined);
+    this.publisher.publish(this.inboxOf(origin), this.encode(reply)).catch(() => undefined);
+  }
+
+  private async onRequest(
+    origin: string,
+    id: string,
+    topic: string,
+    payload: unknown,
+  ): Promise<void> {
+    const handler = this.handlers.get(topic);
+    let reply: ClusterEnvelope;
+    try {
+      if (!handler) throw new Error(`no handler for ${topic}`);
+      reply = { kind: 'response', origin: this.instanceId, id, answer: await handler(payload) };
+    } catch (error) {
+      reply = { kind: 'response', origin: this.instanceId, id, error: String(error) };
+    }
+    if (!this.closed)
+      this.publisher.publish(this.inboxOf(origin), this.encode(reply)).catch(() => undefined);
+  }
+
+  private onAnswer(origin: string, pending: PendingRequest): void {
+    pending.waiting.delete(origin);
+    if (pending.waiting.size === 0) pending.done();
+  }
+
+  private inboxOf(instanceId: string): string {
+    return `${this.options.namespace}:instance:${instanceId}`;
   }
 
   private countReplies(ack: string, peers: string[]): Promise<number> {
@@ -275,28 +382,6 @@ export class RedisBus extends RealtimeBus {
     return JSON.stringify(envelope);
   }
 }
-
-const RECONNECT: Pick<RedisOptions, 'retryStrategy' | 'lazyConnect'> = {
-  // Full-jitter exponential backoff, 100 ms to 5 s.
-  retryStrategy: (attempt: number) =>
-    Math.round(Math.random() * Math.min(5000, 100 * 2 ** attempt)) + 50,
-  lazyConnect: false,
-};
-
-const PUBLISHER_OPTIONS: RedisOptions = {
-  ...RECONNECT,
-  // Fail fast while down: the bus keeps its own bounded queue instead of ioredis's unbounded one.
-  enableOfflineQueue: false,
-  autoResendUnfulfilledCommands: false,
-  maxRetriesPerRequest: 0,
-};
-
-const SUBSCRIBER_OPTIONS: RedisOptions = {
-  ...RECONNECT,
-  // The subscriber only sends SUBSCRIBE, which must wait for a connection and be re-sent after one.
-  autoResubscribe: true,
-  maxRetriesPerRequest: null,
-};
 
 function bounded<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,0 +1,24 @@
+import type { RedisOptions } from 'ioredis';
+
+/** Full-jitter exponential backoff between reconnect attempts, 50 ms to about 5 s. */
+export function reconnectDelay(attempt: number): number {
+  return Math.round(Math.random() * Math.min(5000, 100 * 2 ** attempt)) + 50;
+}
+
+/**
+ * For connections whose commands must fail at once while Redis is down (publishes, rate-limit
+ * counts): the module has its own bounded fallbacks, where ioredis would queue without bound.
+ */
+export const FAIL_FAST: RedisOptions = {
+  retryStrategy: reconnectDelay,
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+};
+
+/** For the subscriber: SUBSCRIBE must wait for a connection and be sent again after each one. */
+export const RESUBSCRIBING: RedisOptions = {
+  retryStrategy: reconnectDelay,
+  autoResubscribe: true,
+  maxRetriesPerRequest: null,
+};
