@@ -64,7 +64,7 @@ describe('slow consumers (4010)', () => {
       assert.equal(closes[0]!.code, 4010);
       assert.equal(closes[0]!.reason, 'Slow consumer');
       assert.equal(registry.get(slowId), undefined, 'the registry no longer lists it');
-      assert.equal(service.isUserConnected('slow-reader'), false);
+      assert.equal(await service.isUserConnected('slow-reader'), false);
 
       // The reading client got every message, in order, and is still open.
       await eventually(() => fast.ofType('bulk').length === sent, 10_000, 'all bulk messages');

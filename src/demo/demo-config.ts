@@ -47,7 +47,11 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
         `REALTIME_LEASE_MS must be a positive integer, got "${env.REALTIME_LEASE_MS}"`,
       );
     }
-    realtime.redis = { url: env.REDIS_URL, ...(lease === undefined ? {} : { leaseMs: lease }) };
+    realtime.redis = {
+      url: env.REDIS_URL,
+      ...(lease === undefined ? {} : { leaseMs: lease }),
+      ...(env.REALTIME_REDIS_NAMESPACE ? { namespace: env.REALTIME_REDIS_NAMESPACE } : {}),
+    };
   }
   const port = env.PORT ? Number(env.PORT) : 3000;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {

@@ -35,6 +35,7 @@ export type { RealtimeReply } from './gateway/message-dispatcher.js';
 export {
   RealtimeBus,
   type ClusterAnswers,
+  type ClusterChange,
   type LocalDeliver,
   type RequestHandler,
 } from './bus/realtime-bus.js';

@@ -9,6 +9,10 @@ import { RealtimeBus } from './bus/realtime-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { REDIS_BUS_DEFAULTS, type RedisBusOptions } from './bus/redis-bus-options.js';
 import { RedisThrottlerStorage } from './bus/redis-throttler-storage.js';
+import { InMemoryPresenceStore } from './presence/in-memory-presence.store.js';
+import { PresenceStore } from './presence/presence-store.js';
+import { PresenceService } from './presence/presence.service.js';
+import { RedisPresenceStore } from './presence/redis-presence.store.js';
 import { ConnectionAdmission } from './gateway/connection-admission.js';
 import { ConnectionCloser } from './gateway/connection-closer.js';
 import { ConnectionSupervisor } from './gateway/connection-supervisor.js';
@@ -56,6 +60,12 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
       inject: [REALTIME_OPTIONS],
       useFactory: (options: ResolvedRealtimeOptions) => createThrottlerStorage(options),
     },
+    {
+      provide: PresenceStore,
+      inject: [REALTIME_OPTIONS],
+      useFactory: (options: ResolvedRealtimeOptions) => createPresenceStore(options),
+    },
+    PresenceService,
     TokenVerifier,
     ConnectionRegistry,
     TokenExpirySchedule,
@@ -92,6 +102,13 @@ function createThrottlerStorage(options: ResolvedRealtimeOptions): ThrottlerStor
   const connection = redis?.url ?? redis?.clients?.publisher;
   if (!redis || !connection) return new ThrottlerStorageService();
   return new RedisThrottlerStorage(connection, redis.namespace ?? REDIS_BUS_DEFAULTS.namespace);
+}
+
+function createPresenceStore(options: ResolvedRealtimeOptions): PresenceStore {
+  const redis = redisOptions(options);
+  const connection = redis?.url ?? redis?.clients?.publisher;
+  if (!redis || !connection) return new InMemoryPresenceStore();
+  return new RedisPresenceStore(connection, redis.namespace ?? REDIS_BUS_DEFAULTS.namespace);
 }
 
 function redisOptions(options: ResolvedRealtimeOptions): RedisBusOptions | undefined {

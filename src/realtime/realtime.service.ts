@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Observable } from 'rxjs';
 import {
@@ -22,6 +22,7 @@ import {
   type UploadCancelRequest,
 } from './realtime-events.js';
 import { RealtimeSendError } from './realtime-send.error.js';
+import { PresenceStore } from './presence/presence-store.js';
 import { ConnectionRegistry } from './registry/connection-registry.js';
 
 /** Data of a message sent through the service: a JSON object. */
@@ -33,6 +34,13 @@ export interface BroadcastOptions {
   /** Marks where the message came from, e.g. `admin_broadcast`. */
   source?: string;
 }
+
+interface RoomMembers {
+  connectionIds: string[];
+  userIds: string[];
+}
+
+const ROOM_MEMBERS_TOPIC = 'rooms.members';
 
 export interface PublishResult {
   /** The message id every recipient sees. */
@@ -50,7 +58,7 @@ export type RoomMember = { userId: string } | { connectionId: string };
  * Every send resolves to the number of connections reached.
  */
 @Injectable()
-export class RealtimeService {
+export class RealtimeService implements OnModuleInit {
   /** A connection was admitted. */
   readonly connectionOpened$: Observable<ConnectionOpenedEvent>;
   /** A connection ended, with its close code and reason. */
@@ -63,6 +71,7 @@ export class RealtimeService {
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
     private readonly bus: RealtimeBus,
+    private readonly presence: PresenceStore,
     private readonly registry: ConnectionRegistry,
     private readonly closer: ConnectionCloser,
     events: RealtimeEvents,
@@ -71,6 +80,20 @@ export class RealtimeService {
     this.connectionClosed$ = events.closed.asObservable();
     this.messageReceived$ = events.messages.asObservable();
     this.uploadCancelRequested$ = events.uploadCancels.asObservable();
+  }
+
+  onModuleInit(): void {
+    this.bus.handle(ROOM_MEMBERS_TOPIC, (payload) =>
+      this.localRoomMembers(String((payload as { room?: unknown } | undefined)?.room)),
+    );
+  }
+
+  private localRoomMembers(room: string): RoomMembers {
+    const members = [...this.registry.membersOf(room)];
+    return {
+      connectionIds: members.map((c) => c.id),
+      userIds: [...new Set(members.map((c) => c.userId))],
+    };
   }
 
   sendToConnection(connectionId: string, type: string, data: MessageData): Promise<number> {
@@ -169,26 +192,29 @@ export class RealtimeService {
     return connection && this.registry.leave(connection, room) ? 1 : 0;
   }
 
-  getRoomMembers(room: string): { connectionIds: string[]; userIds: string[] } {
-    const members = [...this.registry.membersOf(room)];
+  /** Members of a room on every instance (instances that do not answer in time are left out). */
+  async getRoomMembers(room: string): Promise<{ connectionIds: string[]; userIds: string[] }> {
+    const local = this.localRoomMembers(room);
+    const { answers } = await this.bus.request<RoomMembers>(ROOM_MEMBERS_TOPIC, { room });
+    const all = [local, ...answers.map((a) => a.answer)];
     return {
-      connectionIds: members.map((c) => c.id),
-      userIds: [...new Set(members.map((c) => c.userId))],
+      connectionIds: all.flatMap((members) => members.connectionIds),
+      userIds: [...new Set(all.flatMap((members) => members.userIds))],
     };
   }
 
-  getRoomSize(room: string): number {
-    return this.registry.membersOf(room).size;
+  async getRoomSize(room: string): Promise<number> {
+    return (await this.getRoomMembers(room)).connectionIds.length;
   }
 
-  // Presence
+  // Presence, across every instance
 
-  isUserConnected(userId: string): boolean {
-    return this.registry.ofUser(userId).size > 0;
+  async isUserConnected(userId: string): Promise<boolean> {
+    return this.registry.ofUser(userId).size > 0 || this.presence.isOnline(userId);
   }
 
-  getConnectedUsers(): string[] {
-    return this.registry.userIds();
+  getConnectedUsers(): Promise<string[]> {
+    return this.presence.onlineUsers();
   }
 
   /** Ends one connection (4004 by default); false when it is not connected here. */

@@ -21,6 +21,8 @@ export class InProcessBus extends RealtimeBus {
 
   handle(): void {}
 
+  onClusterChange(): void {}
+
   liveInstances(): string[] {
     return [this.instanceId];
   }

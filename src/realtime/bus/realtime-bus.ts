@@ -6,6 +6,10 @@ export type LocalDeliver = (message: OutboundMessage) => number;
 /** Answers one kind of request from other instances. */
 export type RequestHandler = (payload: unknown) => unknown;
 
+/** What the bus tells about the cluster: instances that ended, or this one reconnecting. */
+export type ClusterChange =
+  { kind: 'instances_gone'; instanceIds: string[] } | { kind: 'reconnected' };
+
 /** What other instances answered to a request. */
 export interface ClusterAnswers<T = unknown> {
   /** One entry per instance that answered in time. */
@@ -33,6 +37,11 @@ export abstract class RealtimeBus {
   abstract handle(topic: string, handler: RequestHandler): void;
   /** Instances whose lease is current, this one included. */
   abstract liveInstances(): string[];
+  /**
+   * Reports instances whose lease ended without a goodbye (to exactly one surviving instance),
+   * and this instance's reconnections, so that shared state can be repaired.
+   */
+  abstract onClusterChange(listener: (change: ClusterChange) => void): void;
   /** False while the other instances cannot be reached. */
   abstract isConnected(): boolean;
   abstract close(): Promise<void>;

@@ -7,6 +7,7 @@ import type { OutboundMessage } from './delivery-target.js';
 import { PublishQueue } from './publish-queue.js';
 import {
   type ClusterAnswers,
+  type ClusterChange,
   type LocalDeliver,
   RealtimeBus,
   type RequestHandler,
@@ -28,13 +29,15 @@ interface PendingCount {
 }
 
 // Renews this instance's lease with Redis's clock (no skew between machines) and returns the
-// instances whose lease is current.
+// instances whose lease is current, and those whose lease this call found ended (atomically,
+// so each ended instance is reported to one caller only).
 const RENEW_LEASE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')`;
+return { redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf'), gone }`;
 
 /**
  * Carries sends between instances over Redis pub/sub. Each instance delivers a send to its own
@@ -57,12 +60,14 @@ export class RedisBus extends RealtimeBus {
   private readonly counts = new Map<string, PendingCount>();
   private readonly requests = new Map<string, PendingRequest>();
   private readonly handlers = new Map<string, RequestHandler>();
+  private readonly changeListeners: Array<(change: ClusterChange) => void> = [];
   /** Peers that missed a count: not waited for until they are heard from again. */
   private readonly silent = new Set<string>();
   private peers: string[] = [];
   private deliver: LocalDeliver | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private up = false;
+  private everConnected = false;
   private closed = false;
 
   constructor(options: RedisBusOptions) {
@@ -127,6 +132,14 @@ export class RedisBus extends RealtimeBus {
       canPublish,
     );
     return local + (remote ? await remote : 0);
+  }
+
+  onClusterChange(listener: (change: ClusterChange) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  private emitChange(change: ClusterChange): void {
+    for (const listener of this.changeListeners) listener(change);
   }
 
   handle(topic: string, handler: RequestHandler): void {
@@ -229,6 +242,8 @@ export class RedisBus extends RealtimeBus {
       .publish(this.channel, this.encode({ kind: 'join', origin: this.instanceId }))
       .catch(() => undefined);
     const flushed = await this.queue.flush();
+    if (wasDown && this.everConnected) this.emitChange({ kind: 'reconnected' });
+    this.everConnected = true;
     if (wasDown) {
       this.logger.log({
         event: 'bus.connected',
@@ -257,14 +272,15 @@ export class RedisBus extends RealtimeBus {
   private async renewLease(): Promise<void> {
     if (this.closed || !this.up) return;
     try {
-      const live = (await this.publisher.eval(
+      const [live, gone] = (await this.publisher.eval(
         RENEW_LEASE,
         1,
         this.instancesKey,
         this.instanceId,
         String(this.options.leaseMs),
-      )) as string[];
+      )) as [string[], string[]];
       this.peers = live.filter((id) => id !== this.instanceId);
+      if (gone.length > 0) this.emitChange({ kind: 'instances_gone', instanceIds: gone });
     } catch {
       // Unreachable: the next 'ready' renews it.
     }

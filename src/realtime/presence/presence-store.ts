@@ -1,0 +1,36 @@
+/** One connection as the cluster knows it. */
+export interface PresenceEntry {
+  connectionId: string;
+  userId: string;
+  /** ms since epoch, sub-millisecond; orders the per-user limit (ties by connection id). */
+  connectedAt: number;
+  instanceId: string;
+}
+
+export interface PresenceAddResult {
+  /** This was the user's first connection anywhere. */
+  cameOnline: boolean;
+  /** Connections of the user beyond the limit, oldest first: to be closed with 4008. */
+  evict: PresenceEntry[];
+}
+
+/**
+ * Who is connected, across every instance: the data behind presence, `user.status_changed`
+ * and the cluster-wide per-user limit. Each transition (online, offline) is reported to exactly
+ * one caller.
+ */
+export abstract class PresenceStore {
+  abstract add(entry: PresenceEntry, perUserLimit: number): Promise<PresenceAddResult>;
+  /** Forgets a connection; true when it was the user's last one anywhere. */
+  abstract remove(entry: Omit<PresenceEntry, 'connectedAt'>): Promise<boolean>;
+  abstract isOnline(userId: string): Promise<boolean>;
+  abstract onlineUsers(): Promise<string[]>;
+  /** Forgets every connection of instances that are gone; returns the users now offline. */
+  abstract reap(instanceIds: readonly string[]): Promise<string[]>;
+  abstract close(): Promise<void>;
+}
+
+/** Oldest first: by connect time, ties by connection id (PROTOCOL.md section 10). */
+export function byAge(a: PresenceEntry, b: PresenceEntry): number {
+  return a.connectedAt - b.connectedAt || (a.connectionId < b.connectionId ? -1 : 1);
+}

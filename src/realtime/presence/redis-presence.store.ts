@@ -1,0 +1,141 @@
+import { Redis } from 'ioredis';
+import { FAIL_FAST } from '../bus/redis-connections.js';
+import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
+
+// Keys, under the namespace: `presence:online` (set of users connected anywhere),
+// `presence:user:<id>` (sorted set of `<connection>@<instance>` scored by connect time) and
+// `presence:instance:<id>` (hash of its connections to their users, for reaping).
+// Each script is atomic, so each transition is seen by exactly one caller.
+
+const ADD = `
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+local added = redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '@' .. ARGV[4])
+local size = redis.call('ZCARD', KEYS[2])
+local online = 0
+if added == 1 and size == 1 then
+  redis.call('SADD', KEYS[1], ARGV[2])
+  online = 1
+end
+local evict = {}
+local excess = size - tonumber(ARGV[5])
+if excess > 0 then evict = redis.call('ZRANGE', KEYS[2], 0, excess - 1, 'WITHSCORES') end
+return { online, evict }`;
+
+const REMOVE = `
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('ZREM', KEYS[2], ARGV[1] .. '@' .. ARGV[3]) == 1 and redis.call('ZCARD', KEYS[2]) == 0 then
+  redis.call('SREM', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`;
+
+const REAP = `
+local offline = {}
+for i = 2, #ARGV do
+  local instance = ARGV[i]
+  local hash = ARGV[1] .. ':presence:instance:' .. instance
+  local entries = redis.call('HGETALL', hash)
+  for j = 1, #entries, 2 do
+    local user = entries[j + 1]
+    local zset = ARGV[1] .. ':presence:user:' .. user
+    if redis.call('ZREM', zset, entries[j] .. '@' .. instance) == 1 and redis.call('ZCARD', zset) == 0 then
+      redis.call('SREM', KEYS[1], user)
+      table.insert(offline, user)
+    end
+  end
+  redis.call('DEL', hash)
+end
+return offline`;
+
+/** Presence shared by every instance through Redis (one Redis, not Redis Cluster). */
+export class RedisPresenceStore extends PresenceStore {
+  private readonly redis: Redis;
+  private readonly onlineKey: string;
+
+  /** `connection`: a URL, or a connection to copy (its settings, with fail-fast commands). */
+  constructor(
+    connection: string | Redis,
+    private readonly namespace: string,
+  ) {
+    super();
+    this.redis =
+      typeof connection === 'string'
+        ? new Redis(connection, FAIL_FAST)
+        : connection.duplicate(FAIL_FAST);
+    this.redis.on('error', () => undefined); // outages are reported by the bus
+    this.onlineKey = `${namespace}:presence:online`;
+  }
+
+  async add(entry: PresenceEntry, perUserLimit: number): Promise<PresenceAddResult> {
+    const [online, flat] = (await this.redis.eval(
+      ADD,
+      3,
+      this.onlineKey,
+      this.userKey(entry.userId),
+      this.instanceKey(entry.instanceId),
+      entry.connectionId,
+      entry.userId,
+      String(entry.connectedAt),
+      entry.instanceId,
+      String(perUserLimit),
+    )) as [number, string[]];
+    const evict: PresenceEntry[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const member = flat[i]!;
+      const at = member.lastIndexOf('@');
+      evict.push({
+        connectionId: member.slice(0, at),
+        instanceId: member.slice(at + 1),
+        userId: entry.userId,
+        connectedAt: Number(flat[i + 1]),
+      });
+    }
+    return { cameOnline: online === 1, evict };
+  }
+
+  async remove(entry: Omit<PresenceEntry, 'connectedAt'>): Promise<boolean> {
+    const offline = await this.redis.eval(
+      REMOVE,
+      3,
+      this.onlineKey,
+      this.userKey(entry.userId),
+      this.instanceKey(entry.instanceId),
+      entry.connectionId,
+      entry.userId,
+      entry.instanceId,
+    );
+    return offline === 1;
+  }
+
+  async isOnline(userId: string): Promise<boolean> {
+    return (await this.redis.sismember(this.onlineKey, userId)) === 1;
+  }
+
+  onlineUsers(): Promise<string[]> {
+    return this.redis.smembers(this.onlineKey);
+  }
+
+  async reap(instanceIds: readonly string[]): Promise<string[]> {
+    if (instanceIds.length === 0) return [];
+    return (await this.redis.eval(
+      REAP,
+      1,
+      this.onlineKey,
+      this.namespace,
+      ...instanceIds,
+    )) as string[];
+  }
+
+  close(): Promise<void> {
+    this.redis.disconnect();
+    return Promise.resolve();
+  }
+
+  private userKey(userId: string): string {
+    return `${this.namespace}:presence:user:${userId}`;
+  }
+
+  private instanceKey(instanceId: string): string {
+    return `${this.namespace}:presence:instance:${instanceId}`;
+  }
+}

@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startCluster, type Cluster, uniqueNamespace } from './support/cluster.js';
+import {
+  freePort,
+  requireRedis,
+  startRedisServer,
+  type RedisServer,
+} from './support/redis-server.js';
+import { TEST_SECRET } from './support/test-app.js';
+import { eventually, TestClient } from './support/test-client.js';
+
+const LEASE_MS = 1500;
+
+function statusesOf(client: TestClient, userId: string): string[] {
+  return client
+    .ofType('user.status_changed')
+    .filter((m) => m.data.user_id === userId)
+    .map((m) => m.data.status);
+}
+
+describe('presence across instances', () => {
+  let redis: RedisServer | undefined;
+  let cluster: Cluster | undefined;
+  const watchers: TestClient[] = [];
+
+  before(async () => {
+    redis = await startRedisServer();
+    if (!redis) return;
+    cluster = await startCluster(3, redis.url, {
+      maxConnectionsPerUser: 2,
+      redis: { leaseMs: LEASE_MS },
+    });
+    for (const instance of cluster.instances) {
+      const watcher = await TestClient.open(
+        instance.wsUrl,
+        instance.token(`watcher-${instance.index}`),
+      );
+      await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+      watchers.push(watcher);
+    }
+  });
+  after(async () => {
+    for (const watcher of watchers) watcher.close();
+    await cluster?.close();
+    await redis?.stop();
+  });
+
+  it('announces online and offline once each, to watchers on every instance', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const [a, b] = cluster!.instances;
+    const first = await TestClient.open(a!.wsUrl, a!.token('erin'));
+    const second = await TestClient.open(b!.wsUrl, b!.token('erin'));
+    await eventually(
+      () => watchers.every((w) => statusesOf(w, 'erin').length >= 1),
+      3000,
+      'online seen',
+    );
+    first.close();
+    second.close();
+    await eventually(
+      () => watchers.every((w) => statusesOf(w, 'erin').length >= 2),
+      3000,
+      'offline seen',
+    );
+    for (const watcher of watchers) await watcher.request({ type: 'ping' });
+    for (const watcher of watchers)
+      assert.deepEqual(statusesOf(watcher, 'erin'), ['online', 'offline']);
+  });
+
+  it('tells on every instance who is connected anywhere', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const [a, , c] = cluster!.instances;
+    const client = await TestClient.open(a!.wsUrl, a!.token('frank'));
+    assert.equal(await c!.service.isUserConnected('frank'), true);
+    assert.ok((await c!.service.getConnectedUsers()).includes('frank'));
+    client.close();
+    await eventually(async () => !(await c!.service.isUserConnected('frank')), 3000, 'frank gone');
+  });
+
+  it('evicts the oldest connection of the user, on whichever instance it is (4008)', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const [a, b, c] = cluster!.instances;
+    const oldest = await TestClient.open(a!.wsUrl, a!.token('gina'));
+    const middle = await TestClient.open(b!.wsUrl, b!.token('gina'));
+    const newest = await TestClient.open(c!.wsUrl, c!.token('gina'));
+    const closed = await oldest.waitClose(5000);
+    assert.equal(closed.code, 4008);
+    assert.equal(oldest.ofType('error').at(-1)?.data.code, 'CONNECTION_LIMIT_EXCEEDED');
+    assert.equal((await middle.request({ type: 'ping' })).type, 'pong');
+    assert.equal((await newest.request({ type: 'ping' })).type, 'pong');
+    middle.close();
+    newest.close();
+  });
+
+  it('lists room members of every instance', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const [a, b, c] = cluster!.instances;
+    const onA = await TestClient.open(a!.wsUrl, a!.token('hal'));
+    const onC = await TestClient.open(c!.wsUrl, c!.token('ivy'));
+    a!.service.joinRoom('team', { userId: 'hal' });
+    c!.service.joinRoom('team', { userId: 'ivy' });
+    const members = await b!.service.getRoomMembers('team');
+    assert.deepEqual([...members.userIds].sort(), ['hal', 'ivy']);
+    assert.equal(await b!.service.getRoomSize('team'), 2);
+    assert.equal(await b!.service.sendToRoom('team', 'team.note', { n: 1 }), 2);
+    assert.equal((await onA.next('team.note')).data.n, 1);
+    assert.equal((await onC.next('team.note')).data.n, 1);
+    onA.close();
+    onC.close();
+  });
+});
+
+describe('an instance that dies without cleanup', () => {
+  let redis: RedisServer | undefined;
+  let cluster: Cluster | undefined;
+  let child: ChildProcess | undefined;
+
+  before(async () => {
+    redis = await startRedisServer();
+  });
+  after(async () => {
+    child?.kill('SIGKILL');
+    await cluster?.close();
+    await redis?.stop();
+  });
+
+  it('vanishes from presence within two leases, and its users are announced offline once', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const namespace = uniqueNamespace('ghosts');
+    cluster = await startCluster(1, redis.url, { redis: { leaseMs: LEASE_MS, namespace } });
+    const survivor = cluster.instances[0]!;
+    const watcher = await TestClient.open(survivor.wsUrl, survivor.token('watcher'));
+    await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+
+    const port = await freePort();
+    const main = fileURLToPath(new URL('../src/demo/main.js', import.meta.url));
+    child = spawn(process.execPath, [main], {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        JWT_SECRET: TEST_SECRET,
+        REDIS_URL: redis.url,
+        REALTIME_REDIS_NAMESPACE: namespace,
+        REALTIME_LEASE_MS: String(LEASE_MS),
+      },
+      stdio: 'ignore',
+    });
+    const doomedUrl = `ws://127.0.0.1:${port}/ws`;
+    let ghost: TestClient | undefined;
+    await eventually(
+      async () => {
+        const client = TestClient.connect(doomedUrl, survivor.token('ghost'));
+        try {
+          await client.next('connection.established', 500);
+          ghost = client;
+          return true;
+        } catch {
+          client.close();
+          return false;
+        }
+      },
+      10_000,
+      'the child instance accepts a connection',
+    );
+    await eventually(async () => survivor.service.isUserConnected('ghost'), 3000, 'ghost seen');
+    await eventually(() => statusesOf(watcher, 'ghost').length === 1, 3000, 'online announced');
+
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    await eventually(
+      async () => !(await survivor.service.isUserConnected('ghost')),
+      2 * LEASE_MS + 1000,
+      'the ghost to vanish',
+    );
+    await eventually(() => statusesOf(watcher, 'ghost').length === 2, 3000, 'offline announced');
+    await watcher.request({ type: 'ping' });
+    assert.deepEqual(statusesOf(watcher, 'ghost'), ['online', 'offline']);
+    assert.deepEqual(survivor.bus.liveInstances(), [survivor.bus.instanceId]);
+    ghost?.close();
+    watcher.close();
+  });
+});
