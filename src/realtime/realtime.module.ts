@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { type ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import { AdminAuthGuard } from './admin/admin-auth.guard.js';
+import { ClusterAdminService } from './admin/cluster-admin.service.js';
 import { RealtimeStatsService } from './admin/realtime-stats.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { InProcessBus } from './bus/in-process.bus.js';
@@ -83,6 +84,7 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
     LocalDelivery,
     RealtimeService,
     RealtimeStatsService,
+    ClusterAdminService,
     AdminAuthGuard,
     RealtimeProtocolGateway,
   ],

@@ -9,13 +9,13 @@ import {
   Param,
   Post,
   Query,
+  ServiceUnavailableException,
   type Type,
   UseFilters,
   UseGuards,
   UsePipes,
   ValidationPipe,
 } from '@nestjs/common';
-import { CloseCode, CloseReason } from '../../protocol/index.js';
 import type { DeliveryTarget } from '../bus/delivery-target.js';
 import { RealtimeService } from '../realtime.service.js';
 import { RealtimeSendError } from '../realtime-send.error.js';
@@ -23,7 +23,7 @@ import { AdminAuthGuard } from './admin-auth.guard.js';
 import { AdminExceptionFilter } from './admin-exception.filter.js';
 import { BroadcastDto } from './dto/broadcast.dto.js';
 import { ConnectionsQueryDto } from './dto/connections-query.dto.js';
-import { RealtimeStatsService } from './realtime-stats.service.js';
+import { ClusterAdminService, type Lookup } from './cluster-admin.service.js';
 
 function success<T>(data: T): { status: 'success'; data: T } {
   return { status: 'success', data };
@@ -37,36 +37,29 @@ export function createAdminController(prefix: string): Type<unknown> {
   @UsePipes(new ValidationPipe({ whitelist: true, transform: true, forbidUnknownValues: true }))
   class RealtimeAdminController {
     constructor(
-      private readonly stats: RealtimeStatsService,
+      private readonly cluster: ClusterAdminService,
       private readonly realtime: RealtimeService,
     ) {}
 
     @Get('stats')
-    getStats() {
-      return success(this.stats.stats());
+    async getStats() {
+      return success(await this.cluster.stats());
     }
 
     @Get('connections')
-    listConnections(@Query() query: ConnectionsQueryDto) {
-      return success(this.stats.list(query.user_id, query.limit, query.offset));
+    async listConnections(@Query() query: ConnectionsQueryDto) {
+      return success(await this.cluster.list(query.user_id, query.limit, query.offset));
     }
 
     @Get('connections/:id')
-    getConnection(@Param('id') id: string) {
-      const details = this.stats.details(id);
-      if (!details) throw new NotFoundException(`No connection with id ${id}`);
-      return success(details);
+    async getConnection(@Param('id') id: string) {
+      return success(found(await this.cluster.details(id), id));
     }
 
     @Delete('connections/:id')
     @HttpCode(200)
-    disconnect(@Param('id') id: string) {
-      const ended = this.realtime.disconnectConnection(
-        id,
-        CloseCode.DISCONNECTED_BY_ADMIN,
-        CloseReason.DISCONNECTED_BY_ADMIN,
-      );
-      if (!ended) throw new NotFoundException(`No connection with id ${id}`);
+    async disconnect(@Param('id') id: string) {
+      found(await this.cluster.kick(id), id);
       return success({ connection_id: id, disconnected: true });
     }
 
@@ -93,6 +86,17 @@ export function createAdminController(prefix: string): Type<unknown> {
     }
   }
   return RealtimeAdminController;
+}
+
+/** The connection's data; 404 when no instance has it, 503 when the others cannot be asked. */
+function found<T>(lookup: Lookup<T>, id: string): T {
+  if (lookup.found) return lookup.value;
+  if (lookup.degraded) {
+    throw new ServiceUnavailableException(
+      `No connection with id ${id} on this instance, and the other instances cannot be reached; retry later`,
+    );
+  }
+  throw new NotFoundException(`No connection with id ${id}`);
 }
 
 function toTarget(body: BroadcastDto): DeliveryTarget {

@@ -18,6 +18,24 @@ export interface ConnectionSummary {
   remote_address: string;
 }
 
+/** One instance's own numbers, as it answers other instances (merged by {@link mergeStats}). */
+export interface InstanceStats {
+  total_connections: number;
+  connections_per_user: Record<string, number>;
+  subscriptions: Record<string, number>;
+  rooms: Record<string, number>;
+  messages_in: number;
+  messages_out: number;
+  bytes_in: number;
+  bytes_out: number;
+}
+
+/** A first part of this instance's connections, in cluster order, and how many match in all. */
+export interface InstancePage {
+  total: number;
+  connections: ConnectionSummary[];
+}
+
 export interface ConnectionDetails {
   connection_id: string;
   user_id: string;
@@ -52,19 +70,52 @@ export class RealtimeStatsService {
       total_connections: total,
       unique_users: users,
       connections_per_user: this.registry.connectionsPerUser(),
-      average_connections_per_user: users === 0 ? 0 : Math.round((total / users) * 100) / 100,
+      average_connections_per_user: averagePerUser(total, users),
       subscriptions: this.registry.subscriptionCounts(),
       rooms: this.registry.roomCounts(),
       messages_in: this.metrics.messagesIn,
       messages_out: this.metrics.messagesOut,
       bytes_in: this.metrics.bytesIn,
       bytes_out: this.metrics.bytesOut,
-      server_info: {
-        ...announcedLimits(this.options),
-        max_total_connections: this.options.maxTotalConnections,
-        uptime_seconds: Math.round(process.uptime()),
-      },
+      server_info: this.serverInfo(),
     };
+  }
+
+  /** This instance's limits and uptime (the same on every instance but for uptime). */
+  serverInfo() {
+    return {
+      ...announcedLimits(this.options),
+      max_total_connections: this.options.maxTotalConnections,
+      uptime_seconds: Math.round(process.uptime()),
+    };
+  }
+
+  /** This instance's counts, for merging with the other instances'. */
+  instanceStats(): InstanceStats {
+    return {
+      total_connections: this.registry.size,
+      connections_per_user: this.registry.connectionsPerUser(),
+      subscriptions: this.registry.subscriptionCounts(),
+      rooms: this.registry.roomCounts(),
+      messages_in: this.metrics.messagesIn,
+      messages_out: this.metrics.messagesOut,
+      bytes_in: this.metrics.bytesIn,
+      bytes_out: this.metrics.bytesOut,
+    };
+  }
+
+  /**
+   * The first `take` connections (of `userId`, when given) in cluster order: by connected_at,
+   * then connection_id. Any page of the merged list lies within every instance's first
+   * offset + limit, so that is all an instance sends.
+   */
+  firstPage(userId: string | undefined, take: number): InstancePage {
+    const source =
+      userId === undefined ? [...this.registry.all()] : [...this.registry.ofUser(userId)];
+    source.sort(
+      (a, b) => a.connectedAt - b.connectedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    );
+    return { total: source.length, connections: source.slice(0, take).map(summarize) };
   }
 
   /** Summaries in connection order, filtered by user through the user index. */
@@ -115,6 +166,11 @@ function summarize(c: RealtimeConnection): ConnectionSummary {
     rooms: c.rooms.size,
     remote_address: c.remoteAddress,
   };
+}
+
+/** Connections per user, rounded to two decimals; 0 without users. */
+export function averagePerUser(total: number, users: number): number {
+  return users === 0 ? 0 : Math.round((total / users) * 100) / 100;
 }
 
 function iso(timestamp: number): string {
