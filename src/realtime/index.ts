@@ -38,6 +38,7 @@ export {
   type ClusterChange,
   type LocalDeliver,
   type RequestHandler,
+  type RequestOptions,
 } from './bus/realtime-bus.js';
 export { InProcessBus } from './bus/in-process.bus.js';
 export { RedisBus } from './bus/redis-bus.js';

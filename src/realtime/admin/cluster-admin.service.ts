@@ -107,9 +107,11 @@ export class ClusterAdminService implements OnModuleInit {
   async details(connectionId: string): Promise<Lookup<ClusterDetails>> {
     const local = this.localDetails(connectionId);
     if (local) return { found: true, value: local };
-    const asked = await this.bus.request<unknown>(ADMIN_TOPICS.connection, {
-      connection_id: connectionId,
-    });
+    const asked = await this.bus.request<unknown>(
+      ADMIN_TOPICS.connection,
+      { connection_id: connectionId },
+      { until: (answer) => isJsonObject(answer) && answer.connection_id === connectionId },
+    );
     for (const { instanceId, answer } of asked.answers) {
       if (isJsonObject(answer) && answer.connection_id === connectionId) {
         const details = answer as unknown as ConnectionDetails;
@@ -124,9 +126,11 @@ export class ClusterAdminService implements OnModuleInit {
     if (this.kickLocal(connectionId)) {
       return { found: true, value: { instance_id: this.bus.instanceId } };
     }
-    const asked = await this.bus.request<unknown>(ADMIN_TOPICS.kick, {
-      connection_id: connectionId,
-    });
+    const asked = await this.bus.request<unknown>(
+      ADMIN_TOPICS.kick,
+      { connection_id: connectionId },
+      { until: (answer) => answer === true },
+    );
     const owner = asked.answers.find(({ answer }) => answer === true);
     if (owner) return { found: true, value: { instance_id: owner.instanceId } };
     return { found: false, degraded: asked.degraded };

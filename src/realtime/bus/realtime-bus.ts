@@ -10,6 +10,14 @@ export type RequestHandler = (payload: unknown) => unknown;
 export type ClusterChange =
   { kind: 'instances_gone'; instanceIds: string[] } | { kind: 'reconnected' };
 
+/** Whom to ask, and when to stop waiting. */
+export interface RequestOptions<T> {
+  /** Ask only this instance. */
+  to?: string;
+  /** Stop waiting as soon as an answer satisfies this (e.g. the owner of a connection said so). */
+  until?: (answer: T) => boolean;
+}
+
 /** What other instances answered to a request. */
 export interface ClusterAnswers<T = unknown> {
   /** One entry per instance that answered in time. */
@@ -31,8 +39,15 @@ export abstract class RealtimeBus {
   abstract publish(message: OutboundMessage): Promise<number>;
   /** Sets the function that delivers messages to this instance's connections. */
   abstract subscribe(deliver: LocalDeliver): void;
-  /** Asks every other live instance (or only `to`); resolves when all answered or time ran out. */
-  abstract request<T>(topic: string, payload: unknown, to?: string): Promise<ClusterAnswers<T>>;
+  /**
+   * Asks every other live instance (or only `options.to`); resolves when all answered, when an
+   * answer satisfies `options.until`, or when the request timeout ran out.
+   */
+  abstract request<T>(
+    topic: string,
+    payload: unknown,
+    options?: RequestOptions<T>,
+  ): Promise<ClusterAnswers<T>>;
   /** Answers requests of `topic` from other instances. */
   abstract handle(topic: string, handler: RequestHandler): void;
   /** Instances whose lease is current, this one included. */

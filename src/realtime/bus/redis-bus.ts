@@ -11,6 +11,7 @@ import {
   type LocalDeliver,
   RealtimeBus,
   type RequestHandler,
+  type RequestOptions,
 } from './realtime-bus.js';
 import { RecentIds } from './recent-ids.js';
 import { FAIL_FAST, RESUBSCRIBING } from './redis-connections.js';
@@ -19,6 +20,7 @@ import { REDIS_BUS_DEFAULTS, type RedisBusOptions } from './redis-bus-options.js
 interface PendingRequest {
   waiting: Set<string>;
   answers: Array<{ instanceId: string; answer: unknown }>;
+  until: ((answer: unknown) => boolean) | undefined;
   done: () => void;
 }
 
@@ -146,7 +148,12 @@ export class RedisBus extends RealtimeBus {
     this.handlers.set(topic, handler);
   }
 
-  async request<T>(topic: string, payload: unknown, to?: string): Promise<ClusterAnswers<T>> {
+  async request<T>(
+    topic: string,
+    payload: unknown,
+    options: RequestOptions<T> = {},
+  ): Promise<ClusterAnswers<T>> {
+    const { to, until } = options;
     const targets = to === undefined ? [...this.peers] : this.peers.filter((peer) => peer === to);
     if (this.closed || !this.isConnected()) {
       return { answers: [], unreachable: targets, degraded: true };
@@ -156,6 +163,7 @@ export class RedisBus extends RealtimeBus {
     const pending: PendingRequest = {
       waiting: new Set(targets),
       answers: [],
+      until: until as ((answer: unknown) => boolean) | undefined,
       done: () => undefined,
     };
     const finished = new Promise<void>((resolve) => {
@@ -315,6 +323,12 @@ export class RedisBus extends RealtimeBus {
         const pending = this.requests.get(envelope.id);
         if (pending && envelope.error === undefined) {
           pending.answers.push({ instanceId: envelope.origin, answer: envelope.answer });
+          // The answer sought came: the rest are not waited for (nor reported unreachable).
+          if (pending.until?.(envelope.answer)) {
+            pending.waiting.clear();
+            pending.done();
+            return;
+          }
         }
         if (pending) this.onAnswer(envelope.origin, pending);
         return;

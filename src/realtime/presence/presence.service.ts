@@ -114,7 +114,11 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       this.evictLocal({ connectionId: entry.connectionId });
       return;
     }
-    await this.bus.request(EVICT_TOPIC, { connectionId: entry.connectionId }, entry.instanceId);
+    await this.bus.request(
+      EVICT_TOPIC,
+      { connectionId: entry.connectionId },
+      { to: entry.instanceId },
+    );
   }
 
   private evictLocal(payload: unknown): boolean {
