@@ -26,11 +26,26 @@ export interface RedisServer {
   kill(): Promise<void>;
 }
 
-/** Every redis-server this process started and has not seen exit: killed at exit, whatever happens. */
+/** Child processes (redis-server, apps) this process started and has not seen exit. */
 const live = new Set<ChildProcess>();
-process.once('exit', () => {
+const killAll = () => {
   for (const child of live) child.kill('SIGKILL');
-});
+};
+process.once('exit', killAll);
+// Ended by a signal (a cancelled run): kill them too, then end as the signal would have.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.kill(process.pid, signal);
+  });
+}
+
+/** Kills `child` (SIGKILL) if it still runs when this process ends, however it ends. */
+export function killOnExit(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
 
 /** The absolute path of an executable `name` on PATH, or undefined. */
 export function findOnPath(name: string): string | undefined {
@@ -63,26 +78,61 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** True when something on 127.0.0.1:`port` answers `PING` with `+PONG` within `timeoutMs`. */
-export function pingRedis(port: number, timeoutMs = 500): Promise<boolean> {
+/**
+ * Sends one inline command to 127.0.0.1:`port` and resolves to the raw reply once `complete`
+ * says it is whole, or undefined on error or after `timeoutMs`.
+ */
+function rawCommand(
+  port: number,
+  command: string,
+  complete: (reply: string) => boolean,
+  timeoutMs: number,
+): Promise<string | undefined> {
   return new Promise((resolve) => {
     let reply = '';
+    let done = false;
     const socket = createConnection({ host: '127.0.0.1', port });
-    const finish = (ok: boolean) => {
+    const finish = (value: string | undefined) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       socket.destroy();
-      resolve(ok);
+      resolve(value);
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
     socket.setEncoding('utf8');
-    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('connect', () => socket.write(`${command}\r\n`));
     socket.on('data', (chunk: string) => {
       reply += chunk;
-      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+      if (complete(reply)) finish(reply);
     });
-    socket.once('error', () => finish(false));
-    socket.once('close', () => finish(false));
+    socket.once('error', () => finish(undefined));
+    socket.once('close', () => finish(complete(reply) ? reply : undefined));
   });
+}
+
+/** True when something on 127.0.0.1:`port` answers `PING` with `+PONG` within `timeoutMs`. */
+export async function pingRedis(port: number, timeoutMs = 500): Promise<boolean> {
+  const reply = await rawCommand(port, 'PING', (r) => r.includes('\r\n'), timeoutMs);
+  return reply?.startsWith('+PONG') ?? false;
+}
+
+/**
+ * The process id of the redis-server answering on 127.0.0.1:`port` (from `INFO server`), or
+ * undefined. Tells our server from another test run's that took the same port first.
+ */
+export async function redisPid(port: number, timeoutMs = 500): Promise<number | undefined> {
+  const reply = await rawCommand(
+    port,
+    'INFO server',
+    (r) => {
+      const header = /^\$(\d+)\r\n/.exec(r);
+      return header !== null && Buffer.byteLength(r) >= header[0].length + Number(header[1]) + 2;
+    },
+    timeoutMs,
+  );
+  const pid = reply && /^process_id:(\d+)\r?$/m.exec(reply);
+  return pid ? Number(pid[1]) : undefined;
 }
 
 /** Resolves when `child` has exited, or false after `ms`. */
@@ -142,24 +192,29 @@ export async function startRedisServer(): Promise<RedisServer | undefined> {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child = proc;
-    live.add(proc);
-    proc.once('exit', () => live.delete(proc));
+    killOnExit(proc);
     const keep = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-4000);
     };
     proc.stdout!.on('data', keep);
     proc.stderr!.on('data', keep);
+    // Never what keeps a test process alive: if a test forgets stop(), the process still ends,
+    // and the exit hook below kills the server.
+    proc.unref();
+    (proc.stdout as unknown as { unref?: () => void }).unref?.();
+    (proc.stderr as unknown as { unref?: () => void }).unref?.();
     proc.once('error', (error) => keep(Buffer.from(String(error))));
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (proc.exitCode !== null || proc.signalCode !== null) break;
-      if (await pingRedis(port, 500)) return;
+      // Our process answering, not another run's redis-server that took the port first.
+      if ((await pingRedis(port, 500)) && (await redisPid(port, 500)) === proc.pid) return;
       await sleep(25);
     }
     proc.kill('SIGKILL');
     await exited(proc, STOP_TIMEOUT_MS);
     throw new Error(
-      `redis-server on port ${port} did not answer PING within ${START_TIMEOUT_MS} ms ` +
+      `redis-server on port ${port} did not answer within ${START_TIMEOUT_MS} ms ` +
         `(exit ${proc.exitCode ?? proc.signalCode ?? 'none'}): ${output.trim()}`,
     );
   };

@@ -12,6 +12,8 @@ export type ClusterEnvelope =
   | { kind: 'ack'; origin: string; ack: string; reached: number }
   /** The instance (re)connected: count it in from now on, without waiting for lease renewals. */
   | { kind: 'join'; origin: string }
+  /** The answer to a `join`, sent to the joiner only: "I am here and listening". */
+  | { kind: 'welcome'; origin: string }
   /** The instance is shutting down: stop waiting for it. */
   | { kind: 'leave'; origin: string }
   /** A question for every instance (or the one whose inbox it was sent to). */
@@ -39,6 +41,7 @@ export function parseClusterEnvelope(payload: string): ClusterEnvelope | undefin
         ? (value as ClusterEnvelope)
         : undefined;
     case 'join':
+    case 'welcome':
     case 'leave':
       return value as ClusterEnvelope;
     case 'request':

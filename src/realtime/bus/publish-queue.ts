@@ -1,9 +1,17 @@
+interface InFlight {
+  payload: string;
+  /** Confirmed sent, or moved back to the queue: its own outcome no longer matters. */
+  settled: boolean;
+}
+
 /**
  * Publishes in order, keeping those made while Redis is unreachable (at most `limit`) and
  * sending them, still in order, once it is back.
  */
 export class PublishQueue {
   private readonly pending: string[] = [];
+  /** Sent but not yet confirmed, oldest first. */
+  private inFlight: InFlight[] = [];
   private flushing = false;
 
   constructor(
@@ -26,8 +34,17 @@ export class PublishQueue {
       this.pending.push(payload);
       return;
     }
-    // Sent in call order on one connection; one that fails is kept, in order, for the flush.
-    this.send(payload).catch(() => this.pending.push(payload));
+    const entry: InFlight = { payload, settled: false };
+    this.inFlight.push(entry);
+    this.send(payload).then(
+      () => {
+        entry.settled = true;
+        while (this.inFlight[0]?.settled) this.inFlight.shift();
+      },
+      () => {
+        if (!entry.settled) this.requeueInFlight();
+      },
+    );
   }
 
   /** Sends what was kept, oldest first; stops at the first failure and keeps the rest. */
@@ -47,5 +64,18 @@ export class PublishQueue {
       this.flushing = false;
     }
     return sent;
+  }
+
+  /**
+   * On the first failure, every unconfirmed publish goes back to the front of the queue, in the
+   * order it was made. Failures do not arrive in order (a publish refused at once can fail before
+   * older ones still in flight), so requeueing each on its own failure would reorder them. One
+   * that had in fact reached Redis is then sent twice; receivers drop it by message id.
+   */
+  private requeueInFlight(): void {
+    const unconfirmed = this.inFlight.filter((entry) => !entry.settled);
+    for (const entry of unconfirmed) entry.settled = true;
+    this.inFlight = [];
+    this.pending.unshift(...unconfirmed.map((entry) => entry.payload));
   }
 }

@@ -69,6 +69,9 @@ export class RedisBus extends RealtimeBus {
   private deliver: LocalDeliver | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private up = false;
+  /** Peers that announced themselves since this instance last reconnected. */
+  private readonly rejoined = new Set<string>();
+  private onRejoin: (() => void) | undefined;
   private everConnected = false;
   private closed = false;
 
@@ -228,7 +231,7 @@ export class RedisBus extends RealtimeBus {
     this.publisher.on('error', this.onClientError);
     this.publisher.on('ready', () => void this.onReady());
     // A subscriber that reconnects alone also ends the outage for what waits in the queue.
-    this.subscriber.on('ready', () => void (this.up && this.queue.flush()));
+    this.subscriber.on('ready', () => void this.onSubscriberReady());
     this.publisher.on('close', () => this.onDown());
     this.subscriber.subscribe(this.channel, this.inbox).catch((error: unknown) => {
       this.logger.error({ event: 'bus.subscribe_failed', error: String(error) });
@@ -245,10 +248,13 @@ export class RedisBus extends RealtimeBus {
     if (this.closed) return;
     const wasDown = !this.up;
     this.up = true;
+    const knownPeers = [...this.peers];
+    this.rejoined.clear();
     await this.renewLease();
-    this.publisher
-      .publish(this.channel, this.encode({ kind: 'join', origin: this.instanceId }))
-      .catch(() => undefined);
+    this.announceJoin();
+    // After an outage the others may not be subscribed again yet: what waited for Redis would
+    // reach nobody. Wait (bounded) until the peers known before it announced themselves.
+    if (wasDown && this.everConnected && this.queue.size > 0) await this.awaitRejoin(knownPeers);
     const flushed = await this.queue.flush();
     if (wasDown && this.everConnected) this.emitChange({ kind: 'reconnected' });
     this.everConnected = true;
@@ -259,6 +265,50 @@ export class RedisBus extends RealtimeBus {
         flushed_publishes: flushed,
       });
     }
+  }
+
+  /** ioredis re-subscribes on reconnect; once that took, the others may count on this one. */
+  private async onSubscriberReady(): Promise<void> {
+    try {
+      await this.subscriber.subscribe(this.channel, this.inbox);
+    } catch {
+      return; // dropped again: the next 'ready' retries
+    }
+    this.announceJoin();
+    if (this.up) await this.queue.flush();
+  }
+
+  /** Tells the others this instance publishes and listens (again). */
+  private announceJoin(): void {
+    if (this.closed || !this.up || this.subscriber.status !== 'ready') return;
+    this.publisher
+      .publish(this.channel, this.encode({ kind: 'join', origin: this.instanceId }))
+      .catch(() => undefined);
+  }
+
+  /** Answers a joiner directly, so that it knows at once this instance is listening. */
+  private welcome(joiner: string): void {
+    if (!this.up) return;
+    this.publisher
+      .publish(this.inboxOf(joiner), this.encode({ kind: 'welcome', origin: this.instanceId }))
+      .catch(() => undefined);
+  }
+
+  private awaitRejoin(peers: string[]): Promise<void> {
+    const missing = () => peers.filter((peer) => !this.rejoined.has(peer));
+    if (missing().length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.onRejoin = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, this.options.requestTimeoutMs);
+      timer.unref();
+      this.onRejoin = () => {
+        if (missing().length === 0) done();
+      };
+    });
   }
 
   private onDown(): void {
@@ -304,6 +354,13 @@ export class RedisBus extends RealtimeBus {
     }
     switch (envelope.kind) {
       case 'join':
+        this.welcome(envelope.origin);
+        this.rejoined.add(envelope.origin);
+        this.onRejoin?.();
+        return;
+      case 'welcome':
+        this.rejoined.add(envelope.origin);
+        this.onRejoin?.();
         return;
       case 'deliver':
         this.onDeliver(envelope.origin, envelope.message, envelope.ack);
