@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
 import type { RealtimePrincipal } from './realtime-principal.js';
 
@@ -13,9 +14,14 @@ export class TokenVerifier {
 
   constructor(@Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions) {
     const { secret, publicKey, algorithms, issuer, audience, clockToleranceSeconds } = options.jwt;
+    // A prepared key: given a string, jsonwebtoken first tries it as a public key on every verify
+    // (a failing createPublicKey, most of a verification's cost) before using it as a secret.
+    const key: KeyObject = publicKey
+      ? createPublicKey(publicKey)
+      : createSecretKey(Buffer.from(secret ?? '', 'utf8'));
     this.jwt = new JwtService({
-      secret,
-      publicKey,
+      // jsonwebtoken takes a KeyObject; @nestjs/jwt's types only name strings and Buffers.
+      ...((publicKey ? { publicKey: key } : { secret: key }) as unknown as { secret?: string }),
       verifyOptions: {
         algorithms,
         // Non-empty lists: resolveRealtimeOptions refuses empty ones.
