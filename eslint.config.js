@@ -3,7 +3,16 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', 'bench/results/', '.scratch/', 'src/demo/public/vendor/'] },
+  {
+    ignores: [
+      'dist/',
+      'build/',
+      'node_modules/',
+      'bench/results/',
+      '.scratch/',
+      'src/demo/public/vendor/',
+    ],
+  },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {
