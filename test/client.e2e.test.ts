@@ -1,0 +1,265 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import {
+  type CloseInfo,
+  type ConnectionState,
+  RealtimeClient,
+  type RealtimeClientOptions,
+  type WebSocketConstructor,
+} from '../src/client/index.js';
+import { RealtimeService } from '../src/realtime/index.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+import { startTestAppOnPort } from './support/test-app-on-port.js';
+
+// `ws`'s WebSocket must fit the client's injected constructor type without a cast.
+const NodeWebSocket: WebSocketConstructor = WebSocket;
+
+const WAIT_MS = 5000;
+
+/** Resolves with the first value `subscribe` reports that satisfies `accept`, bounded. */
+function waitFor<T>(
+  what: string,
+  subscribe: (report: (value: T) => void) => () => void,
+  accept: (value: T) => boolean = () => true,
+  timeoutMs = WAIT_MS,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unsubscribe();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const unsubscribe = subscribe((value) => {
+      if (!accept(value)) return;
+      clearTimeout(timer);
+      unsubscribe();
+      resolve(value);
+    });
+  });
+}
+
+function nextClose(client: RealtimeClient, timeoutMs = WAIT_MS): Promise<CloseInfo> {
+  return waitFor(
+    'a close',
+    (report) => {
+      client.on('close', report);
+      return () => client.off('close', report);
+    },
+    () => true,
+    timeoutMs,
+  );
+}
+
+async function stateBecomes(
+  client: RealtimeClient,
+  state: ConnectionState,
+  timeoutMs = WAIT_MS,
+): Promise<void> {
+  if (client.state === state) return;
+  await waitFor(
+    `state ${state}`,
+    (report) => {
+      const listener = (change: { newState: ConnectionState }) => report(change.newState);
+      client.on('state', listener);
+      return () => client.off('state', listener);
+    },
+    (newState) => newState === state,
+    timeoutMs,
+  );
+}
+
+function nextOfType<T>(client: RealtimeClient, type: string, timeoutMs = WAIT_MS): Promise<T> {
+  return waitFor<T>(
+    type,
+    (report) => {
+      const listener = (data: unknown) => report(data as T);
+      client.on(type, listener);
+      return () => client.off(type, listener);
+    },
+    () => true,
+    timeoutMs,
+  );
+}
+
+/** Resolves after `ms`, for checks that something did NOT happen. */
+const quiet = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('RealtimeClient against the real server', () => {
+  let server: TestApp;
+  const clients: RealtimeClient[] = [];
+  let users = 0;
+
+  function client(options: Partial<RealtimeClientOptions> & { user?: string } = {}) {
+    const user = options.user ?? `client-${++users}`;
+    const created = new RealtimeClient({
+      url: server.wsUrl,
+      WebSocket: NodeWebSocket,
+      getToken: () => server.token(user),
+      minReconnectDelayMs: 50,
+      maxReconnectDelayMs: 200,
+      requestTimeoutMs: 3000,
+      ...options,
+    });
+    clients.push(created);
+    return created;
+  }
+
+  before(async () => {
+    server = await startTestApp();
+  });
+  after(async () => {
+    for (const created of clients) created.close();
+    await server.close();
+  });
+
+  it('connects with the bearer subprotocol and measures a ping round trip', async () => {
+    const c = client({ user: 'alice' });
+    const established = await c.connect();
+    assert.equal(established.user_id, 'alice');
+    assert.equal(c.state, 'open');
+    const rtt = await c.ping();
+    assert.ok(rtt >= 0 && rtt < WAIT_MS, `rtt ${rtt}`);
+    c.close();
+    assert.equal(c.state, 'closed');
+  });
+
+  it('connects with the token in the query string', async () => {
+    const c = client({ user: 'query-user', tokenTransport: 'query' });
+    assert.equal((await c.connect()).user_id, 'query-user');
+    c.close();
+  });
+
+  it('subscribes and receives a service send, typed by event', async () => {
+    const c = client();
+    await c.connect();
+    const ack = await c.subscribe(['review.created', 'not.an.event']);
+    assert.deepEqual(ack, { events: ['review.created'], invalid_events: ['not.an.event'] });
+    const received = nextOfType<{ review_id: string }>(c, 'review.created');
+    await server.app.get(RealtimeService).sendReviewCreated('r-1', { title: 'x' });
+    assert.equal((await received).review_id, 'r-1');
+    c.close();
+  });
+
+  it('rejects subscribe when every event is refused', async () => {
+    const c = client();
+    await c.connect();
+    await assert.rejects(c.subscribe(['nope']), { code: 'SUBSCRIPTION_FAILED' });
+    c.close();
+  });
+
+  it('rejects a request of an unknown type with INVALID_MESSAGE_TYPE', async () => {
+    const c = client();
+    await c.connect();
+    await assert.rejects(c.request('no.such.type', {}), { code: 'INVALID_MESSAGE_TYPE' });
+    assert.equal(c.state, 'open');
+    c.close();
+  });
+
+  it('after 4001 Token expired, reconnects with the new token from getToken', async () => {
+    let calls = 0;
+    const c = client({
+      getToken: () =>
+        ++calls === 1 ? server.token('expiring', {}, { expiresIn: 2 }) : server.token('expiring'),
+    });
+    const first = await c.connect();
+    const closed = await nextClose(c, 6000);
+    assert.deepEqual(closed, { code: 4001, reason: 'Token expired', willReconnect: true });
+    await stateBecomes(c, 'open');
+    assert.equal(calls, 2);
+    assert.notEqual(c.connection?.connection_id, first.connection_id);
+    assert.ok((await c.ping()) >= 0);
+    c.close();
+  });
+
+  it('after an admin kick (4004), does not reconnect', async () => {
+    const c = client();
+    const established = await c.connect();
+    const closed = nextClose(c);
+    assert.equal(
+      server.app.get(RealtimeService).disconnectConnection(established.connection_id),
+      true,
+    );
+    assert.deepEqual(await closed, {
+      code: 4004,
+      reason: 'Disconnected by admin',
+      willReconnect: false,
+    });
+    assert.equal(c.state, 'closed');
+    await quiet(300);
+    assert.equal(c.state, 'closed');
+    c.close();
+  });
+});
+
+describe('RealtimeClient: eviction', () => {
+  let server: TestApp;
+  before(async () => {
+    server = await startTestApp({ realtime: { maxConnectionsPerUser: 1 } });
+  });
+  after(() => server.close());
+
+  it('the evicted connection gets 4008 and does not reconnect', async () => {
+    const options = {
+      url: server.wsUrl,
+      WebSocket: NodeWebSocket,
+      getToken: () => server.token('single'),
+      minReconnectDelayMs: 20,
+      maxReconnectDelayMs: 50,
+    };
+    const first = new RealtimeClient(options);
+    const second = new RealtimeClient(options);
+    try {
+      await first.connect();
+      const closed = nextClose(first);
+      await second.connect();
+      assert.deepEqual(await closed, {
+        code: 4008,
+        reason: 'Connection limit exceeded',
+        willReconnect: false,
+      });
+      assert.equal(first.state, 'closed');
+      await quiet(300);
+      assert.equal(first.state, 'closed');
+      assert.equal(second.state, 'open');
+      assert.ok((await second.ping()) >= 0);
+    } finally {
+      first.close();
+      second.close();
+    }
+  });
+});
+
+describe('RealtimeClient: server restart', () => {
+  it('reconnects to the new server on the same port and re-subscribes', async () => {
+    let server = await startTestAppOnPort(0);
+    const port = server.port;
+    const client = new RealtimeClient({
+      url: server.wsUrl,
+      WebSocket: NodeWebSocket,
+      getToken: () => server.token('restarted'),
+      minReconnectDelayMs: 50,
+      maxReconnectDelayMs: 200,
+    });
+    try {
+      const first = await client.connect();
+      await client.subscribe(['system.maintenance']);
+      const lost = nextClose(client);
+      await server.close();
+      const closed = await lost;
+      assert.equal(closed.willReconnect, true);
+      assert.ok([1001, 1006].includes(closed.code), `close code ${closed.code}`);
+      assert.equal(client.state, 'reconnecting');
+
+      server = await startTestAppOnPort(port);
+      await stateBecomes(client, 'open');
+      assert.notEqual(client.connection?.connection_id, first.connection_id);
+      assert.deepEqual(client.subscribedEvents, ['system.maintenance']);
+      const received = nextOfType<{ message: string }>(client, 'system.maintenance');
+      await server.app.get(RealtimeService).sendSystemMaintenance('back soon');
+      assert.equal((await received).message, 'back soon');
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
