@@ -43,6 +43,8 @@ export default tseslint.config(
         clearTimeout: 'readonly',
         setInterval: 'readonly',
         clearInterval: 'readonly',
+        AbortSignal: 'readonly',
+        URLSearchParams: 'readonly',
       },
     },
   },

@@ -29,6 +29,8 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     allowedOrigins: list(env.REALTIME_ALLOWED_ORIGINS),
     // Demo rooms: any signed-in user may follow `room:<name>`.
     subscriptionAuthorizer: (name) => /^room:[\w-]{1,64}$/.test(name),
+    // The dashboard (/admin) polls stats, connections and a few details every second.
+    adminRateLimit: 600,
   };
   for (const [variable, option] of Object.entries(NUMERIC_SETTINGS)) {
     const raw = env[variable];

@@ -4,6 +4,7 @@ import {
   Get,
   Header,
   HttpCode,
+  NotFoundException,
   Param,
   Post,
   Req,
@@ -49,6 +50,40 @@ export class DemoController {
   @Header('cache-control', 'no-cache')
   styles(): string {
     return this.page.styles;
+  }
+
+  /** The live admin dashboard; it reads the admin API with the token the person gives it. */
+  @Get('admin')
+  @Header('content-type', 'text/html; charset=utf-8')
+  @Header('content-security-policy', PAGE_CSP)
+  @Header('cache-control', 'no-cache')
+  admin(): string {
+    return this.page.adminHtml;
+  }
+
+  @Get('demo/admin.js')
+  @Header('content-type', 'text/javascript; charset=utf-8')
+  @Header('cache-control', 'no-cache')
+  adminScript(): string {
+    return this.page.adminScript;
+  }
+
+  @Get('demo/admin.css')
+  @Header('content-type', 'text/css; charset=utf-8')
+  @Header('cache-control', 'no-cache')
+  adminStyles(): string {
+    return this.page.adminStyles;
+  }
+
+  /** The compiled client SDK as native ES modules: /sdk/client/index.js, /sdk/protocol/*.js. */
+  @Get('sdk/:folder/:file')
+  @Header('content-type', 'text/javascript; charset=utf-8')
+  @Header('cache-control', 'no-cache')
+  @Header('x-content-type-options', 'nosniff')
+  async sdk(@Param('folder') folder: string, @Param('file') file: string): Promise<string> {
+    const text = await this.page.sdkModule(folder, file);
+    if (text === undefined) throw new NotFoundException('No such SDK module');
+    return text;
   }
 
   @Post('demo/upload')

@@ -1,0 +1,304 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { loadDemoConfig } from '../src/demo/demo-config.js';
+import { DemoModule } from '../src/demo/demo.module.js';
+import { DemoTokens } from '../src/demo/demo.tokens.js';
+import { RealtimeWsAdapter } from '../src/realtime/index.js';
+import { CapturingLogger } from './support/test-app.js';
+import { TestClient } from './support/test-client.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SECRET = 'admin-dashboard-test-secret-0123456789abcdef';
+/** Bound on every single wait in the browser and on the wire. */
+const WAIT_MS = 10_000;
+const SCREENSHOT = fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url));
+
+interface DemoApp {
+  app: INestApplication;
+  url: string;
+  wsUrl: string;
+}
+
+/** Boots the demo app on 127.0.0.1 and a free port, with a quiet logger. */
+async function startDemo(): Promise<DemoApp> {
+  const config = loadDemoConfig({ PORT: '0', JWT_SECRET: SECRET } as NodeJS.ProcessEnv);
+  const app = await NestFactory.create(DemoModule.forRoot(config), {
+    logger: new CapturingLogger(),
+  });
+  app.useWebSocketAdapter(new RealtimeWsAdapter(app));
+  await app.listen(config.port, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  return { app, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` };
+}
+
+function get(url: string): Promise<Response> {
+  return fetch(url, { signal: AbortSignal.timeout(5000) });
+}
+
+/**
+ * True when the browser tests can run. Without Chromium they fail when REQUIRE_BROWSER=1 (CI),
+ * else they are skipped, loudly.
+ */
+function browserAvailable(t: TestContext): boolean {
+  if (existsSync(CHROMIUM)) return true;
+  const reason = `${CHROMIUM} not found: the admin dashboard was NOT tested in a browser`;
+  if (process.env.REQUIRE_BROWSER === '1') {
+    assert.fail(`${reason} (REQUIRE_BROWSER=1). Install Chromium, e.g. apt-get install chromium.`);
+  }
+  console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPED: ${reason}.\n${'!'.repeat(78)}\n`);
+  t.skip(reason);
+  return false;
+}
+
+describe('admin dashboard in Chromium', () => {
+  let demo: DemoApp;
+  let tokens: DemoTokens;
+  let browser: Browser | undefined;
+  const contexts: BrowserContext[] = [];
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    demo = await startDemo();
+    tokens = new DemoTokens(SECRET);
+    if (existsSync(CHROMIUM)) {
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+        timeout: WAIT_MS,
+      });
+    }
+  });
+
+  after(async () => {
+    for (const client of clients) client.close();
+    for (const context of contexts) await context.close().catch(() => undefined);
+    await browser?.close();
+    await demo?.app.close();
+  });
+
+  /** A test `ws` client of `userId`, connected and established. */
+  async function wsClient(userId: string): Promise<TestClient> {
+    const client = await TestClient.open(demo.wsUrl, tokens.sign(userId, false, 600));
+    clients.push(client);
+    return client;
+  }
+
+  /** Opens /admin in a fresh context, records page errors, signs in with a dev admin token. */
+  async function openDashboard(): Promise<{ page: Page; errors: string[] }> {
+    const context = await browser!.newContext({ viewport: { width: 1440, height: 1000 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.setDefaultNavigationTimeout(WAIT_MS);
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(`console: ${message.text()}`);
+    });
+    await page.goto(`${demo.url}/admin`, { timeout: WAIT_MS });
+    await page.locator('body[data-loaded="true"]').waitFor({ timeout: WAIT_MS });
+    await page.getByTestId('dev-user-id').fill('ops-admin');
+    await page.getByTestId('dev-token').click();
+    await page.locator('[data-testid="auth-status"][data-tone="ok"]').waitFor({ timeout: WAIT_MS });
+    await page.locator('body[data-ready="true"]').waitFor({ timeout: WAIT_MS });
+    await page
+      .locator('[data-testid="client-state"][data-state="open"]')
+      .waitFor({ timeout: WAIT_MS });
+    return { page, errors };
+  }
+
+  function row(page: Page, userId: string) {
+    return page.locator(`[data-testid="connection-row"][data-user-id="${userId}"]`);
+  }
+
+  it('shows a live connection, disconnects it (4004) and broadcasts to everyone', async (t) => {
+    if (!browserAvailable(t)) return;
+    const kicked = await wsClient('probe-kick');
+    const listener = await wsClient('probe-listen');
+    listener.send({ type: 'subscribe', data: { events: ['system.notification'] } });
+    await listener.next('subscription.acknowledged', WAIT_MS);
+
+    const { page, errors } = await openDashboard();
+
+    // Both test clients and the dashboard itself show up in the live table.
+    await row(page, 'probe-kick').waitFor({ timeout: WAIT_MS });
+    await row(page, 'probe-listen').waitFor({ timeout: WAIT_MS });
+    await row(page, 'ops-admin').locator('.tag').waitFor({ timeout: WAIT_MS });
+    assert.match(
+      (await row(page, 'probe-kick').getAttribute('data-connection-id')) ?? '',
+      /^[0-9a-f-]{36}$/,
+    );
+    assert.match(
+      (await row(page, 'probe-kick').locator('td').nth(1).textContent()) ?? '',
+      /127\.0\.0\.1/,
+    );
+    await page
+      .locator('[data-testid="m-connections"]', { hasText: /^3$/ })
+      .waitFor({ timeout: WAIT_MS });
+    assert.equal(await page.getByTestId('m-users').textContent(), '3');
+    await page
+      .locator('[data-testid="subscriptions"] [data-name="system.notification"]')
+      .waitFor({ timeout: WAIT_MS });
+    assert.ok((await page.locator('[data-testid="instance-row"]').count()) >= 1);
+    // Rates appear from the second refresh on.
+    await page
+      .locator('[data-testid="m-in-rate"]', { hasText: /^\d+(\.\d)?$/ })
+      .waitFor({ timeout: WAIT_MS });
+    // Bytes come from the connection's details.
+    await row(page, 'probe-kick')
+      .locator('[data-col="bytes"]', { hasText: /B \/ \d/ })
+      .waitFor({ timeout: WAIT_MS });
+
+    // Disconnect → the test client is closed with 4004, and the row goes away.
+    await row(page, 'probe-kick').getByTestId('disconnect').click({ timeout: WAIT_MS });
+    const closed = await kicked.waitClose(WAIT_MS);
+    assert.equal(closed.code, 4004);
+    await page.locator('[data-testid="conn-status"][data-tone="ok"]').waitFor({ timeout: WAIT_MS });
+    await row(page, 'probe-kick').waitFor({ state: 'detached', timeout: WAIT_MS });
+
+    // Broadcast to everyone from the form.
+    await page.getByTestId('bc-target').selectOption('all', { timeout: WAIT_MS });
+    await page.getByTestId('bc-type').fill('system.notification', { timeout: WAIT_MS });
+    await page
+      .getByTestId('bc-data')
+      .fill('{ "message": "from the dashboard", "level": "info" }', { timeout: WAIT_MS });
+    await page.getByTestId('bc-send').click({ timeout: WAIT_MS });
+    const message = await listener.next('system.notification', WAIT_MS);
+    assert.equal(message.source, 'admin_broadcast');
+    assert.deepEqual(message.data, { message: 'from the dashboard', level: 'info' });
+    await page.locator('[data-testid="bc-status"][data-tone="ok"]').waitFor({ timeout: WAIT_MS });
+    // The dashboard's own RealtimeClient receives it too.
+    await page
+      .locator(
+        '[data-testid="received-entry"][data-type="system.notification"][data-source="admin_broadcast"]',
+      )
+      .waitFor({ timeout: WAIT_MS });
+
+    if (process.env.SAVE_SCREENSHOTS === '1') {
+      mkdirSync(new URL('../../docs/', import.meta.url), { recursive: true });
+      await page.screenshot({
+        path: SCREENSHOT,
+        fullPage: true,
+        animations: 'disabled',
+        timeout: WAIT_MS,
+      });
+    }
+    assert.deepEqual(errors, []);
+  });
+
+  it('broadcasts to one user only, and writes server text as text', async (t) => {
+    if (!browserAvailable(t)) return;
+    const target = await wsClient('<img src=x onerror=alert(1)>');
+    const other = await wsClient('probe-other');
+    const { page, errors } = await openDashboard();
+
+    const hostile = row(page, '<img src=x onerror=alert(1)>');
+    await hostile.waitFor({ timeout: WAIT_MS });
+    assert.equal(
+      await hostile.locator('td.user .mono').textContent(),
+      '<img src=x onerror=alert(1)>',
+    );
+    assert.equal(await page.locator('[data-testid="connections"] img').count(), 0);
+
+    await page.getByTestId('bc-target').selectOption('user', { timeout: WAIT_MS });
+    await page
+      .getByTestId('bc-target-value')
+      .fill('<img src=x onerror=alert(1)>', { timeout: WAIT_MS });
+    await page.getByTestId('bc-type').fill('ops.note', { timeout: WAIT_MS });
+    await page.getByTestId('bc-data').fill('{ "n": 1 }', { timeout: WAIT_MS });
+    await page.getByTestId('bc-send').click({ timeout: WAIT_MS });
+    const message = await target.next('ops.note', WAIT_MS);
+    assert.equal(message.source, 'admin_broadcast');
+    await page
+      .locator('[data-testid="bc-status"][data-tone="ok"]', { hasText: 'to 1 connection' })
+      .waitFor({ timeout: WAIT_MS });
+    assert.equal(other.ofType('ops.note').length, 0);
+
+    // Invalid JSON is refused in the page, before any request.
+    await page.getByTestId('bc-data').fill('{ nope', { timeout: WAIT_MS });
+    await page.getByTestId('bc-send').click({ timeout: WAIT_MS });
+    await page
+      .locator('[data-testid="bc-status"][data-tone="error"]', { hasText: 'not valid JSON' })
+      .waitFor({ timeout: WAIT_MS });
+    assert.deepEqual(errors, []);
+  });
+
+  it('refuses a token without the admin claim', async (t) => {
+    if (!browserAvailable(t)) return;
+    const context = await browser!.newContext();
+    contexts.push(context);
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    await page.goto(`${demo.url}/admin`, { timeout: WAIT_MS });
+    await page.locator('body[data-loaded="true"]').waitFor({ timeout: WAIT_MS });
+    await page.getByTestId('token-input').fill(tokens.sign('not-admin', false, 600));
+    await page.getByTestId('use-token').click({ timeout: WAIT_MS });
+    await page
+      .locator('[data-testid="auth-status"][data-tone="error"]', { hasText: 'no admin claim' })
+      .waitFor({ timeout: WAIT_MS });
+    assert.equal(await page.getByTestId('bc-send').isDisabled(), true);
+  });
+});
+
+describe('admin dashboard files and the SDK modules (no browser)', () => {
+  let demo: DemoApp;
+  before(async () => {
+    demo = await startDemo();
+  });
+  after(() => demo?.app.close());
+
+  it('serves /admin with the strict CSP, and its script and stylesheet', async () => {
+    const page = await get(`${demo.url}/admin`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+    assert.match(await page.text(), /<script type="module" src="\/demo\/admin\.js"><\/script>/);
+    const script = await get(`${demo.url}/demo/admin.js`);
+    assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/);
+    const text = await script.text();
+    assert.match(text, /from '\/sdk\/client\/index\.js'/);
+    assert.doesNotMatch(text, /innerHTML|[?&]token=/);
+    const styles = await get(`${demo.url}/demo/admin.css`);
+    assert.match(styles.headers.get('content-type') ?? '', /^text\/css/);
+    await styles.body?.cancel();
+  });
+
+  it('serves the compiled SDK as JavaScript modules', async () => {
+    for (const path of [
+      '/sdk/client/index.js',
+      '/sdk/client/realtime-client.js',
+      '/sdk/protocol/index.js',
+    ]) {
+      const response = await get(`${demo.url}${path}`);
+      assert.equal(response.status, 200, path);
+      assert.match(response.headers.get('content-type') ?? '', /^text\/javascript/, path);
+      assert.match(await response.text(), /export /, path);
+    }
+  });
+
+  it('serves only .js module names from the two SDK folders', async () => {
+    for (const path of [
+      '/sdk/client/index.d.ts',
+      '/sdk/client/index.js.map',
+      '/sdk/client/missing.js',
+      '/sdk/client/realtime-client.spec.js',
+      '/sdk/realtime/index.js',
+      '/sdk/demo/main.js',
+      '/sdk/client/..%2Frealtime%2Findex.js',
+      '/sdk/client/..%2F..%2F..%2Fpackage.json',
+      '/sdk/client/%2E%2E%2Fdemo%2Fmain.js',
+      '/sdk/client/../demo/main.js',
+    ]) {
+      const response = await get(`${demo.url}${path}`);
+      assert.equal(response.status, 404, path);
+      await response.body?.cancel();
+    }
+  });
+});
