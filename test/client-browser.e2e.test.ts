@@ -1,0 +1,374 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { loadDemoConfig } from '../src/demo/demo-config.js';
+import { DemoModule } from '../src/demo/demo.module.js';
+import { RealtimeService, RealtimeWsAdapter } from '../src/realtime/index.js';
+import { CapturingLogger, type TestApp } from './support/test-app.js';
+import { startTestAppOnPort } from './support/test-app-on-port.js';
+import { TestClient } from './support/test-client.js';
+
+/**
+ * The client SDK (src/client) in headless Chromium: the demo serves it as native ES modules at
+ * /sdk/client/index.js, the page imports it from there and uses the browser's own WebSocket
+ * against a real test server (started with `startTestAppOnPort`, so it can be restarted on the
+ * same port). What the client reports is recorded in the page (window.__states, __closes,
+ * __received) and read back with page.evaluate.
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+const SECRET = 'client-browser-test-secret-0123456789abcdef';
+/** Bound on every single wait in the browser and on the wire. */
+const WAIT_MS = 10_000;
+/** Bound on a whole test. */
+const TEST_MS = 40_000;
+
+interface DemoApp {
+  app: INestApplication;
+  url: string;
+}
+
+/** Boots the demo app (the page's origin, serving /sdk) on 127.0.0.1 and a free port. */
+async function startDemo(): Promise<DemoApp> {
+  const config = loadDemoConfig({ PORT: '0', JWT_SECRET: SECRET } as NodeJS.ProcessEnv);
+  const app = await NestFactory.create(DemoModule.forRoot(config), {
+    logger: new CapturingLogger(),
+  });
+  app.useWebSocketAdapter(new RealtimeWsAdapter(app));
+  await app.listen(config.port, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  return { app, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * True when the browser tests can run. Without Chromium they fail when REQUIRE_BROWSER=1 (CI),
+ * else they are skipped, loudly.
+ */
+function browserAvailable(t: TestContext): boolean {
+  if (existsSync(CHROMIUM)) return true;
+  const reason = `${CHROMIUM} not found: the client SDK was NOT tested in a browser`;
+  if (process.env.REQUIRE_BROWSER === '1') {
+    assert.fail(`${reason} (REQUIRE_BROWSER=1). Install Chromium, e.g. apt-get install chromium.`);
+  }
+  console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPED: ${reason}.\n${'!'.repeat(78)}\n`);
+  t.skip(reason);
+  return false;
+}
+
+/** Resolves after `ms`, for checks that something did NOT happen. */
+const quiet = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface RecordedClose {
+  code: number;
+  reason: string;
+  willReconnect: boolean;
+}
+
+/** A page at the demo's origin with the SDK imported and one RealtimeClient set up in it. */
+interface BrowserClient {
+  page: Page;
+  errors: string[];
+  /** How often the page's getToken asked the test for a token. */
+  tokenCalls: () => number;
+  states: () => Promise<string[]>;
+  closes: () => Promise<RecordedClose[]>;
+  received: () => Promise<Array<{ type: string; data: any }>>;
+  /** Waits (bounded) until the states recorded in the page are exactly `expected`. */
+  statesBecome: (expected: string[], timeoutMs?: number) => Promise<void>;
+  closeCount: (count: number, timeoutMs?: number) => Promise<RecordedClose>;
+  receivedCount: (count: number, timeoutMs?: number) => Promise<void>;
+}
+
+describe('RealtimeClient in Chromium against the real server', () => {
+  let demo: DemoApp;
+  let browser: Browser | undefined;
+  const contexts: BrowserContext[] = [];
+  const servers: TestApp[] = [];
+  const wsClients: TestClient[] = [];
+
+  before(async () => {
+    demo = await startDemo();
+    if (existsSync(CHROMIUM)) {
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+        timeout: WAIT_MS,
+      });
+    }
+  });
+
+  after(async () => {
+    for (const client of wsClients) client.close();
+    for (const context of contexts) await context.close().catch(() => undefined);
+    await browser?.close();
+    for (const server of servers) await server.close();
+    await demo?.app.close();
+  });
+
+  async function server(options: Parameters<typeof startTestAppOnPort>[1] = {}, port = 0) {
+    const started = await startTestAppOnPort(port, options);
+    servers.push(started);
+    return started;
+  }
+
+  /**
+   * Opens the demo's /admin (for its origin), imports the SDK there and creates a client of
+   * `wsUrl` whose getToken calls `token` in the test (through page.exposeFunction).
+   */
+  async function browserClient(
+    wsUrl: string,
+    token: (call: number) => string,
+    events: string[] = [],
+  ): Promise<BrowserClient> {
+    // /admin's CSP allows `connect-src 'self'` only, while the client here talks to a separate
+    // (restartable) test server on another port: the policy is the demo page's, not the SDK's.
+    const context = await browser!.newContext({ bypassCSP: true });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.setDefaultNavigationTimeout(WAIT_MS);
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+    page.on('console', (message) => {
+      if (/Content Security Policy/.test(message.text())) errors.push(message.text());
+    });
+    let calls = 0;
+    await page.exposeFunction('__testToken', () => token(++calls));
+    await page.goto(`${demo.url}/admin`, { timeout: WAIT_MS });
+    await page.locator('body[data-loaded="true"]').waitFor({ timeout: WAIT_MS });
+
+    await page.evaluate(
+      async ({ url, events }) => {
+        const w = window as any;
+        // A variable, so that TypeScript leaves the browser-side URL alone.
+        const sdkUrl = '/sdk/client/index.js';
+        const { RealtimeClient } = await import(sdkUrl);
+        w.__states = [];
+        w.__closes = [];
+        w.__received = [];
+        const client = new RealtimeClient({
+          url,
+          getToken: () => w.__testToken(),
+          minReconnectDelayMs: 50,
+          maxReconnectDelayMs: 200,
+          requestTimeoutMs: 3000,
+          connectTimeoutMs: 5000,
+        });
+        client.on('state', (change: { newState: string }) => w.__states.push(change.newState));
+        client.on('close', (info: RecordedClose) =>
+          w.__closes.push({
+            code: info.code,
+            reason: info.reason,
+            willReconnect: info.willReconnect,
+          }),
+        );
+        for (const type of events) {
+          client.on(type, (data: unknown) => w.__received.push({ type, data }));
+        }
+        w.__client = client;
+      },
+      { url: wsUrl, events },
+    );
+
+    const read = <T>(name: string) =>
+      page.evaluate((key) => (window as any)[key], name) as Promise<T>;
+    return {
+      page,
+      errors,
+      tokenCalls: () => calls,
+      states: () => read<string[]>('__states'),
+      closes: () => read<RecordedClose[]>('__closes'),
+      received: () => read<Array<{ type: string; data: any }>>('__received'),
+      async statesBecome(expected, timeoutMs = WAIT_MS) {
+        try {
+          await page.waitForFunction(
+            (want) => JSON.stringify((window as any).__states) === want,
+            JSON.stringify(expected),
+            { timeout: timeoutMs, polling: 25 },
+          );
+        } catch (error) {
+          const states = await read<string[]>('__states').catch(() => 'unreadable');
+          throw new Error(`states ${JSON.stringify(states)}, want ${JSON.stringify(expected)}`, {
+            cause: error,
+          });
+        }
+      },
+      async closeCount(count, timeoutMs = WAIT_MS) {
+        await page.waitForFunction((n) => (window as any).__closes.length >= n, count, {
+          timeout: timeoutMs,
+          polling: 25,
+        });
+        return (await read<RecordedClose[]>('__closes'))[count - 1]!;
+      },
+      async receivedCount(count, timeoutMs = WAIT_MS) {
+        await page.waitForFunction((n) => (window as any).__received.length >= n, count, {
+          timeout: timeoutMs,
+          polling: 25,
+        });
+      },
+    };
+  }
+
+  /** `client.connect()` in the page; resolves with what `connection.established` carried. */
+  function connect(client: BrowserClient): Promise<{ connection_id: string; user_id: string }> {
+    return client.page.evaluate(async () => {
+      const established = await (window as any).__client.connect();
+      return { connection_id: established.connection_id, user_id: established.user_id };
+    });
+  }
+
+  function clientState(client: BrowserClient): Promise<string> {
+    return client.page.evaluate(() => (window as any).__client.state as string);
+  }
+
+  function ping(client: BrowserClient): Promise<number> {
+    return client.page.evaluate(() => (window as any).__client.ping() as Promise<number>);
+  }
+
+  function subscribe(client: BrowserClient, events: string[]) {
+    return client.page.evaluate(
+      (list) => (window as any).__client.subscribe(list),
+      events,
+    ) as Promise<{ events: string[]; invalid_events: string[] }>;
+  }
+
+  it(
+    'connects with the browser WebSocket and measures a ping round trip',
+    { timeout: TEST_MS },
+    async (t) => {
+      if (!browserAvailable(t)) return;
+      const s = await server();
+      const c = await browserClient(s.wsUrl, () => s.token('browser-alice'));
+      const established = await connect(c);
+      assert.equal(established.user_id, 'browser-alice');
+      assert.match(established.connection_id, /^[0-9a-f-]{36}$/);
+      assert.equal(await clientState(c), 'open');
+      const rtt = await ping(c);
+      assert.ok(typeof rtt === 'number' && rtt >= 0 && rtt < WAIT_MS, `rtt ${rtt}`);
+      assert.deepEqual(await c.states(), ['connecting', 'open']);
+      assert.equal(c.tokenCalls(), 1);
+      await c.page.evaluate(() => (window as any).__client.close());
+      assert.equal(await clientState(c), 'closed');
+      assert.deepEqual(c.errors, []);
+    },
+  );
+
+  it('subscribes and receives a RealtimeService send', { timeout: TEST_MS }, async (t) => {
+    if (!browserAvailable(t)) return;
+    const s = await server();
+    const c = await browserClient(s.wsUrl, () => s.token('browser-sub'), ['review.created']);
+    await connect(c);
+    const ack = await subscribe(c, ['review.created', 'not.an.event']);
+    assert.deepEqual(ack, { events: ['review.created'], invalid_events: ['not.an.event'] });
+    const reached = await s.app.get(RealtimeService).sendReviewCreated('r-browser', { a: 1 });
+    assert.ok(reached >= 1, `reached ${reached}`);
+    await c.receivedCount(1);
+    const [received] = await c.received();
+    assert.equal(received!.type, 'review.created');
+    assert.equal(received!.data.review_id, 'r-browser');
+    assert.deepEqual(c.errors, []);
+  });
+
+  it(
+    'reconnects to a new server on the same port and re-subscribes',
+    { timeout: TEST_MS },
+    async (t) => {
+      if (!browserAvailable(t)) return;
+      let s = await server();
+      const port = s.port;
+      const c = await browserClient(s.wsUrl, () => s.token('browser-restart'), [
+        'system.maintenance',
+      ]);
+      const first = await connect(c);
+      await subscribe(c, ['system.maintenance']);
+
+      await s.close();
+      const lost = await c.closeCount(1);
+      assert.equal(lost.willReconnect, true);
+      assert.ok([1001, 1006].includes(lost.code), `close code ${lost.code}`);
+      await c.statesBecome(['connecting', 'open', 'reconnecting']);
+
+      s = await server({}, port);
+      assert.equal(s.port, port);
+      await c.statesBecome(['connecting', 'open', 'reconnecting', 'open']);
+      const connectionId = await c.page.evaluate(
+        () => (window as any).__client.connection?.connection_id as string | undefined,
+      );
+      assert.ok(connectionId && connectionId !== first.connection_id, `id ${connectionId}`);
+      assert.deepEqual(
+        await c.page.evaluate(() => (window as any).__client.subscribedEvents as string[]),
+        ['system.maintenance'],
+      );
+      // The old server announced its shutdown with a system.maintenance; count from here.
+      const seen = (await c.received()).length;
+      await s.app.get(RealtimeService).sendSystemMaintenance('back soon');
+      await c.receivedCount(seen + 1);
+      const received = (await c.received())[seen];
+      assert.equal(received!.type, 'system.maintenance');
+      assert.equal(received!.data.message, 'back soon');
+      assert.ok((await ping(c)) >= 0);
+      assert.deepEqual(c.errors, []);
+    },
+  );
+
+  it(
+    'after 4001 Token expired, reconnects with the new token from getToken',
+    { timeout: TEST_MS },
+    async (t) => {
+      if (!browserAvailable(t)) return;
+      const s = await server();
+      const c = await browserClient(s.wsUrl, (call) =>
+        call === 1
+          ? s.token('browser-expiring', {}, { expiresIn: 2 })
+          : s.token('browser-expiring'),
+      );
+      const first = await connect(c);
+      assert.equal(c.tokenCalls(), 1);
+      const closed = await c.closeCount(1, 6000);
+      assert.deepEqual(closed, { code: 4001, reason: 'Token expired', willReconnect: true });
+      await c.statesBecome(['connecting', 'open', 'reconnecting', 'open']);
+      assert.equal(c.tokenCalls(), 2);
+      const connectionId = await c.page.evaluate(
+        () => (window as any).__client.connection?.connection_id as string | undefined,
+      );
+      assert.ok(connectionId && connectionId !== first.connection_id, `id ${connectionId}`);
+      assert.ok((await ping(c)) >= 0);
+      assert.equal((await c.closes()).length, 1);
+      assert.deepEqual(c.errors, []);
+    },
+  );
+
+  it(
+    'when evicted by a newer connection of the same user, gets 4008 and stays closed',
+    { timeout: TEST_MS },
+    async (t) => {
+      if (!browserAvailable(t)) return;
+      const s = await server({ realtime: { maxConnectionsPerUser: 1 } });
+      const c = await browserClient(s.wsUrl, () => s.token('browser-single'));
+      await connect(c);
+
+      const newer = await TestClient.open(s.wsUrl, s.token('browser-single'));
+      wsClients.push(newer);
+      const closed = await c.closeCount(1);
+      assert.deepEqual(closed, {
+        code: 4008,
+        reason: 'Connection limit exceeded',
+        willReconnect: false,
+      });
+      await c.statesBecome(['connecting', 'open', 'closed']);
+      assert.equal(await clientState(c), 'closed');
+      await quiet(500);
+      assert.deepEqual(await c.states(), ['connecting', 'open', 'closed']);
+      assert.equal(await clientState(c), 'closed');
+      assert.equal((await c.closes()).length, 1);
+      assert.equal(c.tokenCalls(), 1);
+      assert.equal(newer.closeInfo, undefined);
+      assert.deepEqual(c.errors, []);
+    },
+  );
+});
