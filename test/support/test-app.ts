@@ -48,6 +48,8 @@ export interface StartOptions {
   providers?: Provider[];
   controllers?: Type<unknown>[];
   imports?: DynamicModule[];
+  /** Port to listen on; 0 (the default) picks a free one. */
+  port?: number;
 }
 
 export interface TestApp {
@@ -85,7 +87,7 @@ export async function startTestApp(options: StartOptions = {}): Promise<TestApp>
   const logger = new CapturingLogger();
   const app = await NestFactory.create(TestAppModule, { logger });
   app.useWebSocketAdapter(new RealtimeWsAdapter(app));
-  await app.listen(0, '127.0.0.1');
+  await app.listen(options.port ?? 0, '127.0.0.1');
   const port = (app.getHttpServer().address() as AddressInfo).port;
   const httpUrl = `http://127.0.0.1:${port}`;
   const jwt = new JwtService({ secret: TEST_SECRET });
