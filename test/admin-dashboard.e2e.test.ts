@@ -1,60 +1,20 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, it, type TestContext } from 'node:test';
-import type { INestApplication } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { loadDemoConfig } from '../src/demo/demo-config.js';
-import { DemoModule } from '../src/demo/demo.module.js';
+import { after, before, describe, it } from 'node:test';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { DemoTokens } from '../src/demo/demo.tokens.js';
-import { RealtimeWsAdapter } from '../src/realtime/index.js';
-import { CapturingLogger } from './support/test-app.js';
+import { browserAvailable, type DemoApp, launchChromium, startDemo } from './support/browser.js';
 import { TestClient } from './support/test-client.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'admin-dashboard-test-secret-0123456789abcdef';
 /** Bound on every single wait in the browser and on the wire. */
 const WAIT_MS = 10_000;
 const SCREENSHOT = fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url));
 
-interface DemoApp {
-  app: INestApplication;
-  url: string;
-  wsUrl: string;
-}
-
-/** Boots the demo app on 127.0.0.1 and a free port, with a quiet logger. */
-async function startDemo(): Promise<DemoApp> {
-  const config = loadDemoConfig({ PORT: '0', JWT_SECRET: SECRET } as NodeJS.ProcessEnv);
-  const app = await NestFactory.create(DemoModule.forRoot(config), {
-    logger: new CapturingLogger(),
-  });
-  app.useWebSocketAdapter(new RealtimeWsAdapter(app));
-  await app.listen(config.port, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as AddressInfo;
-  return { app, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` };
-}
-
 function get(url: string): Promise<Response> {
   return fetch(url, { signal: AbortSignal.timeout(5000) });
-}
-
-/**
- * True when the browser tests can run. Without Chromium they fail when REQUIRE_BROWSER=1 (CI),
- * else they are skipped, loudly.
- */
-function browserAvailable(t: TestContext): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  const reason = `${CHROMIUM} not found: the admin dashboard was NOT tested in a browser`;
-  if (process.env.REQUIRE_BROWSER === '1') {
-    assert.fail(`${reason} (REQUIRE_BROWSER=1). Install Chromium, e.g. apt-get install chromium.`);
-  }
-  console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPED: ${reason}.\n${'!'.repeat(78)}\n`);
-  t.skip(reason);
-  return false;
 }
 
 describe('admin dashboard in Chromium', () => {
@@ -65,15 +25,9 @@ describe('admin dashboard in Chromium', () => {
   const clients: TestClient[] = [];
 
   before(async () => {
-    demo = await startDemo();
+    demo = await startDemo(SECRET);
     tokens = new DemoTokens(SECRET);
-    if (existsSync(CHROMIUM)) {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-        timeout: WAIT_MS,
-      });
-    }
+    browser = await launchChromium(WAIT_MS);
   });
 
   after(async () => {
@@ -119,7 +73,7 @@ describe('admin dashboard in Chromium', () => {
   }
 
   it('shows a live connection, disconnects it (4004) and broadcasts to everyone', async (t) => {
-    if (!browserAvailable(t)) return;
+    if (!browserAvailable(t, 'the admin dashboard')) return;
     const kicked = await wsClient('probe-kick');
     const listener = await wsClient('probe-listen');
     listener.send({ type: 'subscribe', data: { events: ['system.notification'] } });
@@ -194,7 +148,7 @@ describe('admin dashboard in Chromium', () => {
   });
 
   it('broadcasts to one user only, and writes server text as text', async (t) => {
-    if (!browserAvailable(t)) return;
+    if (!browserAvailable(t, 'the admin dashboard')) return;
     const target = await wsClient('<img src=x onerror=alert(1)>');
     const other = await wsClient('probe-other');
     const { page, errors } = await openDashboard();
@@ -231,7 +185,7 @@ describe('admin dashboard in Chromium', () => {
   });
 
   it('refuses a token without the admin claim', async (t) => {
-    if (!browserAvailable(t)) return;
+    if (!browserAvailable(t, 'the admin dashboard')) return;
     const context = await browser!.newContext();
     contexts.push(context);
     const page = await context.newPage();
@@ -250,7 +204,7 @@ describe('admin dashboard in Chromium', () => {
 describe('admin dashboard files and the SDK modules (no browser)', () => {
   let demo: DemoApp;
   before(async () => {
-    demo = await startDemo();
+    demo = await startDemo(SECRET);
   });
   after(() => demo?.app.close());
 

@@ -1,15 +1,10 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { after, before, describe, it, type TestContext } from 'node:test';
-import type { INestApplication } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { loadDemoConfig } from '../src/demo/demo-config.js';
-import { DemoModule } from '../src/demo/demo.module.js';
-import { RealtimeService, RealtimeWsAdapter } from '../src/realtime/index.js';
-import { CapturingLogger, type TestApp } from './support/test-app.js';
+import { after, before, describe, it } from 'node:test';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { RealtimeService } from '../src/realtime/index.js';
+import { browserAvailable, type DemoApp, launchChromium, startDemo } from './support/browser.js';
+import { type TestApp } from './support/test-app.js';
 import { startTestAppOnPort } from './support/test-app-on-port.js';
 import { TestClient } from './support/test-client.js';
 
@@ -21,44 +16,11 @@ import { TestClient } from './support/test-client.js';
  * __received) and read back with page.evaluate.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'client-browser-test-secret-0123456789abcdef';
 /** Bound on every single wait in the browser and on the wire. */
 const WAIT_MS = 10_000;
 /** Bound on a whole test. */
 const TEST_MS = 40_000;
-
-interface DemoApp {
-  app: INestApplication;
-  url: string;
-}
-
-/** Boots the demo app (the page's origin, serving /sdk) on 127.0.0.1 and a free port. */
-async function startDemo(): Promise<DemoApp> {
-  const config = loadDemoConfig({ PORT: '0', JWT_SECRET: SECRET } as NodeJS.ProcessEnv);
-  const app = await NestFactory.create(DemoModule.forRoot(config), {
-    logger: new CapturingLogger(),
-  });
-  app.useWebSocketAdapter(new RealtimeWsAdapter(app));
-  await app.listen(config.port, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as AddressInfo;
-  return { app, url: `http://127.0.0.1:${port}` };
-}
-
-/**
- * True when the browser tests can run. Without Chromium they fail when REQUIRE_BROWSER=1 (CI),
- * else they are skipped, loudly.
- */
-function browserAvailable(t: TestContext): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  const reason = `${CHROMIUM} not found: the client SDK was NOT tested in a browser`;
-  if (process.env.REQUIRE_BROWSER === '1') {
-    assert.fail(`${reason} (REQUIRE_BROWSER=1). Install Chromium, e.g. apt-get install chromium.`);
-  }
-  console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPED: ${reason}.\n${'!'.repeat(78)}\n`);
-  t.skip(reason);
-  return false;
-}
 
 /** Resolves after `ms`, for checks that something did NOT happen. */
 const quiet = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -92,14 +54,8 @@ describe('RealtimeClient in Chromium against the real server', () => {
   const wsClients: TestClient[] = [];
 
   before(async () => {
-    demo = await startDemo();
-    if (existsSync(CHROMIUM)) {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-        timeout: WAIT_MS,
-      });
-    }
+    demo = await startDemo(SECRET);
+    browser = await launchChromium(WAIT_MS);
   });
 
   after(async () => {
@@ -241,7 +197,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
     'connects with the browser WebSocket and measures a ping round trip',
     { timeout: TEST_MS },
     async (t) => {
-      if (!browserAvailable(t)) return;
+      if (!browserAvailable(t, 'the client SDK')) return;
       const s = await server();
       const c = await browserClient(s.wsUrl, () => s.token('browser-alice'));
       const established = await connect(c);
@@ -259,7 +215,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
   );
 
   it('subscribes and receives a RealtimeService send', { timeout: TEST_MS }, async (t) => {
-    if (!browserAvailable(t)) return;
+    if (!browserAvailable(t, 'the client SDK')) return;
     const s = await server();
     const c = await browserClient(s.wsUrl, () => s.token('browser-sub'), ['review.created']);
     await connect(c);
@@ -278,7 +234,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
     'reconnects to a new server on the same port and re-subscribes',
     { timeout: TEST_MS },
     async (t) => {
-      if (!browserAvailable(t)) return;
+      if (!browserAvailable(t, 'the client SDK')) return;
       let s = await server();
       const port = s.port;
       const c = await browserClient(s.wsUrl, () => s.token('browser-restart'), [
@@ -320,7 +276,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
     'after 4001 Token expired, reconnects with the new token from getToken',
     { timeout: TEST_MS },
     async (t) => {
-      if (!browserAvailable(t)) return;
+      if (!browserAvailable(t, 'the client SDK')) return;
       const s = await server();
       const c = await browserClient(s.wsUrl, (call) =>
         call === 1
@@ -347,7 +303,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
     'when evicted by a newer connection of the same user, gets 4008 and stays closed',
     { timeout: TEST_MS },
     async (t) => {
-      if (!browserAvailable(t)) return;
+      if (!browserAvailable(t, 'the client SDK')) return;
       const s = await server({ realtime: { maxConnectionsPerUser: 1 } });
       const c = await browserClient(s.wsUrl, () => s.token('browser-single'));
       await connect(c);

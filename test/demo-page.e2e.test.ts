@@ -1,39 +1,15 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, it, type TestContext } from 'node:test';
-import type { INestApplication } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { loadDemoConfig } from '../src/demo/demo-config.js';
-import { DemoModule } from '../src/demo/demo.module.js';
-import { RealtimeWsAdapter } from '../src/realtime/index.js';
-import { CapturingLogger } from './support/test-app.js';
+import { after, before, describe, it } from 'node:test';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { browserAvailable, type DemoApp, launchChromium, startDemo } from './support/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'demo-page-test-secret-0123456789abcdef';
 /** Bound on every single wait in the browser. */
 const WAIT_MS = 10_000;
 const SCREENSHOT = fileURLToPath(new URL('../../docs/demo.png', import.meta.url));
-
-interface DemoApp {
-  app: INestApplication;
-  url: string;
-}
-
-/** Boots the demo app (production or not) on 127.0.0.1 and a free port, with a quiet logger. */
-async function startDemo(env: Record<string, string> = {}): Promise<DemoApp> {
-  const config = loadDemoConfig({ PORT: '0', JWT_SECRET: SECRET, ...env } as NodeJS.ProcessEnv);
-  const app = await NestFactory.create(DemoModule.forRoot(config), {
-    logger: new CapturingLogger(),
-  });
-  app.useWebSocketAdapter(new RealtimeWsAdapter(app));
-  await app.listen(config.port, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as AddressInfo;
-  return { app, url: `http://127.0.0.1:${port}` };
-}
 
 function post(url: string, body: unknown): Promise<Response> {
   return fetch(url, {
@@ -44,35 +20,14 @@ function post(url: string, body: unknown): Promise<Response> {
   });
 }
 
-/**
- * True when the browser tests can run. Without Chromium they fail when REQUIRE_BROWSER=1 (CI),
- * else they are skipped, loudly.
- */
-function browserAvailable(t: TestContext): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  const reason = `${CHROMIUM} not found: the demo page was NOT tested in a browser`;
-  if (process.env.REQUIRE_BROWSER === '1') {
-    assert.fail(`${reason} (REQUIRE_BROWSER=1). Install Chromium, e.g. apt-get install chromium.`);
-  }
-  console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPED: ${reason}.\n${'!'.repeat(78)}\n`);
-  t.skip(reason);
-  return false;
-}
-
 describe('demo page in Chromium', () => {
   let demo: DemoApp;
   let browser: Browser | undefined;
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    demo = await startDemo();
-    if (existsSync(CHROMIUM)) {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-        timeout: WAIT_MS,
-      });
-    }
+    demo = await startDemo(SECRET);
+    browser = await launchChromium(WAIT_MS);
   });
 
   after(async () => {
@@ -119,7 +74,7 @@ describe('demo page in Chromium', () => {
   }
 
   it('gets a token, connects, subscribes and follows an upload to 100%', async (t) => {
-    if (!browserAvailable(t)) return;
+    if (!browserAvailable(t, 'the demo page')) return;
     const { page, errors } = await openPage();
 
     await signInAndConnect(page, 'alice');
@@ -172,7 +127,7 @@ describe('demo page in Chromium', () => {
   });
 
   it('cancels an upload with upload.cancel and shows upload.cancelled', async (t) => {
-    if (!browserAvailable(t)) return;
+    if (!browserAvailable(t, 'the demo page')) return;
     const { page, errors } = await openPage();
     await signInAndConnect(page, 'carol');
 
@@ -190,7 +145,7 @@ describe('demo page in Chromium', () => {
   });
 
   it('pings and shows the round trip', async (t) => {
-    if (!browserAvailable(t)) return;
+    if (!browserAvailable(t, 'the demo page')) return;
     const { page, errors } = await openPage();
     await signInAndConnect(page, 'dave');
 
@@ -205,7 +160,7 @@ describe('demo page in Chromium', () => {
   });
 
   it('marks a notification read and receives notification_read', async (t) => {
-    if (!browserAvailable(t)) return;
+    if (!browserAvailable(t, 'the demo page')) return;
     const { page, errors } = await openPage();
     await signInAndConnect(page, 'erin');
 
@@ -219,7 +174,7 @@ describe('demo page in Chromium', () => {
   });
 
   it('shows a chat message sent by a second user in another page', async (t) => {
-    if (!browserAvailable(t)) return;
+    if (!browserAvailable(t, 'the demo page')) return;
     const first = await openPage();
     const second = await openPage();
     await signInAndConnect(first.page, 'frank');
@@ -248,7 +203,7 @@ describe('demo page in Chromium', () => {
 describe('demo page files (no browser)', () => {
   let demo: DemoApp;
   before(async () => {
-    demo = await startDemo();
+    demo = await startDemo(SECRET);
   });
   after(() => demo?.app.close());
 
@@ -281,7 +236,7 @@ describe('demo page files (no browser)', () => {
 describe('demo token endpoint in production', () => {
   let demo: DemoApp;
   before(async () => {
-    demo = await startDemo({ NODE_ENV: 'production' });
+    demo = await startDemo(SECRET, { NODE_ENV: 'production' });
   });
   after(() => demo?.app.close());
 
@@ -298,7 +253,7 @@ describe('demo token endpoint in production', () => {
   });
 
   it('issues tokens when not in production', async () => {
-    const dev = await startDemo();
+    const dev = await startDemo(SECRET);
     try {
       const response = await post(`${dev.url}/demo/token`, { user_id: 'alice' });
       assert.equal(response.status, 200);
