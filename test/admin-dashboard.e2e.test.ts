@@ -6,6 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { DemoTokens } from '../src/demo/demo.tokens.js';
 import { browserAvailable, type DemoApp, launchChromium, startDemo } from './support/browser.js';
+import { uniqueNamespace } from './support/cluster.js';
+import { requireRedis, startRedisServer } from './support/redis-server.js';
 import { TestClient } from './support/test-client.js';
 
 const SECRET = 'admin-dashboard-test-secret-0123456789abcdef';
@@ -45,7 +47,7 @@ describe('admin dashboard in Chromium', () => {
   }
 
   /** Opens /admin in a fresh context, records page errors, signs in with a dev admin token. */
-  async function openDashboard(): Promise<{ page: Page; errors: string[] }> {
+  async function openDashboard(url = demo.url): Promise<{ page: Page; errors: string[] }> {
     const context = await browser!.newContext({ viewport: { width: 1440, height: 1000 } });
     contexts.push(context);
     const page = await context.newPage();
@@ -56,7 +58,7 @@ describe('admin dashboard in Chromium', () => {
     page.on('console', (message) => {
       if (message.type() === 'error') errors.push(`console: ${message.text()}`);
     });
-    await page.goto(`${demo.url}/admin`, { timeout: WAIT_MS });
+    await page.goto(`${url}/admin`, { timeout: WAIT_MS });
     await page.locator('body[data-loaded="true"]').waitFor({ timeout: WAIT_MS });
     await page.getByTestId('dev-user-id').fill('ops-admin');
     await page.getByTestId('dev-token').click();
@@ -198,6 +200,38 @@ describe('admin dashboard in Chromium', () => {
       .locator('[data-testid="auth-status"][data-tone="error"]', { hasText: 'no admin claim' })
       .waitFor({ timeout: WAIT_MS });
     assert.equal(await page.getByTestId('bc-send').isDisabled(), true);
+  });
+
+  it('with two instances on one Redis, shows both and disconnects a client of the other', async (t) => {
+    if (!browserAvailable(t, 'the admin dashboard with two instances')) return;
+    const redis = await startRedisServer();
+    if (!requireRedis(t, redis)) return;
+    const env = { REDIS_URL: redis.url, REALTIME_REDIS_NAMESPACE: uniqueNamespace('dashboard') };
+    const first = await startDemo(SECRET, env);
+    const second = await startDemo(SECRET, env);
+    try {
+      // A client of the second instance, watched from the first instance's dashboard.
+      const remote = await TestClient.open(second.wsUrl, tokens.sign('on-second', false, 600));
+      clients.push(remote);
+      const { page, errors } = await openDashboard(first.url);
+
+      await page.locator('[data-testid="instance-row"]').nth(1).waitFor({ timeout: WAIT_MS });
+      assert.equal(await page.locator('[data-testid="instance-row"]').count(), 2);
+      await row(page, 'on-second').waitFor({ timeout: WAIT_MS });
+      // The dashboard's own connection (first) and the remote client (second), cluster-wide.
+      await page
+        .locator('[data-testid="m-connections"]', { hasText: /^2$/ })
+        .waitFor({ timeout: WAIT_MS });
+
+      await row(page, 'on-second').getByTestId('disconnect').click({ timeout: WAIT_MS });
+      assert.equal((await remote.waitClose(WAIT_MS)).code, 4004);
+      await row(page, 'on-second').waitFor({ state: 'detached', timeout: WAIT_MS });
+      assert.deepEqual(errors, []);
+    } finally {
+      await first.app.close();
+      await second.app.close();
+      await redis.stop();
+    }
   });
 });
 

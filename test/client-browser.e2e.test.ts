@@ -2,18 +2,17 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { DemoTokens } from '../src/demo/demo.tokens.js';
 import { RealtimeService } from '../src/realtime/index.js';
 import { browserAvailable, type DemoApp, launchChromium, startDemo } from './support/browser.js';
-import { type TestApp } from './support/test-app.js';
-import { startTestAppOnPort } from './support/test-app-on-port.js';
 import { TestClient } from './support/test-client.js';
 
 /**
- * The client SDK (src/client) in headless Chromium: the demo serves it as native ES modules at
- * /sdk/client/index.js, the page imports it from there and uses the browser's own WebSocket
- * against a real test server (started with `startTestAppOnPort`, so it can be restarted on the
- * same port). What the client reports is recorded in the page (window.__states, __closes,
- * __received) and read back with page.evaluate.
+ * The client SDK (src/client) in headless Chromium, inside the demo page under its own strict
+ * CSP: the demo serves the SDK as native ES modules at /sdk/client/index.js, the page imports it
+ * and uses the browser's own WebSocket against the same demo server (restarted on the same port
+ * where a test needs it). What the client reports is recorded in the page (window.__states,
+ * __closes, __received) and read back with page.evaluate.
  */
 
 const SECRET = 'client-browser-test-secret-0123456789abcdef';
@@ -46,15 +45,14 @@ interface BrowserClient {
   receivedCount: (count: number, timeoutMs?: number) => Promise<void>;
 }
 
-describe('RealtimeClient in Chromium against the real server', () => {
-  let demo: DemoApp;
+describe('RealtimeClient in Chromium, in the demo page, against the demo server', () => {
+  const tokens = new DemoTokens(SECRET);
   let browser: Browser | undefined;
   const contexts: BrowserContext[] = [];
-  const servers: TestApp[] = [];
+  const demos = new Set<DemoApp>();
   const wsClients: TestClient[] = [];
 
   before(async () => {
-    demo = await startDemo(SECRET);
     browser = await launchChromium(WAIT_MS);
   });
 
@@ -62,28 +60,35 @@ describe('RealtimeClient in Chromium against the real server', () => {
     for (const client of wsClients) client.close();
     for (const context of contexts) await context.close().catch(() => undefined);
     await browser?.close();
-    for (const server of servers) await server.close();
-    await demo?.app.close();
+    for (const demo of demos) await demo.app.close();
   });
 
-  async function server(options: Parameters<typeof startTestAppOnPort>[1] = {}, port = 0) {
-    const started = await startTestAppOnPort(port, options);
-    servers.push(started);
-    return started;
+  /** A demo server of its own for one test; `PORT` in `env` restarts one on the same port. */
+  async function server(env: Record<string, string> = {}) {
+    const demo = await startDemo(SECRET, env);
+    demos.add(demo);
+    return {
+      ...demo,
+      port: Number(new URL(demo.url).port),
+      token: (userId: string, ttlSeconds = 600) => tokens.sign(userId, false, ttlSeconds),
+      close: async () => {
+        demos.delete(demo);
+        await demo.app.close();
+      },
+    };
   }
 
   /**
-   * Opens the demo's /admin (for its origin), imports the SDK there and creates a client of
-   * `wsUrl` whose getToken calls `token` in the test (through page.exposeFunction).
+   * Opens the demo page of `demo`, imports the SDK there and creates a client of its /ws whose
+   * getToken calls `token` in the test (through page.exposeFunction).
    */
   async function browserClient(
-    wsUrl: string,
+    demo: DemoApp,
     token: (call: number) => string,
     events: string[] = [],
   ): Promise<BrowserClient> {
-    // /admin's CSP allows `connect-src 'self'` only, while the client here talks to a separate
-    // (restartable) test server on another port: the policy is the demo page's, not the SDK's.
-    const context = await browser!.newContext({ bypassCSP: true });
+    // No bypassCSP: the SDK must work under the page's `connect-src 'self'`.
+    const context = await browser!.newContext();
     contexts.push(context);
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);
@@ -95,8 +100,8 @@ describe('RealtimeClient in Chromium against the real server', () => {
     });
     let calls = 0;
     await page.exposeFunction('__testToken', () => token(++calls));
-    await page.goto(`${demo.url}/admin`, { timeout: WAIT_MS });
-    await page.locator('body[data-loaded="true"]').waitFor({ timeout: WAIT_MS });
+    await page.goto(demo.url, { timeout: WAIT_MS });
+    await page.locator('body[data-ready="true"]').waitFor({ timeout: WAIT_MS });
 
     await page.evaluate(
       async ({ url, events }) => {
@@ -128,7 +133,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
         }
         w.__client = client;
       },
-      { url: wsUrl, events },
+      { url: demo.wsUrl, events },
     );
 
     const read = <T>(name: string) =>
@@ -199,7 +204,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
     async (t) => {
       if (!browserAvailable(t, 'the client SDK')) return;
       const s = await server();
-      const c = await browserClient(s.wsUrl, () => s.token('browser-alice'));
+      const c = await browserClient(s, () => s.token('browser-alice'));
       const established = await connect(c);
       assert.equal(established.user_id, 'browser-alice');
       assert.match(established.connection_id, /^[0-9a-f-]{36}$/);
@@ -217,7 +222,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
   it('subscribes and receives a RealtimeService send', { timeout: TEST_MS }, async (t) => {
     if (!browserAvailable(t, 'the client SDK')) return;
     const s = await server();
-    const c = await browserClient(s.wsUrl, () => s.token('browser-sub'), ['review.created']);
+    const c = await browserClient(s, () => s.token('browser-sub'), ['review.created']);
     await connect(c);
     const ack = await subscribe(c, ['review.created', 'not.an.event']);
     assert.deepEqual(ack, { events: ['review.created'], invalid_events: ['not.an.event'] });
@@ -237,9 +242,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
       if (!browserAvailable(t, 'the client SDK')) return;
       let s = await server();
       const port = s.port;
-      const c = await browserClient(s.wsUrl, () => s.token('browser-restart'), [
-        'system.maintenance',
-      ]);
+      const c = await browserClient(s, () => s.token('browser-restart'), ['system.maintenance']);
       const first = await connect(c);
       await subscribe(c, ['system.maintenance']);
 
@@ -249,7 +252,7 @@ describe('RealtimeClient in Chromium against the real server', () => {
       assert.ok([1001, 1006].includes(lost.code), `close code ${lost.code}`);
       await c.statesBecome(['connecting', 'open', 'reconnecting']);
 
-      s = await server({}, port);
+      s = await server({ PORT: String(port) });
       assert.equal(s.port, port);
       await c.statesBecome(['connecting', 'open', 'reconnecting', 'open']);
       const connectionId = await c.page.evaluate(
@@ -278,10 +281,8 @@ describe('RealtimeClient in Chromium against the real server', () => {
     async (t) => {
       if (!browserAvailable(t, 'the client SDK')) return;
       const s = await server();
-      const c = await browserClient(s.wsUrl, (call) =>
-        call === 1
-          ? s.token('browser-expiring', {}, { expiresIn: 2 })
-          : s.token('browser-expiring'),
+      const c = await browserClient(s, (call) =>
+        call === 1 ? s.token('browser-expiring', 2) : s.token('browser-expiring'),
       );
       const first = await connect(c);
       assert.equal(c.tokenCalls(), 1);
@@ -304,8 +305,8 @@ describe('RealtimeClient in Chromium against the real server', () => {
     { timeout: TEST_MS },
     async (t) => {
       if (!browserAvailable(t, 'the client SDK')) return;
-      const s = await server({ realtime: { maxConnectionsPerUser: 1 } });
-      const c = await browserClient(s.wsUrl, () => s.token('browser-single'));
+      const s = await server({ REALTIME_MAX_CONNECTIONS_PER_USER: '1' });
+      const c = await browserClient(s, () => s.token('browser-single'));
       await connect(c);
 
       const newer = await TestClient.open(s.wsUrl, s.token('browser-single'));

@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { DemoTokens } from '../src/demo/demo.tokens.js';
 import { browserAvailable, type DemoApp, launchChromium, startDemo } from './support/browser.js';
 
 const SECRET = 'demo-page-test-secret-0123456789abcdef';
@@ -36,8 +37,13 @@ describe('demo page in Chromium', () => {
     await demo?.app.close();
   });
 
-  /** A fresh page (own cookies and storage) that records page errors. */
-  async function openPage(): Promise<{ page: Page; errors: string[] }> {
+  /**
+   * A fresh page of `on` (own cookies and storage) that records page errors and the URLs of the
+   * WebSockets it opens.
+   */
+  async function openPage(
+    on: DemoApp = demo,
+  ): Promise<{ page: Page; errors: string[]; sockets: string[] }> {
     const context = await browser!.newContext({ viewport: { width: 1440, height: 1080 } });
     contexts.push(context);
     const page = await context.newPage();
@@ -46,11 +52,16 @@ describe('demo page in Chromium', () => {
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
     page.on('console', (message) => {
-      if (message.type() === 'error') errors.push(`console: ${message.text()}`);
+      // A reconnect attempt while the server is down is logged by Chromium; it is expected.
+      if (message.type() === 'error' && !/WebSocket connection to/.test(message.text())) {
+        errors.push(`console: ${message.text()}`);
+      }
     });
-    await page.goto(demo.url, { timeout: WAIT_MS });
+    const sockets: string[] = [];
+    page.on('websocket', (socket) => sockets.push(socket.url()));
+    await page.goto(on.url, { timeout: WAIT_MS });
     await page.locator('body[data-ready="true"]').waitFor({ timeout: WAIT_MS });
-    return { page, errors };
+    return { page, errors, sockets };
   }
 
   /** Gets a token for `userId`, connects, and waits for connection.established. */
@@ -75,9 +86,10 @@ describe('demo page in Chromium', () => {
 
   it('gets a token, connects, subscribes and follows an upload to 100%', async (t) => {
     if (!browserAvailable(t, 'the demo page')) return;
-    const { page, errors } = await openPage();
+    const { page, errors, sockets } = await openPage();
 
     await signInAndConnect(page, 'alice');
+    assert.deepEqual(sockets, [demo.wsUrl], 'one WebSocket, with no token in its URL');
     assert.equal(await page.getByTestId('conn-state-text').textContent(), 'open');
     assert.match((await page.getByTestId('connection-id').textContent()) ?? '', /^[0-9a-f-]{36}$/);
     assert.match((await page.locator('#limit-max-message-size').textContent()) ?? '', /KiB/);
@@ -155,7 +167,7 @@ describe('demo page in Chromium', () => {
     assert.match((await result.textContent()) ?? '', /^round trip \d+(\.\d+)? ms$/);
     const pong = logEntry(page, 'pong').first();
     await pong.waitFor();
-    assert.match((await pong.textContent()) ?? '', /"pingId": "p\d+"/);
+    assert.match((await pong.textContent()) ?? '', /"pingId": "ping_\d+"/);
     assert.deepEqual(errors, []);
   });
 
@@ -198,6 +210,77 @@ describe('demo page in Chromium', () => {
     assert.deepEqual(first.errors, []);
     assert.deepEqual(second.errors, []);
   });
+
+  it('after a server restart on the same port, reconnects and restores its subscriptions', async (t) => {
+    if (!browserAvailable(t, 'the demo page')) return;
+    let own = await startDemo(SECRET);
+    const port = new URL(own.url).port;
+    try {
+      const { page, errors } = await openPage(own);
+      await signInAndConnect(page, 'restart-user');
+      await subscribe(page, 'system.notification');
+      const firstId = await page.getByTestId('connection-id').textContent();
+
+      await own.app.close();
+      await page.locator('[data-testid="conn-state"][data-state="reconnecting"]').waitFor();
+      assert.match((await page.getByTestId('close-info').textContent()) ?? '', /Reconnecting/);
+      own = await startDemo(SECRET, { PORT: port });
+
+      await page.locator('[data-testid="conn-state"][data-state="open"]').waitFor();
+      await page.locator('[data-testid="active-subs"] [data-name="system.notification"]').waitFor();
+      assert.notEqual(await page.getByTestId('connection-id').textContent(), firstId);
+      // The restored subscription is live on the new server.
+      await page.getByTestId('notify-message').fill('back after the restart');
+      await page.getByTestId('notify-send').click();
+      await page.locator('.toast', { hasText: 'back after the restart' }).waitFor();
+      assert.deepEqual(errors, []);
+    } finally {
+      await own.app.close();
+    }
+  });
+
+  it('with a pasted token that expires, shows 4001 and stays closed', async (t) => {
+    if (!browserAvailable(t, 'the demo page')) return;
+    const { page, errors } = await openPage();
+    await page.getByText('Use an existing token').click();
+    await page.getByTestId('token-input').fill(new DemoTokens(SECRET).sign('paste-user', false, 2));
+    await page.getByTestId('token-input').press('Enter');
+    await page.locator('[data-testid="token-status"][data-state="ready"]').waitFor();
+    await page.getByTestId('connect').click();
+    await page.locator('[data-testid="conn-state"][data-state="open"]').waitFor();
+
+    // A pasted token cannot be renewed, so the SDK does not retry with the refused one.
+    await page.locator('[data-testid="conn-state"][data-state="closed"]').waitFor();
+    assert.match(
+      (await page.getByTestId('close-info').textContent()) ?? '',
+      /4001 \(Token expired\)/,
+    );
+    assert.equal(await page.getByTestId('connect').isDisabled(), false);
+    assert.deepEqual(errors, []);
+  });
+
+  it('is disconnected from the dashboard in a second tab: 4004, and no reconnect', async (t) => {
+    if (!browserAvailable(t, 'the demo page')) return;
+    const { page, errors } = await openPage();
+    await signInAndConnect(page, 'kick-me');
+
+    const admin = await openPage();
+    await admin.page.goto(`${demo.url}/admin`);
+    await admin.page.locator('body[data-loaded="true"]').waitFor();
+    await admin.page.getByTestId('dev-user-id').fill('ops');
+    await admin.page.getByTestId('dev-token').click();
+    const row = admin.page.locator('[data-testid="connection-row"][data-user-id="kick-me"]');
+    await row.waitFor();
+    await row.getByTestId('disconnect').click();
+
+    await page.locator('[data-testid="conn-state"][data-state="closed"]').waitFor();
+    assert.match((await page.getByTestId('close-info').textContent()) ?? '', /4004/);
+    await row.waitFor({ state: 'detached' });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(await page.getByTestId('conn-state').getAttribute('data-state'), 'closed');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(admin.errors, []);
+  });
 });
 
 describe('demo page files (no browser)', () => {
@@ -228,8 +311,9 @@ describe('demo page files (no browser)', () => {
     const script = await (
       await fetch(`${demo.url}/demo/app.js`, { signal: AbortSignal.timeout(5000) })
     ).text();
-    assert.match(script, /new WebSocket\(wsUrl, \['bearer', state\.token\]\)/);
-    assert.doesNotMatch(script, /[?&]token=/);
+    // The SDK's default transport is the `bearer` subprotocol; the page must not switch it.
+    assert.match(script, /new RealtimeClient\(\{ url: wsUrl, getToken: currentToken \}\)/);
+    assert.doesNotMatch(script, /tokenTransport|[?&]token=/);
   });
 });
 

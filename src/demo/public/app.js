@@ -1,23 +1,15 @@
-// The realtime demo page: vanilla JS, no dependencies.
-// The token travels as the `bearer` WebSocket subprotocol and in Authorization headers, never in
-// a URL, and is kept in memory only.
+// The realtime demo page: vanilla JS on the package's client SDK, served as ES modules.
+// The SDK sends the token as the `bearer` WebSocket subprotocol, the page's own requests in an
+// Authorization header: never in a URL. It is kept in memory only.
+import { ClientErrorCode, RealtimeClient } from '/sdk/client/index.js';
+import { DEFAULT_SUBSCRIBABLE_EVENTS } from '/sdk/protocol/index.js';
 
-const DEFAULT_EVENTS = [
-  'upload.progress',
-  'upload.completed',
-  'upload.error',
-  'upload.cancelled',
-  'review.updated',
-  'review.created',
-  'review.deleted',
-  'system.notification',
-  'system.maintenance',
-  'user.status_changed',
-  'file.processing',
-  'file.ready',
-];
 const LOG_LIMIT = 200;
 const TOAST_MS = 5000;
+/** A token from /demo/token is replaced before a (re)connect when it expires within this. */
+const TOKEN_REFRESH_MARGIN_MS = 10_000;
+/** Failures the SDK raises itself; the server's own errors are shown as they arrive. */
+const CLIENT_ERROR_CODES = new Set(Object.values(ClientErrorCode));
 
 const $ = (id) => {
   const element = document.getElementById(id);
@@ -28,13 +20,14 @@ const $ = (id) => {
 const state = {
   token: null,
   tokenUser: null,
-  socket: null,
+  /** Where a fresh token comes from when this one runs out: set for /demo/token tokens only. */
+  tokenRequest: null,
+  tokenExpiresAt: 0,
+  /** The RealtimeClient of the current connection (one per Connect click). */
+  client: null,
   /** Names the server acknowledged for the current connection. */
   subscriptions: new Set(),
   upload: { id: null, progress: 0, status: 'idle' },
-  /** pingId -> performance.now() when sent. */
-  pings: new Map(),
-  seq: 0,
   logCount: 0,
 };
 
@@ -61,7 +54,7 @@ function setStatus(id, text, tone = '') {
 }
 
 function isOpen() {
-  return state.socket !== null && state.socket.readyState === WebSocket.OPEN;
+  return state.client !== null && state.client.state === 'open';
 }
 
 /** A readable message from an error body of the demo's REST routes. */
@@ -106,10 +99,7 @@ function toast(text, level = 'info') {
 
 function refreshControls() {
   const open = isOpen();
-  const active =
-    state.socket !== null &&
-    (state.socket.readyState === WebSocket.OPEN ||
-      state.socket.readyState === WebSocket.CONNECTING);
+  const active = state.client !== null;
   $('connect').disabled = !state.token || active;
   $('disconnect').disabled = !active;
   for (const id of ['upload-start', 'notify-send', 'mark-read']) $(id).disabled = !state.token;
@@ -184,15 +174,21 @@ function refilter() {
 
 // ---------------------------------------------------------------- token
 
+async function fetchToken(request) {
+  const body = await post('/demo/token', request, { auth: false });
+  return { token: body.data.token, expiresAt: Date.now() + body.data.expires_in * 1000 };
+}
+
 async function requestToken(event) {
   event.preventDefault();
-  const userId = $('user-id').value.trim();
-  const admin = $('admin').checked;
+  const request = { user_id: $('user-id').value.trim(), admin: $('admin').checked };
   setStatus('token-status', 'Requesting a token…');
   try {
-    const body = await post('/demo/token', { user_id: userId, admin }, { auth: false });
-    const expires = new Date(Date.now() + body.data.expires_in * 1000);
-    useToken(body.data.token, userId, `expires ${clock(expires).slice(0, 8)}`, admin);
+    const { token, expiresAt } = await fetchToken(request);
+    useToken(token, request.user_id, `expires ${clock(new Date(expiresAt)).slice(0, 8)}`, {
+      request,
+      expiresAt,
+    });
   } catch (error) {
     const text =
       error.status === 404
@@ -202,11 +198,14 @@ async function requestToken(event) {
   }
 }
 
-function useToken(token, userId, note, admin = false) {
+function useToken(token, userId, note, { request = null, expiresAt = 0 } = {}) {
   state.token = token;
   state.tokenUser = userId;
-  const who = userId ? `Token ready for ${userId}${admin ? ' (admin)' : ''}` : 'Token ready';
-  const reconnect = isOpen() ? ' Reconnect to use it on the socket.' : '';
+  state.tokenRequest = request;
+  state.tokenExpiresAt = expiresAt;
+  const admin = request && request.admin ? ' (admin)' : '';
+  const who = userId ? `Token ready for ${userId}${admin}` : 'Token ready';
+  const reconnect = state.client ? ' Reconnect to use it on the socket.' : '';
   setStatus('token-status', `${who}, ${note}.${reconnect}`, 'ok');
   $('token-status').dataset.state = 'ready';
   refreshControls();
@@ -220,67 +219,110 @@ function usePastedToken(event) {
   useToken(token, null, 'pasted');
 }
 
+/**
+ * The SDK's getToken, called before every connect and reconnect: a /demo/token token about to
+ * expire is replaced, so that after a 4001 the client comes back with a valid one.
+ */
+async function currentToken() {
+  const expiring = state.tokenExpiresAt - Date.now() < TOKEN_REFRESH_MARGIN_MS;
+  if (state.tokenRequest && expiring) {
+    const { token, expiresAt } = await fetchToken(state.tokenRequest);
+    state.token = token;
+    state.tokenExpiresAt = expiresAt;
+  }
+  return state.token;
+}
+
 // ---------------------------------------------------------------- connection
 
+const STATE_TEXT = {
+  connecting: 'connecting…',
+  open: 'open',
+  reconnecting: 'reconnecting…',
+  closed: 'closed',
+};
+
 function connect() {
-  if (!state.token || (state.socket && state.socket.readyState <= WebSocket.OPEN)) return;
-  setConnState('connecting', 'connecting…');
+  if (!state.token || state.client) return;
   $('close-info').textContent = '';
-  // Browsers cannot set headers on a WebSocket: the token goes as the second subprotocol.
-  const socket = new WebSocket(wsUrl, ['bearer', state.token]);
-  state.socket = socket;
-  socket.addEventListener('open', () => {
-    if (state.socket === socket) setConnState('open', 'open');
-  });
-  socket.addEventListener('message', (event) => {
-    if (state.socket === socket) receive(event.data);
-  });
-  socket.addEventListener('close', (event) => {
-    if (state.socket !== socket) return;
-    const reason = event.reason || (event.code === 1006 ? 'no close frame (network)' : '');
-    setConnState('closed', `closed ${event.code}${reason ? ` · ${reason}` : ''}`);
-    $('conn-state').dataset.code = String(event.code);
-    setStatus(
-      'close-info',
-      `Closed with code ${event.code}${reason ? ` (${reason})` : ''}.`,
-      event.code === 1000 ? '' : 'error',
-    );
-    state.subscriptions.clear();
-    renderSubscriptions();
-    state.pings.clear();
-  });
+  const client = new RealtimeClient({ url: wsUrl, getToken: currentToken });
+  state.client = client;
+  // Events of a client that was replaced (Disconnect, then Connect) are ignored.
+  const current = (handler) => (payload) => {
+    if (state.client === client) handler(payload);
+  };
+  client.on('state', current(onState));
+  client.on('message', current(receive));
+  client.on('close', current(onClose));
+  client.connect().then(
+    current(() => {
+      const wanted = checkedEvents().filter((name) => !state.subscriptions.has(name));
+      if (wanted.length > 0) setSubscribed(wanted, true);
+    }),
+    // How the connection ended is already shown by onClose.
+    () => undefined,
+  );
+}
+
+function onState({ newState }) {
+  const closedCode = newState === 'closed' ? $('conn-state').dataset.code : undefined;
+  const text = closedCode ? `closed ${closedCode}` : STATE_TEXT[newState];
+  setConnState(newState, text);
+  if (newState === 'closed') state.client = null;
+  refreshControls();
+}
+
+function onClose({ code, reason, willReconnect }) {
+  const why = reason || (code === 1006 ? 'no close frame (network)' : '');
+  $('conn-state').dataset.code = String(code);
+  const next = willReconnect ? ' Reconnecting…' : '';
+  setStatus(
+    'close-info',
+    `Closed with code ${code}${why ? ` (${why})` : ''}.${next}`,
+    code === 1000 ? '' : 'error',
+  );
+  // The server forgets subscriptions with the connection; the SDK restores them on reconnect
+  // and each acknowledgement shows them again.
+  state.subscriptions.clear();
+  renderSubscriptions();
 }
 
 function disconnect() {
-  if (state.socket && state.socket.readyState <= WebSocket.OPEN) {
-    setConnState('closing', 'closing…');
-    state.socket.close(1000, 'Closed by the page');
-  }
+  if (state.client) state.client.close();
 }
 
-/** Sends a client message with a fresh id (replies carry it in `in_reply_to`). */
-function send(type, data) {
-  if (!isOpen()) return undefined;
-  const message = { type, data, id: `c${++state.seq}` };
-  state.socket.send(JSON.stringify(message));
-  logEntry('out', message);
-  return message.id;
+/**
+ * Sends a request through the SDK and logs it; resolves with the reply, or undefined when it
+ * failed (a server error is shown when it arrives, a client-side failure here).
+ */
+async function request(type, data) {
+  return call(type, data, () => state.client.request(type, data));
 }
 
-function receive(text) {
-  let message;
+/**
+ * Subscribes or unsubscribes through the SDK's own methods, so that it restores the subscriptions
+ * after a reconnect.
+ */
+async function setSubscribed(events, on) {
+  const type = on ? 'subscribe' : 'unsubscribe';
+  return call(type, { events }, () => state.client[type](events));
+}
+
+async function call(type, data, send) {
+  if (!state.client) return undefined;
+  logEntry('out', { type, data });
   try {
-    message = JSON.parse(text);
-  } catch {
-    logEntry('in', { type: '(not JSON)', data: { text: String(text).slice(0, 500) } });
-    return;
+    return await send();
+  } catch (error) {
+    if (CLIENT_ERROR_CODES.has(error.code)) toast(`${type}: ${error.message}`, 'error');
+    return undefined;
   }
-  if (!isObject(message)) {
-    logEntry('in', { type: '(not an object)', data: message });
-    return;
-  }
+}
+
+/** Every server message, as the SDK passes it on (parsed, with `data` always an object). */
+function receive(message) {
   logEntry('in', message);
-  const data = message.data ?? {};
+  const data = message.data;
   switch (message.type) {
     case 'connection.established':
       return onEstablished(data);
@@ -293,8 +335,6 @@ function receive(text) {
     case 'unsubscription.acknowledged':
       for (const name of data.events ?? []) state.subscriptions.delete(name);
       return renderSubscriptions();
-    case 'pong':
-      return onPong(data);
     case 'upload.progress':
     case 'upload.completed':
     case 'upload.cancelled':
@@ -336,15 +376,13 @@ function onEstablished(data) {
   $('limit-heartbeat').textContent = `${limits.heartbeat_interval} s`;
   $('limit-timeout').textContent = `${limits.connection_timeout} s`;
   $('limit-per-user').textContent = String(limits.max_connections_per_user);
-  const wanted = checkedEvents();
-  if (wanted.length > 0) send('subscribe', { events: wanted });
 }
 
 // ---------------------------------------------------------------- subscriptions
 
 function buildEventList() {
   const list = $('event-list');
-  for (const name of DEFAULT_EVENTS) {
+  for (const name of DEFAULT_SUBSCRIBABLE_EVENTS) {
     const label = el('label', 'check');
     const box = document.createElement('input');
     box.type = 'checkbox';
@@ -369,7 +407,7 @@ function checkedEvents() {
 
 function toggleEvents(names, on) {
   if (names.length === 0 || !isOpen()) return;
-  send(on ? 'subscribe' : 'unsubscribe', { events: names });
+  setSubscribed(names, on);
 }
 
 function setAllEvents(on) {
@@ -412,7 +450,7 @@ async function startUpload() {
 
 function cancelUpload() {
   if (state.upload.id && state.upload.status === 'uploading') {
-    send('upload.cancel', { upload_id: state.upload.id });
+    request('upload.cancel', { upload_id: state.upload.id });
   }
 }
 
@@ -453,21 +491,18 @@ function setUpload(upload) {
 
 // ---------------------------------------------------------------- ping
 
-function ping() {
-  const pingId = `p${state.seq + 1}`;
-  state.pings.set(pingId, window.performance.now());
-  if (!send('ping', { pingId })) state.pings.delete(pingId);
-}
-
-function onPong(data) {
-  const sentAt = state.pings.get(data.pingId);
-  if (sentAt === undefined) return;
-  state.pings.delete(data.pingId);
-  const ms = window.performance.now() - sentAt;
-  const result = $('ping-result');
-  result.textContent = `round trip ${ms.toFixed(1)} ms`;
-  result.dataset.state = 'ok';
-  result.dataset.ms = ms.toFixed(3);
+async function ping() {
+  if (!isOpen()) return;
+  logEntry('out', { type: 'ping' });
+  try {
+    const ms = await state.client.ping();
+    const result = $('ping-result');
+    result.textContent = `round trip ${ms.toFixed(1)} ms`;
+    result.dataset.state = 'ok';
+    result.dataset.ms = ms.toFixed(3);
+  } catch (error) {
+    if (CLIENT_ERROR_CODES.has(error.code)) toast(`ping: ${error.message}`, 'error');
+  }
 }
 
 // ---------------------------------------------------------------- notifications
@@ -517,15 +552,15 @@ function roomName() {
 function joinRoom(event) {
   event.preventDefault();
   const room = roomName();
-  if (room) send('subscribe', { events: [`room:${room}`] });
+  if (room) setSubscribed([`room:${room}`], true);
 }
 
 function leaveRoom() {
   const room = roomName();
-  if (room) send('unsubscribe', { events: [`room:${room}`] });
+  if (room) setSubscribed([`room:${room}`], false);
 }
 
-function sendChat(event) {
+async function sendChat(event) {
   event.preventDefault();
   const room = roomName();
   const text = $('chat-text').value.trim();
@@ -534,7 +569,9 @@ function sendChat(event) {
     return;
   }
   if (!text) return;
-  if (send('chat.send', { room, text })) $('chat-text').value = '';
+  // Cleared only once the server took it: a refused message stays in the box.
+  const reply = await request('chat.send', { room, text });
+  if (reply && $('chat-text').value.trim() === text) $('chat-text').value = '';
 }
 
 function onChat(data) {
