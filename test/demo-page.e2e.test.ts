@@ -259,7 +259,7 @@ describe('demo page in Chromium', () => {
     assert.deepEqual(errors, []);
   });
 
-  it('is disconnected from the dashboard in a second tab: 4004, and no reconnect', async (t) => {
+  it('gets a broadcast from the dashboard in a second tab, then is disconnected: 4004, no reconnect', async (t) => {
     if (!browserAvailable(t, 'the demo page')) return;
     const { page, errors } = await openPage();
     await signInAndConnect(page, 'kick-me');
@@ -271,6 +271,17 @@ describe('demo page in Chromium', () => {
     await admin.page.getByTestId('dev-token').click();
     const row = admin.page.locator('[data-testid="connection-row"][data-user-id="kick-me"]');
     await row.waitFor();
+
+    // A broadcast to this user from the dashboard shows up in the demo page.
+    await admin.page.getByTestId('bc-target').selectOption('user');
+    await admin.page.getByTestId('bc-target-value').fill('kick-me');
+    await admin.page.getByTestId('bc-type').fill('system.notification');
+    await admin.page
+      .getByTestId('bc-data')
+      .fill('{ "message": "hello from the dashboard", "level": "info" }');
+    await admin.page.getByTestId('bc-send').click();
+    await page.locator('.toast', { hasText: 'hello from the dashboard' }).waitFor();
+    await logEntry(page, 'system.notification').waitFor();
     await row.getByTestId('disconnect').click();
 
     await page.locator('[data-testid="conn-state"][data-state="closed"]').waitFor();
