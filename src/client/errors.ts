@@ -44,3 +44,13 @@ export class RealtimeClientError extends Error {
     this.requestId = details.requestId;
   }
 }
+
+/** `code reason` as the messages about a close show it. */
+export function describeClose(code: number, reason: string): string {
+  return reason ? `${code} ${reason}` : `${code}`;
+}
+
+/** The message of whatever was thrown. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,93 @@
+import { CloseCode } from '../protocol/index.js';
+import { connectUrl, type ResolvedOptions, WEBSOCKET_OPEN, type WebSocketLike } from './options.js';
+
+export interface SocketHandlers {
+  onMessage: (raw: unknown) => void;
+  onClose: (code: number, reason: string) => void;
+  /** No `connection.established` within `connectTimeoutMs`. */
+  onConnectTimeout: () => void;
+}
+
+type SocketOptions = Pick<
+  ResolvedOptions,
+  'url' | 'tokenTransport' | 'WebSocket' | 'connectTimeoutMs'
+>;
+
+/**
+ * The socket of the current connection, if any. Events of a socket that was replaced or released
+ * are ignored: such a socket may still report them, and they must not affect the client.
+ */
+export class CurrentSocket {
+  private socket: WebSocketLike | undefined;
+  /** The token the last socket was opened with; kept after release, to compare after a 4001. */
+  private openedWith: string | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly options: SocketOptions) {}
+
+  get current(): WebSocketLike | undefined {
+    return this.socket;
+  }
+
+  get token(): string | undefined {
+    return this.openedWith;
+  }
+
+  /** Opens a socket with `token`; throws when the implementation refuses (malformed URL). */
+  open(token: string, handlers: SocketHandlers): void {
+    const { url, tokenTransport, WebSocket: WebSocketImpl } = this.options;
+    const socket =
+      tokenTransport === 'subprotocol'
+        ? new WebSocketImpl(url, ['bearer', token])
+        : new WebSocketImpl(connectUrl(url, token, tokenTransport));
+    this.socket = socket;
+    this.openedWith = token;
+    socket.addEventListener('message', (event) => {
+      if (socket === this.socket) handlers.onMessage(event.data);
+    });
+    socket.addEventListener('close', (event) => {
+      if (socket === this.socket) handlers.onClose(event.code, event.reason);
+    });
+    // `close` follows every `error`; the listener only exists so that `ws` does not throw.
+    socket.addEventListener('error', () => undefined);
+    this.connectTimer = setTimeout(() => {
+      if (socket === this.socket) handlers.onConnectTimeout();
+    }, this.options.connectTimeoutMs);
+  }
+
+  /** The handshake finished (or the connection ended): the connect timeout no longer applies. */
+  stopConnectTimer(): void {
+    if (this.connectTimer === undefined) return;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+  }
+
+  write(frame: string): boolean {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WEBSOCKET_OPEN) return false;
+    socket.send(frame);
+    return true;
+  }
+
+  /** Forgets the socket (its later events are ignored) and returns it, to close it if need be. */
+  release(): WebSocketLike | undefined {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.stopConnectTimer();
+    return socket;
+  }
+}
+
+/**
+ * Closes without waiting: `terminate()` where the implementation has it (`ws`, whose `close()`
+ * would wait up to 30 s for a dead server's answer), `close()` otherwise. Never throws.
+ */
+export function closeQuietly(socket: WebSocketLike, code: number, reason: string): void {
+  try {
+    const terminate = (socket as { terminate?: () => void }).terminate;
+    if (code !== CloseCode.NORMAL && typeof terminate === 'function') terminate.call(socket);
+    else socket.close(code, reason);
+  } catch {
+    // Already closing or closed: nothing left to release.
+  }
+}
