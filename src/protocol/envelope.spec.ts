@@ -128,6 +128,14 @@ describe('parseClientMessage', () => {
     assert.equal(accepted(JSON.stringify({ type: 'ping', id: 'é-✓-消息' })).id, 'é-✓-消息');
   });
 
+  it('refuses an id with a lone surrogate and accepts a surrogate pair', () => {
+    // JSON text may escape half a character; JSON.parse then yields a lone surrogate.
+    for (const escaped of ['\\ud800', '\\udfff', 'a\\ud83db', '\\ude00\\ud83d']) {
+      refused(`{"type":"ping","id":"${escaped}"}`, /"id"/);
+    }
+    assert.equal(accepted('{"type":"ping","id":"\\ud83d\\ude00"}').id, '😀');
+  });
+
   it(`accepts nesting of ${MAX_JSON_DEPTH} levels and refuses ${MAX_JSON_DEPTH + 1}`, () => {
     accepted(nestedMessage(MAX_JSON_DEPTH));
     refused(nestedMessage(MAX_JSON_DEPTH + 1), new RegExp(`deeper than ${MAX_JSON_DEPTH}`));

@@ -70,9 +70,11 @@ export function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-// Ids are echoed back as `in_reply_to` and may land in logs: no control characters.
+// Ids are echoed back as `in_reply_to` and may land in logs: no control characters, and no
+// lone surrogates (half a character: not valid Unicode, so not printable in any log or client).
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function invalid(message: string, id?: string): ParseResult {
   return {
@@ -84,7 +86,12 @@ function invalid(message: string, id?: string): ParseResult {
 }
 
 function isValidId(id: unknown): id is string {
-  return typeof id === 'string' && id.length <= MAX_ID_LENGTH && !CONTROL_CHARACTERS.test(id);
+  return (
+    typeof id === 'string' &&
+    id.length <= MAX_ID_LENGTH &&
+    !CONTROL_CHARACTERS.test(id) &&
+    !LONE_SURROGATE.test(id)
+  );
 }
 
 /** Parses one text frame from a client into an envelope, or says why it is not one. */

@@ -2,9 +2,14 @@ import type { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import { CloseCode, CloseReason } from '../../protocol/index.js';
 
+/** The codes `ws` itself would close with for these errors, now with a reason text. */
 const REASONS: Record<string, [number, string]> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: [CloseCode.MESSAGE_TOO_BIG, CloseReason.MESSAGE_TOO_BIG],
+  // A 64-bit length past 2^53 - 1: a lying header, refused before any byte of it is read.
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: [CloseCode.MESSAGE_TOO_BIG, CloseReason.MESSAGE_TOO_BIG],
   WS_ERR_INVALID_UTF8: [CloseCode.INVALID_PAYLOAD, 'Invalid payload'],
+  // More fragments in one message than ws keeps (maxFragments, 16,384): abuse, as in section 2.
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: [CloseCode.POLICY_VIOLATION, CloseReason.POLICY_VIOLATION],
 };
 const PROTOCOL_ERROR: [number, string] = [CloseCode.PROTOCOL_ERROR, 'Protocol error'];
 
