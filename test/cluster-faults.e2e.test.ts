@@ -45,7 +45,14 @@ function isBusUnavailable(error: unknown): boolean {
 async function probeUntilReached(from: ClusterInstance, to: ClusterClient): Promise<void> {
   for (let attempt = 0; attempt < 30; attempt++) {
     const type = `fault.probe.${from.index}.${attempt}`;
-    await from.service.sendToUser(to.userId, type, {});
+    try {
+      // Right after Redis is back, the backlog may still fill the bounded queue: refused, retry.
+      await from.service.sendToUser(to.userId, type, {});
+    } catch (error) {
+      if (!isBusUnavailable(error)) throw error;
+      await sleep(100);
+      continue;
+    }
     try {
       await eventually(() => to.client.received.some((m) => m.type === type), 500, type);
       return;

@@ -3,6 +3,8 @@ import type {
   FileStatusData,
   JsonObject,
   PongData,
+  ResumeResultData,
+  ResumeStreamResult,
   ReviewData,
   ServerEnvelope,
   SubscriptionAcknowledgedData,
@@ -59,6 +61,15 @@ export interface LifecycleEvents {
   established: ConnectionEstablishedData;
   /** Each closed connection. */
   close: CloseInfo;
+  /** After a reconnect: what the replay of missed messages recovered (`recovered` says all). */
+  resumed: ResumeResultData;
+  /** Some streams could not be recovered in full: reload the state they feed. */
+  resync: ResyncInfo;
+}
+
+/** The streams whose missed messages could not all be replayed, and why. */
+export interface ResyncInfo {
+  streams: ResumeStreamResult[];
 }
 
 /** The handler for `type`: lifecycle payload, typed server data, or plain JSON data. */

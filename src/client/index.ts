@@ -1,7 +1,13 @@
 export { RealtimeClient } from './realtime-client.js';
 export { ClientErrorCode, RealtimeClientError } from './errors.js';
 export type { ConnectionState, StateChange } from './connection-state.js';
-export type { ClientEventHandler, CloseInfo, LifecycleEvents, ServerDataMap } from './events.js';
+export type {
+  ClientEventHandler,
+  CloseInfo,
+  LifecycleEvents,
+  ResyncInfo,
+  ServerDataMap,
+} from './events.js';
 export {
   defaults,
   type RealtimeClientOptions,

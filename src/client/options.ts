@@ -47,6 +47,8 @@ export interface RealtimeClientOptions {
   connectTimeoutMs?: number;
   /** Sends kept while disconnected, oldest dropped first; 0 (default) rejects them instead. */
   maxQueuedMessages?: number;
+  /** After a reconnect, ask the server to replay what was missed (`resume`). @default true */
+  resume?: boolean;
   /** Source of randomness for the backoff jitter (tests pin it). */
   random?: () => number;
   /** Where errors thrown by event listeners go (default `console.error`). */
@@ -63,6 +65,7 @@ export const defaults = {
   // The server's own handshake timeout is 10 s; waiting a little longer lets it answer first.
   connectTimeoutMs: 15_000,
   maxQueuedMessages: 0,
+  resume: true,
   /** Used until `connection.established` announces the server's values (seconds there). */
   heartbeatIntervalMs: 30_000,
   connectionTimeoutMs: 60_000,
@@ -92,6 +95,7 @@ export function resolveOptions(options: RealtimeClientOptions): ResolvedOptions 
     requestTimeoutMs: options.requestTimeoutMs ?? defaults.requestTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
     maxQueuedMessages: options.maxQueuedMessages ?? defaults.maxQueuedMessages,
+    resume: options.resume ?? defaults.resume,
     random: options.random ?? Math.random,
     onListenerError: options.onListenerError ?? ((error) => console.error(error)),
   };

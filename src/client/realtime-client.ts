@@ -19,6 +19,7 @@ import { Outbox, type QueuedSend } from './outbox.js';
 import { RequestIds } from './request-ids.js';
 import { RequestTracker } from './request-tracker.js';
 import { emitServerEvent } from './server-events.js';
+import { StreamRecovery } from './stream-recovery.js';
 import { SubscriptionSet } from './subscription-set.js';
 import { encodeFrame } from './wire.js';
 
@@ -38,6 +39,7 @@ export class RealtimeClient {
   private readonly ids = new RequestIds();
   private readonly subscriptions = new SubscriptionSet();
   private readonly connectWaiters = new ConnectWaiters();
+  private readonly recovery: StreamRecovery;
 
   constructor(options: RealtimeClientOptions) {
     this.options = resolveOptions(options);
@@ -49,6 +51,13 @@ export class RealtimeClient {
       onMessage: (envelope) => this.onMessage(envelope),
       onSocketLost: (code, reason) => this.rejectSentRequests(code, reason),
       onGiveUp: (error) => this.finish(error),
+    });
+    this.recovery = new StreamRecovery(this.options.resume, {
+      requestResume: (data) => this.requestPastOutbox('resume', data),
+      deliver: (envelope) => this.deliver(envelope),
+      resumed: (result) => this.listeners.emit('resumed', result),
+      resync: (streams) => this.listeners.emit('resync', { streams }),
+      error: (error) => this.listeners.emit('error', error),
     });
     this.outbox = new Outbox(
       this.options.maxQueuedMessages,
@@ -137,6 +146,7 @@ export class RealtimeClient {
   async unsubscribe(events: readonly string[]): Promise<UnsubscriptionAcknowledgedData> {
     // Forgotten first: even when the reply is lost, a reconnect must not bring them back.
     this.subscriptions.delete(events);
+    this.recovery.forgetEvents(events);
     const reply = await this.request('unsubscribe', { events: [...events] });
     return reply.data as unknown as UnsubscriptionAcknowledgedData;
   }
@@ -177,20 +187,27 @@ export class RealtimeClient {
     if (envelope.type === 'connection.established') {
       this.onEstablished(envelope.data as unknown as ConnectionEstablishedData);
     }
+    this.recovery.receive(envelope);
+  }
+
+  private deliver(envelope: ServerEnvelope): void {
     this.listeners.emit('message', envelope);
     this.requests.settle(envelope);
     emitServerEvent(this.listeners, envelope);
   }
 
-  /** Turns `open` only once every subscription is restored. */
+  /** Turns `open` only once every subscription is restored and the gap replayed. */
   private onEstablished(data: ConnectionEstablishedData): void {
     const socket = this.lifecycle.currentSocket;
     this.lifecycle.accept(data);
+    this.recovery.begin();
     this.listeners.emit('established', data);
-    const restored = this.subscriptions.restore(
-      (events) => this.resubscribe(events),
-      (error) => this.listeners.emit('error', error),
-    );
+    const restored = this.subscriptions
+      .restore(
+        (events) => this.requestPastOutbox('subscribe', { events }),
+        (error) => this.listeners.emit('error', error),
+      )
+      .then(() => this.recovery.resume());
     void restored.then(() => {
       if (socket !== this.lifecycle.currentSocket || this.state === 'closed') return;
       this.stateMachine.set('open');
@@ -199,12 +216,24 @@ export class RealtimeClient {
     });
   }
 
-  /** Writes past the outbox: the state is not `open` yet while subscriptions are restored. */
-  private resubscribe(events: string[]): Promise<ServerEnvelope> {
+  /** Writes past the outbox: the state is not `open` yet while the connection is restored. */
+  private requestPastOutbox(type: string, data: JsonObject): Promise<ServerEnvelope> {
     const id = this.ids.next();
-    const reply = this.requests.track(id, 'subscribe', this.options.requestTimeoutMs);
+    const reply = this.requests.track(id, type, this.options.requestTimeoutMs);
     this.requests.markSent(id);
-    this.lifecycle.write(encodeFrame('subscribe', { events }, id));
+    if (!this.lifecycle.write(encodeFrame(type, data, id))) {
+      // The socket is already gone: no reply can come, and the next connection starts over.
+      this.requests.reject(
+        id,
+        new RealtimeClientError(
+          ClientErrorCode.CONNECTION_CLOSED,
+          `Connection lost before ${type}`,
+          {
+            requestId: id,
+          },
+        ),
+      );
+    }
     return reply;
   }
 

@@ -10,6 +10,8 @@ const LIFECYCLE_EVENT_NAMES: ReadonlySet<string> = new Set<keyof LifecycleEvents
   'error',
   'established',
   'close',
+  'resumed',
+  'resync',
 ]);
 
 /**

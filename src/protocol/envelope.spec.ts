@@ -8,6 +8,7 @@ import {
   parseClientMessage,
   type ParseResult,
 } from './envelope.js';
+import { compareOffsets } from './stream-position.js';
 
 function accepted(text: string) {
   const result = parseClientMessage(text);
@@ -199,5 +200,16 @@ describe('exceedsJsonDepth', () => {
       assert.equal(exceedsJsonDepth(text, depth), false, `depth ${depth}`);
       assert.equal(exceedsJsonDepth(text, depth - 1), true, `depth ${depth}`);
     }
+  });
+});
+
+describe('compareOffsets', () => {
+  it('orders offsets part by part as numbers', () => {
+    assert.ok(compareOffsets('9', '10') < 0);
+    assert.ok(compareOffsets('10', '9') > 0);
+    assert.equal(compareOffsets('007', '7'), 0);
+    assert.ok(compareOffsets('1700000000000-9', '1700000000000-10') < 0);
+    assert.ok(compareOffsets('1700000000001-0', '1700000000000-99') > 0);
+    assert.ok(compareOffsets('5', '5-1') < 0);
   });
 });

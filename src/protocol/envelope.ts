@@ -23,6 +23,10 @@ export interface ServerEnvelope<TData = JsonObject> {
   in_reply_to?: string;
   /** Set on admin broadcasts. */
   source?: string;
+  /** Where a message from a send sits in its stream (section 9); absent on direct replies. */
+  stream?: string;
+  offset?: string;
+  epoch?: string;
 }
 
 export type ParseResult =

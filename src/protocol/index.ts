@@ -20,3 +20,13 @@ export {
   encodeServerMessage,
 } from './envelope.js';
 export type * from './payloads.js';
+export {
+  type StreamPosition,
+  ALL_STREAM,
+  MAX_RESUME_POSITIONS,
+  compareOffsets,
+  eventStream,
+  isOffset,
+  roomStream,
+  userStream,
+} from './stream-position.js';

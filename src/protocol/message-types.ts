@@ -6,6 +6,7 @@ export const ClientMessageType = {
   SUBSCRIBE: 'subscribe',
   UNSUBSCRIBE: 'unsubscribe',
   UPLOAD_CANCEL: 'upload.cancel',
+  RESUME: 'resume',
 } as const;
 
 export type ClientMessageType = (typeof ClientMessageType)[keyof typeof ClientMessageType];
@@ -17,6 +18,7 @@ export const ServerMessageType = {
   SUBSCRIPTION_ACKNOWLEDGED: 'subscription.acknowledged',
   UNSUBSCRIPTION_ACKNOWLEDGED: 'unsubscription.acknowledged',
   UPLOAD_CANCEL_ACKNOWLEDGED: 'upload.cancel.acknowledged',
+  RESUME_RESULT: 'resume.result',
   ERROR: 'error',
   UPLOAD_PROGRESS: 'upload.progress',
   UPLOAD_COMPLETED: 'upload.completed',

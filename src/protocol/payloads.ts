@@ -93,3 +93,30 @@ export interface FileStatusData {
   progress?: number;
   timestamp: string;
 }
+
+/** Data of `resume.result` (section 9). */
+export interface ResumeResultData {
+  /** True when every stream's gap was replayed in full. */
+  recovered: boolean;
+  streams: ResumeStreamResult[];
+}
+
+export interface ResumeStreamResult {
+  stream: string;
+  recovered: boolean;
+  /** Messages replayed for this stream. */
+  replayed: number;
+  /** Why a stream was not recovered (added): see {@link ResumeFailure}. */
+  reason?: ResumeFailure;
+  /** The stream's current epoch and last offset (added), to resume from next time. */
+  epoch?: string;
+  offset?: string;
+}
+
+/**
+ * - `epoch_changed`: the history was lost (for example a restart of the store);
+ * - `gap_too_old`: older messages were already dropped from the history (age or count);
+ * - `not_visible`: the stream is not one this connection may read (subscribe first);
+ * - `too_late`: the resume came after the resume window of the connection.
+ */
+export type ResumeFailure = 'epoch_changed' | 'gap_too_old' | 'not_visible' | 'too_late';

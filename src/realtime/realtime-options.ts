@@ -3,6 +3,11 @@ import { type ConnectionLimits, DEFAULT_SUBSCRIBABLE_EVENTS } from '../protocol/
 import type { RealtimePrincipal } from './auth/realtime-principal.js';
 import type { RealtimeBus } from './bus/realtime-bus.js';
 import type { RedisBusOptions } from './bus/redis-bus-options.js';
+import {
+  type HistoryOptions,
+  type ResolvedHistoryOptions,
+  resolveHistoryOptions,
+} from './recovery/history-options.js';
 
 /** Token of the options with defaults applied ({@link ResolvedRealtimeOptions}). */
 export const REALTIME_OPTIONS = Symbol('REALTIME_OPTIONS');
@@ -87,6 +92,8 @@ export interface RealtimeModuleOptions {
   redis?: string | RedisBusOptions;
   /** Storage of the per-user rate limit (any @nestjs/throttler storage). @default in memory */
   throttlerStorage?: ThrottlerStorage;
+  /** Message history for `resume` (section 9), or `false` for none. @default see HistoryOptions */
+  history?: HistoryOptions | false;
 }
 
 /** The limits announced to clients in `connection.established` (sizes in bytes, times in seconds). */
@@ -105,11 +112,12 @@ export function announcedLimits(options: ResolvedRealtimeOptions): ConnectionLim
 export type ResolvedRealtimeOptions = Required<
   Omit<
     RealtimeModuleOptions,
-    'subscriptionAuthorizer' | 'bus' | 'redis' | 'throttlerStorage' | 'jwt'
+    'subscriptionAuthorizer' | 'bus' | 'redis' | 'throttlerStorage' | 'jwt' | 'history'
   >
 > &
   Pick<RealtimeModuleOptions, 'subscriptionAuthorizer' | 'bus' | 'redis' | 'throttlerStorage'> & {
     jwt: RealtimeJwtOptions & { algorithms: JwtAlgorithm[]; clockToleranceSeconds: number };
+    history: ResolvedHistoryOptions | false;
   };
 
 export const REALTIME_DEFAULTS = {
@@ -177,6 +185,7 @@ export function resolveRealtimeOptions(options: RealtimeModuleOptions): Resolved
     allowedOrigins: [...(options.allowedOrigins ?? [])],
     path: normalizePath(options.path ?? REALTIME_DEFAULTS.path),
     jwt: { ...jwt, algorithms, clockToleranceSeconds },
+    history: resolveHistoryOptions(options.history),
   };
   for (const key of POSITIVE_INTEGER_OPTIONS) {
     const value = resolved[key];

@@ -5,6 +5,9 @@ import { ClusterAdminService } from './admin/cluster-admin.service.js';
 import { RealtimeStatsService } from './admin/realtime-stats.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { InProcessBus } from './bus/in-process.bus.js';
+import { InMemoryMessageHistory } from './recovery/in-memory-message-history.js';
+import { MessageHistory } from './recovery/message-history.js';
+import { ResumeService } from './recovery/resume.service.js';
 import { LocalDelivery } from './bus/local-delivery.js';
 import { RealtimeBus } from './bus/realtime-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
@@ -62,6 +65,11 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
       useFactory: (options: ResolvedRealtimeOptions) => createThrottlerStorage(options),
     },
     {
+      provide: MessageHistory,
+      inject: [REALTIME_OPTIONS],
+      useFactory: (options: ResolvedRealtimeOptions) => createMessageHistory(options),
+    },
+    {
       provide: PresenceStore,
       inject: [REALTIME_OPTIONS],
       useFactory: (options: ResolvedRealtimeOptions) => createPresenceStore(options),
@@ -86,6 +94,7 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
     RealtimeStatsService,
     ClusterAdminService,
     AdminAuthGuard,
+    ResumeService,
     RealtimeProtocolGateway,
   ],
   exports: [
@@ -111,6 +120,17 @@ function createPresenceStore(options: ResolvedRealtimeOptions): PresenceStore {
   const connection = redis?.url ?? redis?.clients?.publisher;
   if (!redis || !connection) return new InMemoryPresenceStore();
   return new RedisPresenceStore(connection, redis.namespace ?? REDIS_BUS_DEFAULTS.namespace);
+}
+
+/**
+ * In memory when this process is the whole cluster. With Redis or a bus of the host's, offsets
+ * must be shared between instances, which an in-memory history cannot do: none then (resume is
+ * answered as off) until a shared history is configured.
+ */
+function createMessageHistory(options: ResolvedRealtimeOptions): MessageHistory | null {
+  if (options.history === false) return null;
+  if (options.redis || (options.bus && !(options.bus instanceof InProcessBus))) return null;
+  return new InMemoryMessageHistory(options.history);
 }
 
 function redisOptions(options: ResolvedRealtimeOptions): RedisBusOptions | undefined {

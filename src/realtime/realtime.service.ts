@@ -23,6 +23,9 @@ import {
 } from './realtime-events.js';
 import { RealtimeSendError } from './realtime-send.error.js';
 import { PresenceStore } from './presence/presence-store.js';
+import { MessageHistory } from './recovery/message-history.js';
+import { positionOverhead } from './recovery/positioned-frame.js';
+import { streamTargets } from './recovery/stream-targets.js';
 import { ConnectionRegistry } from './registry/connection-registry.js';
 
 /** Data of a message sent through the service: a JSON object. */
@@ -75,6 +78,7 @@ export class RealtimeService implements OnModuleInit {
     private readonly registry: ConnectionRegistry,
     private readonly closer: ConnectionCloser,
     events: RealtimeEvents,
+    @Inject(MessageHistory) private readonly history: MessageHistory | null,
   ) {
     this.connectionOpened$ = events.opened.asObservable();
     this.connectionClosed$ = events.closed.asObservable();
@@ -163,14 +167,30 @@ export class RealtimeService implements OnModuleInit {
       id,
       ...(source === undefined ? {} : { source }),
     });
-    const size = Buffer.byteLength(frame);
+    const streams = this.history ? streamTargets(target) : [];
+    const overhead = Math.max(0, ...streams.map(({ stream }) => positionOverhead(stream)));
+    const size = Buffer.byteLength(frame) + overhead;
     if (size > this.options.maxMessageSize) {
       throw new RealtimeSendError(
         'MESSAGE_TOO_LARGE',
         `Message of ${size} bytes exceeds maxMessageSize (${this.options.maxMessageSize}); it was not sent`,
       );
     }
-    return { id, reached: await this.bus.publish({ id, type, target, frame }) };
+    const history = this.history;
+    if (!history || streams.length === 0) {
+      return { id, reached: await this.bus.publish({ id, type, target, frame }) };
+    }
+    // Each stream's copy is written to the history first, so that its position is in the frame
+    // and a client that misses it live can still get it with `resume`.
+    const exceptUserId = target.kind === 'all' ? target.exceptUserId : undefined;
+    const record = { id, type, frame, ...(exceptUserId === undefined ? {} : { exceptUserId }) };
+    const counts = await Promise.all(
+      streams.map(async ({ stream, target: streamTarget }) => {
+        const position = await history.append(stream, record);
+        return this.bus.publish({ id, type, target: streamTarget, frame, position });
+      }),
+    );
+    return { id, reached: counts.reduce((sum, count) => sum + count, 0) };
   }
 
   // Rooms

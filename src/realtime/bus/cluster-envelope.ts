@@ -62,6 +62,16 @@ function isOutboundMessage(value: unknown): value is OutboundMessage {
     typeof value.type === 'string' &&
     typeof value.frame === 'string' &&
     isJsonObject(value.target) &&
-    typeof value.target.kind === 'string'
+    typeof value.target.kind === 'string' &&
+    (value.position === undefined || isStreamPosition(value.position))
+  );
+}
+
+function isStreamPosition(value: unknown): boolean {
+  return (
+    isJsonObject(value) &&
+    typeof value.stream === 'string' &&
+    typeof value.offset === 'string' &&
+    typeof value.epoch === 'string'
   );
 }

@@ -1,3 +1,5 @@
+import type { StreamPosition } from '../../protocol/index.js';
+
 /** Whom a message is for. */
 export type DeliveryTarget =
   | { kind: 'connection'; connectionId: string }
@@ -11,6 +13,8 @@ export interface OutboundMessage {
   id: string;
   type: string;
   target: DeliveryTarget;
-  /** The whole server envelope, already JSON. */
+  /** The whole server envelope, already JSON, without its stream position. */
   frame: string;
+  /** Where the message sits in its stream; added to the frame on delivery (section 9). */
+  position?: StreamPosition;
 }

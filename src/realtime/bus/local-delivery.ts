@@ -4,6 +4,8 @@ import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import type { DeliveryTarget, OutboundMessage } from './delivery-target.js';
 import { RealtimeBus } from './realtime-bus.js';
+import type { StreamPosition } from '../../protocol/index.js';
+import { withPosition } from '../recovery/positioned-frame.js';
 
 /**
  * The one place messages reach this instance's sockets. Targets are looked up by index; the frame
@@ -27,10 +29,13 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
   }
 
   deliver(message: OutboundMessage): number {
-    const frame = Buffer.from(message.frame);
+    const { position } = message;
+    const frame = Buffer.from(position ? withPosition(message.frame, position) : message.frame);
     let reached = 0;
     for (const connection of this.resolve(message.target)) {
-      if (this.writer.write(connection, frame)) reached++;
+      if (!this.writer.write(connection, frame)) continue;
+      reached++;
+      if (position && connection.resumeOpen) noteFirstLive(connection, position);
     }
     return reached;
   }
@@ -58,4 +63,10 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
         return;
     }
   }
+}
+
+/** Remembers the first live offset per stream, where a replay to this connection must stop. */
+function noteFirstLive(connection: RealtimeConnection, position: StreamPosition): void {
+  const offsets = (connection.firstLiveOffsets ??= new Map());
+  if (!offsets.has(position.stream)) offsets.set(position.stream, position.offset);
 }

@@ -97,6 +97,7 @@ export class ConnectionAdmission {
       performance.timeOrigin + performance.now(),
     );
     attachConnection(socket, connection);
+    connection.resumeOpen = this.options.history !== false;
     this.registry.add(connection, this.options.maxRoomSize);
     this.expiry.add(connection);
     this.logger.log({

@@ -4,6 +4,7 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { CloseCode, CloseReason } from '../../protocol/index.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
@@ -54,7 +55,17 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
     const ping = now - this.lastPingAt >= this.options.heartbeatIntervalMs;
     if (ping) this.lastPingAt = now;
     const timedOut: RealtimeConnection[] = [];
+    const { history } = this.options;
+    // performance.timeOrigin-based, like connectedAt.
+    const resumeOpenAfter = history
+      ? performance.timeOrigin + performance.now() - history.resumeWindowMs
+      : 0;
     for (const connection of this.registry.all()) {
+      if (connection.resumeOpen && connection.connectedAt < resumeOpenAfter) {
+        // The resume window passed: stop noting live offsets, and let their map go.
+        connection.resumeOpen = false;
+        connection.firstLiveOffsets = undefined;
+      }
       if (now - connection.lastActivity >= this.options.connectionTimeoutMs) {
         timedOut.push(connection);
       } else if (ping && connection.socket.readyState === WebSocket.OPEN) {

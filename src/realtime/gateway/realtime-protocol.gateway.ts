@@ -2,13 +2,16 @@ import { MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { ClientMessageType, ErrorCode, ServerMessageType } from '../../protocol/index.js';
 import { EventNamesDto } from '../dto/event-names.dto.js';
 import { PingDto } from '../dto/ping.dto.js';
+import { ResumeDto } from '../dto/resume.dto.js';
 import { UploadCancelDto } from '../dto/upload-cancel.dto.js';
 import { RealtimeEvents } from '../realtime-events.js';
+import { ResumeService } from '../recovery/resume.service.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { SubscriptionService } from '../subscriptions/subscription.service.js';
 import { CurrentConnection } from './current-connection.decorator.js';
 import type { RealtimeReply } from './message-dispatcher.js';
 import { RealtimeGateway } from './realtime-gateway.decorator.js';
+import { RealtimeException } from './realtime.exception.js';
 
 /** The client messages of PROTOCOL.md section 4. Rules live in services; these stay a few lines. */
 @RealtimeGateway()
@@ -16,6 +19,7 @@ export class RealtimeProtocolGateway {
   constructor(
     private readonly subscriptions: SubscriptionService,
     private readonly events: RealtimeEvents,
+    private readonly recovery: ResumeService,
   ) {}
 
   @SubscribeMessage(ClientMessageType.PING)
@@ -84,5 +88,20 @@ export class RealtimeProtocolGateway {
       type: ServerMessageType.UPLOAD_CANCEL_ACKNOWLEDGED,
       data: { upload_id: dto.upload_id },
     };
+  }
+
+  @SubscribeMessage(ClientMessageType.RESUME)
+  async resume(
+    @MessageBody() dto: ResumeDto,
+    @CurrentConnection() connection: RealtimeConnection,
+  ): Promise<RealtimeReply> {
+    if (!this.recovery.enabled) {
+      throw new RealtimeException(
+        ErrorCode.INVALID_MESSAGE_TYPE,
+        'This server keeps no message history: resume is off',
+      );
+    }
+    const result = await this.recovery.resume(connection, dto.positions);
+    return { type: ServerMessageType.RESUME_RESULT, data: result };
   }
 }

@@ -25,6 +25,13 @@ export class RealtimeConnection {
   inbox: Promise<void> = IDLE;
   /** Handlers by message type, filled in by the WebSocket adapter. */
   handlers: Map<string, BoundMessageHandler> | undefined;
+  /** True while `resume` is accepted (history on, within the resume window after connecting). */
+  resumeOpen = false;
+  /**
+   * While `resumeOpen`: per stream, the offset of the first message delivered live on this
+   * connection. A replay stops there, so that nothing arrives twice. Made on first use.
+   */
+  firstLiveOffsets: Map<string, string> | undefined;
 
   constructor(
     readonly id: string,

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InMemoryMessageHistory } from './in-memory-message-history.js';
+
+const record = (n: number) => ({ id: `id-${n}`, type: 't', frame: `{"n":${n}}` });
+
+describe('InMemoryMessageHistory', () => {
+  function history(bounds: Partial<ConstructorParameters<typeof InMemoryMessageHistory>[0]> = {}) {
+    let now = 0;
+    const store = new InMemoryMessageHistory(
+      { maxMessages: 5, maxAgeMs: 1000, maxStreams: 3, ...bounds },
+      () => now,
+    );
+    return { store, advance: (ms: number) => (now += ms) };
+  }
+
+  it('gives increasing offsets and one epoch; reads what came after an offset, in order', async () => {
+    const { store } = history();
+    const a = await store.append('s', record(1));
+    const b = await store.append('s', record(2));
+    const c = await store.append('s', record(3));
+    assert.equal(a.epoch, c.epoch);
+    assert.ok(Number(a.offset) < Number(b.offset) && Number(b.offset) < Number(c.offset));
+    const read = await store.readAfter('s', a.offset, a.epoch, 10);
+    assert.deepEqual(
+      read.entries.map((e) => e.id),
+      ['id-2', 'id-3'],
+    );
+    assert.equal(read.complete, true);
+    assert.equal(read.lastOffset, c.offset);
+  });
+
+  it('is incomplete once older messages were dropped by count, and keeps the newest', async () => {
+    const { store } = history();
+    const first = await store.append('s', record(0));
+    for (let n = 1; n <= 7; n++) await store.append('s', record(n));
+    const read = await store.readAfter('s', first.offset, first.epoch, 10);
+    assert.equal(read.complete, false);
+    assert.deepEqual(
+      read.entries.map((e) => e.id),
+      ['id-3', 'id-4', 'id-5', 'id-6', 'id-7'],
+    );
+    // From an offset still covered, the gap is whole.
+    const from = read.entries[0]!.offset;
+    assert.equal((await store.readAfter('s', from, first.epoch, 10)).complete, true);
+  });
+
+  it('drops messages by age', async () => {
+    const { store, advance } = history();
+    const first = await store.append('s', record(1));
+    await store.append('s', record(2));
+    advance(1500);
+    const read = await store.readAfter('s', first.offset, first.epoch, 10);
+    assert.deepEqual(read.entries, []);
+    assert.equal(read.complete, false);
+  });
+
+  it('answers another epoch with nothing and complete: false', async () => {
+    const { store } = history();
+    const first = await store.append('s', record(1));
+    const read = await store.readAfter('s', '0', 'other', 10);
+    assert.deepEqual(read, {
+      epoch: first.epoch,
+      lastOffset: first.offset,
+      entries: [],
+      complete: false,
+    });
+  });
+
+  it('never reuses offsets of a stream dropped whole, and says a gap over it is incomplete', async () => {
+    const { store } = history({ maxStreams: 2 });
+    const old = await store.append('a', record(1));
+    await store.append('a', record(2)); // dropped with stream a below
+    await store.append('b', record(3));
+    await store.append('c', record(4)); // stream a goes
+    const again = await store.append('a', record(5));
+    assert.ok(Number(again.offset) > Number(old.offset) + 1);
+    const read = await store.readAfter('a', old.offset, old.epoch, 10);
+    assert.equal(read.complete, false);
+    assert.deepEqual(
+      read.entries.map((e) => e.id),
+      ['id-5'],
+    );
+  });
+
+  it('refuses offsets that are not its own digits', async () => {
+    const { store } = history();
+    const first = await store.append('s', record(1));
+    assert.equal((await store.readAfter('s', '1-0', first.epoch, 10)).complete, false);
+  });
+});

@@ -1,0 +1,138 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WebSocket } from 'ws';
+import {
+  ALL_STREAM,
+  compareOffsets,
+  type ResumeResultData,
+  type ResumeStreamResult,
+  type StreamPosition,
+  userStream,
+} from '../../protocol/index.js';
+import { SocketWriter } from '../gateway/socket-writer.js';
+import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import type { RealtimeConnection } from '../registry/realtime-connection.js';
+import { MessageHistory } from './message-history.js';
+import { withPosition } from './positioned-frame.js';
+
+/** While the send buffer holds more than this share of `maxBufferedBytes`, a replay waits. */
+const REPLAY_BUFFER_SHARE = 0.5;
+/** How often a waiting replay looks at the send buffer again, ms. */
+const DRAIN_POLL_MS = 5;
+
+/**
+ * Answers `resume` (PROTOCOL.md section 9): replays, per stream the connection may read, what
+ * came after the client's offset, in order, never what this connection already got live, and
+ * paced by its send buffer; then says per stream whether the gap was recovered in full.
+ */
+@Injectable()
+export class ResumeService implements OnApplicationShutdown {
+  constructor(
+    @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
+    @Inject(MessageHistory) private readonly history: MessageHistory | null,
+    private readonly writer: SocketWriter,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.history?.close();
+  }
+
+  /** False when the module runs without history: `resume` is then refused. */
+  get enabled(): boolean {
+    return this.history !== null && this.options.history !== false;
+  }
+
+  async resume(
+    connection: RealtimeConnection,
+    positions: readonly StreamPosition[],
+  ): Promise<ResumeResultData> {
+    const streams: ResumeStreamResult[] = [];
+    const seen = new Set<string>();
+    const open = this.windowOpen(connection);
+    for (const position of positions) {
+      if (seen.has(position.stream)) continue;
+      seen.add(position.stream);
+      streams.push(await this.resumeStream(connection, position, open));
+    }
+    // Resumed once: live offsets are no longer needed (a second resume replays up to now).
+    connection.firstLiveOffsets = undefined;
+    return { recovered: streams.every((s) => s.recovered), streams };
+  }
+
+  private async resumeStream(
+    connection: RealtimeConnection,
+    position: StreamPosition,
+    windowOpen: boolean,
+  ): Promise<ResumeStreamResult> {
+    const { stream } = position;
+    if (!windowOpen) return { stream, recovered: false, replayed: 0, reason: 'too_late' };
+    if (!mayRead(connection, stream)) {
+      return { stream, recovered: false, replayed: 0, reason: 'not_visible' };
+    }
+    const history = this.history!;
+    const limit = this.options.history === false ? 0 : this.options.history.maxMessages;
+    const read = await history.readAfter(stream, position.offset, position.epoch, limit);
+    const current = {
+      epoch: read.epoch,
+      ...(read.lastOffset === undefined ? {} : { offset: read.lastOffset }),
+    };
+    if (read.epoch !== position.epoch) {
+      return { stream, recovered: false, replayed: 0, reason: 'epoch_changed', ...current };
+    }
+    const stopAt = connection.firstLiveOffsets?.get(stream);
+    let replayed = 0;
+    for (const entry of read.entries) {
+      // From here on the connection got every message live.
+      if (stopAt !== undefined && compareOffsets(entry.offset, stopAt) >= 0) break;
+      if (entry.exceptUserId !== undefined && entry.exceptUserId === connection.userId) continue;
+      const frame = Buffer.from(
+        withPosition(entry.frame, { stream, offset: entry.offset, epoch: read.epoch }),
+      );
+      if (!(await this.roomFor(connection, frame.length))) break;
+      if (!this.writer.write(connection, frame)) break;
+      replayed++;
+    }
+    const complete = read.complete && connection.socket.readyState === WebSocket.OPEN;
+    return {
+      stream,
+      recovered: complete,
+      replayed,
+      ...(complete ? {} : { reason: 'gap_too_old' }),
+      ...current,
+    };
+  }
+
+  private windowOpen(connection: RealtimeConnection): boolean {
+    const { history } = this.options;
+    if (!history || !connection.resumeOpen) return false;
+    return (
+      performance.timeOrigin + performance.now() - connection.connectedAt <= history.resumeWindowMs
+    );
+  }
+
+  /**
+   * Waits until the send buffer has room for `bytes` under the replay share; false when the
+   * connection closed or did not drain within the close grace (it is a slow consumer then).
+   */
+  private async roomFor(connection: RealtimeConnection, bytes: number): Promise<boolean> {
+    const limit = this.options.maxBufferedBytes * REPLAY_BUFFER_SHARE;
+    const deadline = Date.now() + this.options.closeGraceMs;
+    while (
+      connection.socket.bufferedAmount + bytes > limit &&
+      connection.socket.bufferedAmount > 0
+    ) {
+      if (connection.closing || Date.now() > deadline) return false;
+      await sleep(DRAIN_POLL_MS);
+    }
+    return !connection.closing;
+  }
+}
+
+/** Streams a connection may read now: its user's, everyone's, its events' and its rooms'. */
+function mayRead(connection: RealtimeConnection, stream: string): boolean {
+  if (stream === ALL_STREAM || stream === userStream(connection.userId)) return true;
+  if (stream.startsWith('event:')) return connection.subscriptions.has(stream.slice(6));
+  if (stream.startsWith('room:')) return connection.rooms.has(stream.slice(5));
+  return false;
+}

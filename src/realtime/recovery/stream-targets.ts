@@ -1,0 +1,31 @@
+import { ALL_STREAM, eventStream, roomStream, userStream } from '../../protocol/index.js';
+import type { DeliveryTarget } from '../bus/delivery-target.js';
+
+/** One stream of a send, and the recipients of that stream's copy of the message. */
+export interface StreamTarget {
+  stream: string;
+  target: DeliveryTarget;
+}
+
+/**
+ * The streams a send goes to (PROTOCOL.md section 9). A send to several users is one copy per
+ * user, since each user's stream has its own offsets; a send to one connection has no stream
+ * (a new connection after a reconnect could not ask for it).
+ */
+export function streamTargets(target: DeliveryTarget): StreamTarget[] {
+  switch (target.kind) {
+    case 'connection':
+      return [];
+    case 'users':
+      return [...new Set(target.userIds)].map((userId) => ({
+        stream: userStream(userId),
+        target: { kind: 'users', userIds: [userId] },
+      }));
+    case 'event':
+      return [{ stream: eventStream(target.event), target }];
+    case 'room':
+      return [{ stream: roomStream(target.room), target }];
+    case 'all':
+      return [{ stream: ALL_STREAM, target }];
+  }
+}
