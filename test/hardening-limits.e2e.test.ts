@@ -5,7 +5,7 @@ import { ConnectionRegistry, RealtimeService } from '../src/realtime/index.js';
 import { rawUpgrade, type RawUpgrade } from './support/raw-upgrade.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
-import { assertPingWorks, sleep } from './support/wire.js';
+import { assertPingWorks, assertServesFreshClient, sleep } from './support/wire.js';
 
 const PER_SECOND = 10;
 const OVER = 5;
@@ -30,16 +30,6 @@ async function closedByServer(answer: RawUpgrade, timeoutMs = 3000): Promise<voi
   answer.socket.resume();
   if (answer.socket.destroyed) return;
   await once(answer.socket, 'close', { signal: AbortSignal.timeout(timeoutMs) });
-}
-
-/** A fresh client is admitted and answered: the check that ends every case. */
-async function assertServesFreshClient(server: TestApp, user: string): Promise<void> {
-  const fresh = await TestClient.open(server.wsUrl, server.token(user));
-  try {
-    await assertPingWorks(fresh);
-  } finally {
-    fresh.close();
-  }
 }
 
 describe('hardening: maxConnectionsPerIpPerSecond (429 before the token check)', () => {
