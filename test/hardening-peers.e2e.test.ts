@@ -7,8 +7,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { WebSocket } from 'ws';
-import { RealtimeClient, type WebSocketConstructor } from '../src/client/index.js';
+import { RealtimeClient } from '../src/client/index.js';
 import {
   type ConnectionClosedEvent,
   ConnectionRegistry,
@@ -17,6 +16,7 @@ import {
 } from '../src/realtime/index.js';
 import { mapBounded } from './support/bounded-map.js';
 import { rawUpgrade, type RawUpgrade } from './support/raw-upgrade.js';
+import { sdkOptions } from './support/sdk-options.js';
 import { SequenceReader } from './support/sequence-reader.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
@@ -294,9 +294,6 @@ describe('hardening: a handler that throws', () => {
   });
 });
 
-// `ws`'s WebSocket fits the SDK's injected constructor type.
-const NodeWebSocket: WebSocketConstructor = WebSocket;
-
 describe('hardening: per-user eviction (maxConnectionsPerUser 1) without a storm', () => {
   const QUIET_MS = 2000;
   const NAIVE_CONNECTS = 50;
@@ -331,14 +328,7 @@ describe('hardening: per-user eviction (maxConnectionsPerUser 1) without a storm
   it('SDK clients of one user end with exactly one eviction over a 2 s quiet window', async () => {
     const evictions = recordCloses(server, 'sdk-user');
     cleanups.push(evictions.stop);
-    const options = {
-      url: server.wsUrl,
-      WebSocket: NodeWebSocket,
-      getToken: () => server.token('sdk-user'),
-      // Short delays: a client that wrongly reconnected would do so well inside the window.
-      minReconnectDelayMs: 20,
-      maxReconnectDelayMs: 50,
-    };
+    const options = sdkOptions(server, 'sdk-user');
     const watch = watchPeak('sdk-user');
     const [first, second] = [1, 2].map(() => {
       const client = new RealtimeClient(options);
