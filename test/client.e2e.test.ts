@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { WebSocket } from 'ws';
 import {
   type CloseInfo,
   type ConnectionState,
   RealtimeClient,
   type RealtimeClientOptions,
-  type WebSocketConstructor,
 } from '../src/client/index.js';
 import { RealtimeService } from '../src/realtime/index.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { startTestAppOnPort } from './support/test-app-on-port.js';
-
-// `ws`'s WebSocket must fit the client's injected constructor type without a cast.
-const NodeWebSocket: WebSocketConstructor = WebSocket;
+import { NodeWebSocket, sdkOptions } from './support/sdk-options.js';
 
 const WAIT_MS = 5000;
 
@@ -199,13 +195,7 @@ describe('RealtimeClient: eviction', () => {
   after(() => server.close());
 
   it('the evicted connection gets 4008 and does not reconnect', async () => {
-    const options = {
-      url: server.wsUrl,
-      WebSocket: NodeWebSocket,
-      getToken: () => server.token('single'),
-      minReconnectDelayMs: 20,
-      maxReconnectDelayMs: 50,
-    };
+    const options = sdkOptions(server, 'single');
     const first = new RealtimeClient(options);
     const second = new RealtimeClient(options);
     try {

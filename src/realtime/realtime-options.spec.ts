@@ -23,6 +23,7 @@ describe('resolveRealtimeOptions', () => {
       assert.equal(o.maxConnectionsPerUser, 3);
       assert.equal(o.maxTotalConnections, 1000);
       assert.equal(o.maxConnectionsPerIp, 0);
+      assert.equal(o.maxConnectionsPerIpPerSecond, 0);
       assert.equal(o.maxMessageSize, 65536);
       assert.equal(o.heartbeatIntervalMs, 30_000);
       assert.equal(o.connectionTimeoutMs, 60_000);
@@ -191,12 +192,18 @@ describe('resolveRealtimeOptions', () => {
       );
     });
 
-    it('accepts maxConnectionsPerIp 0 (off) and refuses negative or fractional values', () => {
-      assert.equal(resolve({ maxConnectionsPerIp: 0 }).maxConnectionsPerIp, 0);
-      for (const value of [-1, 0.5, Number.NaN]) {
-        assert.throws(() => resolve({ maxConnectionsPerIp: value }), /maxConnectionsPerIp/);
-      }
-    });
+    for (const key of ['maxConnectionsPerIp', 'maxConnectionsPerIpPerSecond'] as const) {
+      it(`accepts ${key} 0 (off) or a positive integer and refuses negative or fractional values`, () => {
+        assert.equal(resolve({ [key]: 0 })[key], 0);
+        assert.equal(resolve({ [key]: 7 })[key], 7);
+        for (const value of [-1, 0.5, Number.NaN]) {
+          assert.throws(
+            () => resolve({ [key]: value }),
+            new RegExp(`${key} must be 0 \\(off\\) or a positive integer`),
+          );
+        }
+      });
+    }
   });
 
   describe('path normalisation', () => {

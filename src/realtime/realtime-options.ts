@@ -66,6 +66,11 @@ export interface RealtimeModuleOptions {
   maxTotalConnections?: number;
   /** Connections per remote address; 0 turns the limit off. @default 0 */
   maxConnectionsPerIp?: number;
+  /**
+   * WebSocket upgrades per remote address per second, counted before the token is verified;
+   * more are answered 429 with Retry-After. 0 turns the limit off. @default 0
+   */
+  maxConnectionsPerIpPerSecond?: number;
   /** Largest inbound and outbound message in bytes (1009 inbound). @default 65536 */
   maxMessageSize?: number;
   /** Interval of protocol-level pings, ms. @default 30000 */
@@ -127,6 +132,7 @@ export const REALTIME_DEFAULTS = {
   maxConnectionsPerUser: 3,
   maxTotalConnections: 1000,
   maxConnectionsPerIp: 0,
+  maxConnectionsPerIpPerSecond: 0,
   maxMessageSize: 64 * 1024,
   heartbeatIntervalMs: 30_000,
   connectionTimeoutMs: 60_000,
@@ -153,6 +159,8 @@ const POSITIVE_INTEGER_OPTIONS = [
   'maxRoomSize',
   'adminRateLimit',
 ] as const;
+
+const ZERO_MEANS_OFF_OPTIONS = ['maxConnectionsPerIp', 'maxConnectionsPerIpPerSecond'] as const;
 
 /** Applies defaults and refuses settings that cannot work, with a message that says the fix. */
 export function resolveRealtimeOptions(options: RealtimeModuleOptions): ResolvedRealtimeOptions {
@@ -193,8 +201,11 @@ export function resolveRealtimeOptions(options: RealtimeModuleOptions): Resolved
       throw new Error(`RealtimeModule: ${key} must be a positive integer, got ${String(value)}`);
     }
   }
-  if (!Number.isInteger(resolved.maxConnectionsPerIp) || resolved.maxConnectionsPerIp < 0) {
-    throw new Error('RealtimeModule: maxConnectionsPerIp must be 0 (off) or a positive integer');
+  for (const key of ZERO_MEANS_OFF_OPTIONS) {
+    const value = resolved[key];
+    if (!Number.isInteger(value) || value < 0) {
+      throw new Error(`RealtimeModule: ${key} must be 0 (off) or a positive integer`);
+    }
   }
   if (resolved.connectionTimeoutMs <= resolved.heartbeatIntervalMs) {
     throw new Error(

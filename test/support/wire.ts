@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { eventually, type ReceivedMessage, type TestClient } from './test-client.js';
+import type { TestApp } from './test-app.js';
+import { eventually, type ReceivedMessage, TestClient } from './test-client.js';
 
 export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
@@ -29,6 +30,19 @@ export async function assertPingWorks(client: TestClient, pingId = 'alive'): Pro
   const reply = await client.request({ type: 'ping', data: { pingId } });
   assert.equal(reply.type, 'pong');
   assert.equal(reply.data.pingId, pingId);
+}
+
+/** A fresh client is admitted and answered: the server still serves after what a test did. */
+export async function assertServesFreshClient(
+  server: Pick<TestApp, 'wsUrl' | 'token'>,
+  user: string,
+): Promise<void> {
+  const fresh = await TestClient.open(server.wsUrl, server.token(user));
+  try {
+    await assertPingWorks(fresh);
+  } finally {
+    fresh.close();
+  }
 }
 
 /** A bounded sleep. */

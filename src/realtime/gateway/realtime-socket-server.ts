@@ -15,6 +15,7 @@ import { ConnectionCloser } from './connection-closer.js';
 import { MessageDispatcher } from './message-dispatcher.js';
 import { giveProtocolErrorsAReason } from './protocol-error-closer.js';
 import { SocketWriter } from './socket-writer.js';
+import { refuseTooManyUpgrades, UpgradeRateLimiter } from './upgrade-rate-limiter.js';
 
 /** A gateway's connection callback, as Nest's WebSocketsController hands it to the adapter. */
 export type GatewayConnectHandler = (socket: WebSocket, request: IncomingMessage) => void;
@@ -34,6 +35,7 @@ export class RealtimeSocketServer {
   private server: WebSocketServer | undefined;
   private httpServer: HttpServer | undefined;
   private readonly gatewayHandlers: GatewayConnectHandler[] = [];
+  private readonly upgradeRate: UpgradeRateLimiter;
   // Listeners shared by every socket (the socket is `this`): no closure per connection.
   private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
   private readonly onClose: (this: WebSocket, code: number, reason: Buffer) => void;
@@ -47,6 +49,7 @@ export class RealtimeSocketServer {
     private readonly closer: ConnectionCloser,
     private readonly writer: SocketWriter,
   ) {
+    this.upgradeRate = new UpgradeRateLimiter(options.maxConnectionsPerIpPerSecond);
     const { dispatcher: dispatch, closer: close } = this;
     this.onMessage = function (data, isBinary) {
       const connection = connectionOf(this);
@@ -111,6 +114,9 @@ export class RealtimeSocketServer {
     const pathname = pathnameOf(request.url);
     const { path } = this.options;
     if (pathname === path || (pathname !== undefined && pathToken(pathname, path) !== undefined)) {
+      // Before the handshake and the token check, so that a flood costs as little as possible.
+      const retryAfter = this.upgradeRate.admit(request.socket.remoteAddress ?? 'unknown');
+      if (retryAfter > 0) return refuseTooManyUpgrades(socket, retryAfter);
       server.handleUpgrade(request, socket, head, (ws) => server.emit('connection', ws, request));
     } else if (this.httpServer?.listenerCount('upgrade') === 1) {
       // No other endpoint will answer: refuse rather than leave the socket hanging.
