@@ -349,7 +349,7 @@ describe('hardening: per-user eviction (maxConnectionsPerUser 1) without a storm
     await assertServesFreshClient(server, 'after-sdk');
   });
 
-  it('a naive client that reconnects at once after 4008 causes one eviction per connect, never two connections, and others stay answered', async () => {
+  it('naive clients that reconnect at once after 4008 evict each other at most maxEvictionsPerUserPerMinute times, then get 1013; never two connections; others stay answered', async () => {
     const evictions = recordCloses(server, 'naive-user');
     cleanups.push(evictions.stop);
     const watch = watchPeak('naive-user');
@@ -383,7 +383,9 @@ describe('hardening: per-user eviction (maxConnectionsPerUser 1) without a storm
         `${stormMs} ms; bystander ${latencies.length} pings, p99 ${p99.toFixed(1)} ms`,
     );
     assert.equal(survivors.length, 1, 'one connection is left when both stop');
-    assert.equal(evictions.closes.length, connects - 1, 'each connect after the first evicts one');
+    // The default bound: 30 evictions of one user per minute; every later connect is refused.
+    assert.equal(evictions.closes.length, 30, 'evictions stop at the bound');
+    assert.equal(a.refused + b.refused, connects - 1 - 30, 'the rest was refused with 1013');
     assert.ok(
       evictions.closes.every((c) => c.code === 4008),
       'every close was an eviction',
@@ -402,13 +404,15 @@ describe('hardening: per-user eviction (maxConnectionsPerUser 1) without a storm
 async function naiveReconnects(server: TestApp, userId: string, maxConnects: number) {
   const QUIET_MS = 1000;
   let connects = 0;
+  let refused = 0;
   while (connects < maxConnects) {
     const client = TestClient.connect(server.wsUrl, server.token(userId));
     connects++;
     const info = await client.waitClose(QUIET_MS).catch(() => undefined);
     // Left open: the caller closes it once it has counted the closes.
-    if (!info) return { connects, survivor: client };
-    if (info.code !== 4008) break;
+    if (!info) return { connects, refused, survivor: client };
+    if (info.code === 1013) refused++;
+    else if (info.code !== 4008) break;
   }
-  return { connects, survivor: undefined };
+  return { connects, refused, survivor: undefined };
 }

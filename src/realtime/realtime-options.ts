@@ -71,6 +71,12 @@ export interface RealtimeModuleOptions {
    * more are answered 429 with Retry-After. 0 turns the limit off. @default 0
    */
   maxConnectionsPerIpPerSecond?: number;
+  /**
+   * Evictions (4008) one user may cause per minute on an instance; past it a new connection of
+   * that user is refused with 1013 instead, so that two clients that reconnect at once after
+   * 4008 cannot evict each other forever. 0 turns the limit off. @default 30
+   */
+  maxEvictionsPerUserPerMinute?: number;
   /** Largest inbound and outbound message in bytes (1009 inbound). @default 65536 */
   maxMessageSize?: number;
   /** Interval of protocol-level pings, ms. @default 30000 */
@@ -133,6 +139,7 @@ export const REALTIME_DEFAULTS = {
   maxTotalConnections: 1000,
   maxConnectionsPerIp: 0,
   maxConnectionsPerIpPerSecond: 0,
+  maxEvictionsPerUserPerMinute: 30,
   maxMessageSize: 64 * 1024,
   heartbeatIntervalMs: 30_000,
   connectionTimeoutMs: 60_000,
@@ -160,7 +167,11 @@ const POSITIVE_INTEGER_OPTIONS = [
   'adminRateLimit',
 ] as const;
 
-const ZERO_MEANS_OFF_OPTIONS = ['maxConnectionsPerIp', 'maxConnectionsPerIpPerSecond'] as const;
+const ZERO_MEANS_OFF_OPTIONS = [
+  'maxConnectionsPerIp',
+  'maxConnectionsPerIpPerSecond',
+  'maxEvictionsPerUserPerMinute',
+] as const;
 
 /** Applies defaults and refuses settings that cannot work, with a message that says the fix. */
 export function resolveRealtimeOptions(options: RealtimeModuleOptions): ResolvedRealtimeOptions {

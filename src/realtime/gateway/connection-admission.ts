@@ -13,6 +13,7 @@ import { ConnectionRegistry } from '../registry/connection-registry.js';
 import { attachConnection, RealtimeConnection } from '../registry/realtime-connection.js';
 import { TokenExpirySchedule } from '../registry/token-expiry-schedule.js';
 import { ConnectionCloser } from './connection-closer.js';
+import { KeyedWindowCounter } from './keyed-window-counter.js';
 import { SocketWriter } from './socket-writer.js';
 
 /**
@@ -24,6 +25,8 @@ export class ConnectionAdmission {
   private readonly logger = new Logger('RealtimeConnections');
   private readonly origins: OriginPolicy;
   private accepting = true;
+  /** Evictions per user and minute: a bound on clients that reconnect at once after 4008. */
+  private readonly evictions: KeyedWindowCounter;
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
@@ -35,6 +38,7 @@ export class ConnectionAdmission {
     private readonly events: RealtimeEvents,
   ) {
     this.origins = new OriginPolicy(options.allowedOrigins);
+    this.evictions = new KeyedWindowCounter(options.maxEvictionsPerUserPerMinute, 60_000);
   }
 
   /** Refuses every later socket with 1001; used while shutting down. */
@@ -86,6 +90,17 @@ export class ConnectionAdmission {
       });
     }
     const { principal } = verified;
+    if (this.wouldEvict(principal.userId) && this.evictions.admit(principal.userId) > 0) {
+      this.writer.sendToSocket(socket, 'error', {
+        code: ErrorCode.CONNECTION_LIMIT_EXCEEDED,
+        message: 'Connections of this user replaced each other too often (4008); try again later',
+      });
+      return this.refuse(socket, CloseCode.TRY_AGAIN_LATER, CloseReason.TRY_AGAIN_LATER, {
+        remote_address: remoteAddress,
+        user_id: principal.userId,
+        cause: 'eviction rate',
+      });
+    }
     this.evictBeyondUserLimit(principal.userId);
     const connection = new RealtimeConnection(
       randomUUID(),
@@ -114,6 +129,10 @@ export class ConnectionAdmission {
       connectedAt: new Date(connection.connectedAt),
     });
     return connection;
+  }
+
+  private wouldEvict(userId: string): boolean {
+    return this.registry.ofUser(userId).size >= this.options.maxConnectionsPerUser;
   }
 
   private addressIsFull(address: string): boolean {
