@@ -2,9 +2,9 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { DemoTokens } from '../src/demo/demo.tokens.js';
 import { RealtimeService } from '../src/realtime/index.js';
-import { browserAvailable, type DemoApp, launchChromium, startDemo } from './support/browser.js';
+import { browserAvailable, type DemoApp, launchChromium } from './support/browser.js';
+import { type DemoServer, startDemoServer } from './support/demo-server.js';
 import { TestClient } from './support/test-client.js';
 
 /**
@@ -46,10 +46,9 @@ interface BrowserClient {
 }
 
 describe('RealtimeClient in Chromium, in the demo page, against the demo server', () => {
-  const tokens = new DemoTokens(SECRET);
   let browser: Browser | undefined;
   const contexts: BrowserContext[] = [];
-  const demos = new Set<DemoApp>();
+  const demos = new Set<DemoServer>();
   const wsClients: TestClient[] = [];
 
   before(async () => {
@@ -60,22 +59,14 @@ describe('RealtimeClient in Chromium, in the demo page, against the demo server'
     for (const client of wsClients) client.close();
     for (const context of contexts) await context.close().catch(() => undefined);
     await browser?.close();
-    for (const demo of demos) await demo.app.close();
+    for (const demo of demos) await demo.close();
   });
 
   /** A demo server of its own for one test; `PORT` in `env` restarts one on the same port. */
-  async function server(env: Record<string, string> = {}) {
-    const demo = await startDemo(SECRET, env);
+  async function server(env: Record<string, string> = {}): Promise<DemoServer> {
+    const demo = await startDemoServer(env, SECRET);
     demos.add(demo);
-    return {
-      ...demo,
-      port: Number(new URL(demo.url).port),
-      token: (userId: string, ttlSeconds = 600) => tokens.sign(userId, false, ttlSeconds),
-      close: async () => {
-        demos.delete(demo);
-        await demo.app.close();
-      },
-    };
+    return demo;
   }
 
   /**

@@ -7,8 +7,7 @@ import {
   type RealtimeClientOptions,
 } from '../src/client/index.js';
 import { RealtimeService } from '../src/realtime/index.js';
-import { startTestApp, type TestApp } from './support/test-app.js';
-import { startTestAppOnPort } from './support/test-app-on-port.js';
+import { type DemoServer, startDemoServer } from './support/demo-server.js';
 import { NodeWebSocket, sdkOptions } from './support/sdk-options.js';
 
 const WAIT_MS = 5000;
@@ -80,8 +79,9 @@ function nextOfType<T>(client: RealtimeClient, type: string, timeoutMs = WAIT_MS
 /** Resolves after `ms`, for checks that something did NOT happen. */
 const quiet = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('RealtimeClient against the real server', () => {
-  let server: TestApp;
+/** The SDK in Node against the demo app that `npm start` runs. */
+describe('RealtimeClient against the demo server', () => {
+  let server: DemoServer;
   const clients: RealtimeClient[] = [];
   let users = 0;
 
@@ -101,7 +101,7 @@ describe('RealtimeClient against the real server', () => {
   }
 
   before(async () => {
-    server = await startTestApp();
+    server = await startDemoServer();
   });
   after(async () => {
     for (const created of clients) created.close();
@@ -154,8 +154,7 @@ describe('RealtimeClient against the real server', () => {
   it('after 4001 Token expired, reconnects with the new token from getToken', async () => {
     let calls = 0;
     const c = client({
-      getToken: () =>
-        ++calls === 1 ? server.token('expiring', {}, { expiresIn: 2 }) : server.token('expiring'),
+      getToken: () => (++calls === 1 ? server.token('expiring', 2) : server.token('expiring')),
     });
     const first = await c.connect();
     const closed = await nextClose(c, 6000);
@@ -188,9 +187,9 @@ describe('RealtimeClient against the real server', () => {
 });
 
 describe('RealtimeClient: eviction', () => {
-  let server: TestApp;
+  let server: DemoServer;
   before(async () => {
-    server = await startTestApp({ realtime: { maxConnectionsPerUser: 1 } });
+    server = await startDemoServer({ REALTIME_MAX_CONNECTIONS_PER_USER: '1' });
   });
   after(() => server.close());
 
@@ -221,7 +220,7 @@ describe('RealtimeClient: eviction', () => {
 
 describe('RealtimeClient: server restart', () => {
   it('reconnects to the new server on the same port and re-subscribes', async () => {
-    let server = await startTestAppOnPort(0);
+    let server = await startDemoServer();
     const port = server.port;
     const client = new RealtimeClient({
       url: server.wsUrl,
@@ -240,7 +239,7 @@ describe('RealtimeClient: server restart', () => {
       assert.ok([1001, 1006].includes(closed.code), `close code ${closed.code}`);
       assert.equal(client.state, 'reconnecting');
 
-      server = await startTestAppOnPort(port);
+      server = await startDemoServer({ PORT: String(port) });
       await stateBecomes(client, 'open');
       assert.notEqual(client.connection?.connection_id, first.connection_id);
       assert.deepEqual(client.subscribedEvents, ['system.maintenance']);

@@ -1,6 +1,5 @@
 import { WebSocket } from 'ws';
 import type { RealtimeClientOptions, WebSocketConstructor } from '../../src/client/index.js';
-import type { TestApp } from './test-app.js';
 
 // `ws`'s WebSocket must fit the client's injected constructor type without a cast.
 export const NodeWebSocket: WebSocketConstructor = WebSocket;
@@ -10,7 +9,7 @@ export const NodeWebSocket: WebSocketConstructor = WebSocket;
  * that wrongly reconnects does so well inside a test's quiet window.
  */
 export function sdkOptions(
-  server: Pick<TestApp, 'wsUrl' | 'token'>,
+  server: { wsUrl: string; token(user: string): string },
   user: string,
   overrides: Partial<RealtimeClientOptions> = {},
 ): RealtimeClientOptions {
