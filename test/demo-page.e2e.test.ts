@@ -220,6 +220,10 @@ describe('demo page in Chromium', () => {
       await signInAndConnect(page, 'restart-user');
       await subscribe(page, 'system.notification');
       const firstId = await page.getByTestId('connection-id').textContent();
+      // A broadcast from a send: the page now holds a position in the `all` stream.
+      await page.getByTestId('notify-message').fill('before the restart');
+      await page.getByTestId('notify-send').click();
+      await page.locator('.toast', { hasText: 'before the restart' }).waitFor();
 
       await own.app.close();
       await page.locator('[data-testid="conn-state"][data-state="reconnecting"]').waitFor();
@@ -229,6 +233,8 @@ describe('demo page in Chromium', () => {
       await page.locator('[data-testid="conn-state"][data-state="open"]').waitFor();
       await page.locator('[data-testid="active-subs"] [data-name="system.notification"]').waitFor();
       assert.notEqual(await page.getByTestId('connection-id').textContent(), firstId);
+      // The new server has a new history: the page is told it cannot replay the old stream.
+      await page.locator('.toast', { hasText: 'epoch_changed' }).waitFor();
       // The restored subscription is live on the new server.
       await page.getByTestId('notify-message').fill('back after the restart');
       await page.getByTestId('notify-send').click();

@@ -254,6 +254,8 @@ function connect() {
   client.on('state', current(onState));
   client.on('message', current(receive));
   client.on('close', current(onClose));
+  client.on('resumed', current(onResumed));
+  client.on('resync', current(onResync));
   client.connect().then(
     current(() => {
       const wanted = checkedEvents().filter((name) => !state.subscriptions.has(name));
@@ -285,6 +287,22 @@ function onClose({ code, reason, willReconnect }) {
   // and each acknowledgement shows them again.
   state.subscriptions.clear();
   renderSubscriptions();
+}
+
+/** After a reconnect the SDK replayed what this page missed; say how much. */
+function onResumed({ recovered, streams }) {
+  const replayed = streams.reduce((sum, stream) => sum + stream.replayed, 0);
+  setStatus(
+    'close-info',
+    `Reconnected: ${replayed} missed message(s) replayed${recovered ? '' : ', some could not be'}.`,
+    recovered ? 'ok' : 'error',
+  );
+}
+
+/** Some messages could not be replayed (restart, too old): a real app reloads its state here. */
+function onResync({ streams }) {
+  const which = streams.map((stream) => `${stream.stream} (${stream.reason ?? 'unknown'})`);
+  toast(`Missed messages could not all be recovered: ${which.join(', ')}`, 'warning');
 }
 
 function disconnect() {
