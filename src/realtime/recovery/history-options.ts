@@ -6,6 +6,11 @@ export interface HistoryOptions {
   maxAgeMs?: number;
   /** Streams kept in memory at once (one instance); the least recently written goes. @default 100000 */
   maxStreams?: number;
+  /**
+   * Bytes of frames kept in memory in all (one instance); past it whole streams go, least
+   * recently written first. @default 67108864 (64 MiB)
+   */
+  maxBytes?: number;
   /** How long after connecting a client may `resume`, ms. @default 60000 */
   resumeWindowMs?: number;
 }
@@ -16,6 +21,7 @@ export const HISTORY_DEFAULTS: ResolvedHistoryOptions = {
   maxMessages: 300,
   maxAgeMs: 120_000,
   maxStreams: 100_000,
+  maxBytes: 64 * 1024 * 1024,
   resumeWindowMs: 60_000,
 };
 

@@ -8,7 +8,7 @@ describe('InMemoryMessageHistory', () => {
   function history(bounds: Partial<ConstructorParameters<typeof InMemoryMessageHistory>[0]> = {}) {
     let now = 0;
     const store = new InMemoryMessageHistory(
-      { maxMessages: 5, maxAgeMs: 1000, maxStreams: 3, ...bounds },
+      { maxMessages: 5, maxAgeMs: 1000, maxStreams: 3, maxBytes: 1_000_000, ...bounds },
       () => now,
     );
     return { store, advance: (ms: number) => (now += ms) };
@@ -87,5 +87,17 @@ describe('InMemoryMessageHistory', () => {
     const { store } = history();
     const first = await store.append('s', record(1));
     assert.equal((await store.readAfter('s', '1-0', first.epoch, 10)).complete, false);
+  });
+
+  it('keeps at most maxBytes of frames, dropping the least recently written streams', async () => {
+    const { store } = history({ maxBytes: 100, maxStreams: 100 });
+    const big = { id: 'big', type: 't', frame: 'x'.repeat(40) };
+    const a = await store.append('a', big);
+    await store.append('b', big);
+    await store.append('c', big); // 120 bytes: stream a goes
+    const read = await store.readAfter('a', '0', a.epoch, 10);
+    assert.deepEqual(read.entries, []);
+    assert.equal(read.complete, false);
+    assert.equal((await store.readAfter('b', '0', a.epoch, 10)).entries.length, 1);
   });
 });

@@ -14,6 +14,8 @@ export interface HistoryBounds {
   maxAgeMs: number;
   /** Streams kept at once; past it, the stream written least recently is dropped whole. */
   maxStreams: number;
+  /** Frame bytes kept in all; past it, streams are dropped whole, least recently written first. */
+  maxBytes: number;
 }
 
 interface StoredEntry extends HistoryEntry {
@@ -25,6 +27,7 @@ interface Stream {
   entries: StoredEntry[];
   /** Highest offset no longer kept: a gap reaching below it cannot be replayed in full. */
   droppedUpTo: number;
+  bytes: number;
 }
 
 /**
@@ -39,6 +42,7 @@ export class InMemoryMessageHistory extends MessageHistory {
   private seq = 0;
   /** Highest offset of any stream dropped whole. */
   private evictedUpTo = 0;
+  private bytes = 0;
 
   constructor(
     private readonly bounds: HistoryBounds,
@@ -52,15 +56,19 @@ export class InMemoryMessageHistory extends MessageHistory {
     if (stream) {
       this.streams.delete(name); // set again below: the Map stays in write order
     } else {
-      this.evictStreams();
+      this.evictWhile(() => this.streams.size >= this.bounds.maxStreams);
       // A stream dropped earlier may have had messages after any offset a client holds.
-      stream = { entries: [], droppedUpTo: this.evictedUpTo };
+      stream = { entries: [], droppedUpTo: this.evictedUpTo, bytes: 0 };
     }
     this.streams.set(name, stream);
     const seq = ++this.seq;
     const at = this.now();
     stream.entries.push({ ...record, offset: String(seq), seq, at });
+    stream.bytes += record.frame.length;
+    this.bytes += record.frame.length;
     this.trim(stream, at);
+    // The stream just written is the last to go: it is at the end of the Map.
+    this.evictWhile(() => this.bytes > this.bounds.maxBytes && this.streams.size > 1);
     return Promise.resolve({ stream: name, offset: String(seq), epoch: this.epoch });
   }
 
@@ -97,14 +105,19 @@ export class InMemoryMessageHistory extends MessageHistory {
     while (drop < stream.entries.length && stream.entries[drop]!.at < oldest) drop++;
     if (drop === 0) return;
     stream.droppedUpTo = stream.entries[drop - 1]!.seq;
-    stream.entries.splice(0, drop);
+    for (const entry of stream.entries.splice(0, drop)) {
+      stream.bytes -= entry.frame.length;
+      this.bytes -= entry.frame.length;
+    }
   }
 
-  private evictStreams(): void {
-    while (this.streams.size >= this.bounds.maxStreams) {
+  /** Drops whole streams, least recently written first, while `over()` holds. */
+  private evictWhile(over: () => boolean): void {
+    while (over()) {
       const [name, stream] = this.streams.entries().next().value ?? [];
       if (name === undefined || stream === undefined) return;
       this.evictedUpTo = Math.max(this.evictedUpTo, stream.entries.at(-1)?.seq ?? 0);
+      this.bytes -= stream.bytes;
       this.streams.delete(name);
     }
   }
