@@ -30,7 +30,7 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
     const frame = Buffer.from(message.frame);
     let reached = 0;
     for (const connection of this.resolve(message.target)) {
-      if (this.writer.write(connection, frame)) reached++;
+      if (this.writer.write(connection, frame, true)) reached++;
     }
     return reached;
   }
