@@ -33,7 +33,7 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
     const frame = Buffer.from(position ? withPosition(message.frame, position) : message.frame);
     let reached = 0;
     for (const connection of this.resolve(message.target)) {
-      if (!this.writer.write(connection, frame)) continue;
+      if (!this.writer.write(connection, frame, true)) continue;
       reached++;
       if (position && connection.resumeOpen) noteFirstLive(connection, position);
     }

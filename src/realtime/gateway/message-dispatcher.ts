@@ -82,7 +82,8 @@ export class MessageDispatcher {
       this.closer.close(connection, CloseCode.UNAUTHORIZED, CloseReason.TOKEN_EXPIRED);
       return;
     }
-    const rate = await this.limiter.hit(connection.userId);
+    const decision = this.limiter.hit(connection.userId);
+    const rate = decision instanceof Promise ? await decision : decision;
     if (connection.closing) return;
     if (!rate.allowed) {
       if (rate.abusive) {

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import {
   CloseCode,
@@ -15,23 +16,42 @@ import { ConnectionCloser } from './connection-closer.js';
 
 const TEXT_FRAME = { binary: false } as const;
 
-/** Writes frames to sockets, bounding each one's send buffer (4010 past `maxBufferedBytes`). */
+/**
+ * Writes frames to sockets, bounding each one's send buffer (4010 past `maxBufferedBytes`).
+ *
+ * Fan-out frames written to one socket during one turn of the event loop leave in one write: the
+ * first corks the socket's stream and every corked stream is uncorked once, in a `setImmediate`
+ * (after the poll phase, so a burst of broadcasts handled in one phase is coalesced). Direct
+ * replies are not held back, so that a ping's round trip does not wait for the end of the turn.
+ */
 @Injectable()
 export class SocketWriter {
+  /** Connections whose stream this writer corked in this turn; uncorked by {@link flush}. */
+  private corked: RealtimeConnection[] = [];
+
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
     private readonly closer: ConnectionCloser,
     private readonly metrics: RealtimeMetrics,
   ) {}
 
-  /** Writes one encoded frame; false when the connection is closing or was just closed for it. */
-  write(connection: RealtimeConnection, frame: Buffer): boolean {
+  /**
+   * Writes one encoded frame; false when the connection is closing or was just closed for it.
+   * With `coalesce` (fan-out), the socket stays corked until the end of the turn; a direct reply
+   * leaves at once, unless frames of this turn are still held (it then follows them).
+   */
+  write(connection: RealtimeConnection, frame: Buffer, coalesce = false): boolean {
     const { socket } = connection;
     if (connection.closing || socket.readyState !== WebSocket.OPEN) return false;
-    if (socket.bufferedAmount + frame.length > this.options.maxBufferedBytes) {
-      this.closer.close(connection, CloseCode.SLOW_CONSUMER, CloseReason.SLOW_CONSUMER);
-      return false;
+    if (this.overflows(connection, frame)) {
+      // Frames held back by the cork are not the peer's fault: hand them to the kernel, then judge.
+      uncork(connection);
+      if (this.overflows(connection, frame)) {
+        this.closer.close(connection, CloseCode.SLOW_CONSUMER, CloseReason.SLOW_CONSUMER);
+        return false;
+      }
     }
+    if (coalesce && !connection.corked) this.cork(connection);
     // A Buffer is sent as-is: ws would otherwise encode a string again for every recipient.
     socket.send(frame, TEXT_FRAME);
     connection.messagesOut++;
@@ -39,6 +59,25 @@ export class SocketWriter {
     this.metrics.messagesOut++;
     this.metrics.bytesOut += frame.length;
     return true;
+  }
+
+  /** Uncorks every stream corked in this turn (also safe to call early, e.g. before a close). */
+  readonly flush = (): void => {
+    const corked = this.corked;
+    this.corked = [];
+    for (const connection of corked) uncork(connection);
+  };
+
+  private overflows(connection: RealtimeConnection, frame: Buffer): boolean {
+    return connection.socket.bufferedAmount + frame.length > this.options.maxBufferedBytes;
+  }
+
+  private cork(connection: RealtimeConnection): void {
+    const stream = streamOf(connection.socket);
+    if (!stream) return;
+    stream.cork();
+    connection.corked = true;
+    if (this.corked.push(connection) === 1) setImmediate(this.flush);
   }
 
   /** Sends a message to one connection only (replies, errors, connection.established). */
@@ -75,6 +114,19 @@ export class SocketWriter {
     connection.errorCount++;
     return this.send(connection, 'error', error, inReplyTo);
   }
+}
+
+/** The TCP stream under a ws socket (ws keeps it in `_socket` while the socket is open). */
+function streamOf(socket: WebSocket): Duplex | undefined {
+  return (socket as WebSocket & { _socket?: Duplex })._socket;
+}
+
+function uncork(connection: RealtimeConnection): void {
+  if (!connection.corked) return;
+  connection.corked = false;
+  const stream = streamOf(connection.socket);
+  // A stream that ended or was destroyed meanwhile already flushed or dropped what it held.
+  if (stream && !stream.destroyed) stream.uncork();
 }
 
 function encodeDirect(type: string, data: unknown, inReplyTo?: string): Buffer {

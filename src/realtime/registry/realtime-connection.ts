@@ -17,6 +17,8 @@ export class RealtimeConnection {
   bytesIn = 0;
   bytesOut = 0;
   errorCount = 0;
+  /** True while the SocketWriter holds this socket's stream corked (until the end of the turn). */
+  corked = false;
   /** Set once a close has started: nothing more is written to the socket. */
   closing = false;
   /** Messages received and not yet fully handled; they are handled one at a time, in order. */
