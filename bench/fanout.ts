@@ -34,6 +34,7 @@ import {
   until,
 } from './lib/processes.js';
 import { median, round, sum } from './lib/stats.js';
+import { windowed } from './lib/windowed.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // build/bench/ -> repo root
 const DEMO = `${ROOT}dist/demo/main.js`;
@@ -237,12 +238,8 @@ async function connectClients(servers: Server[]): Promise<Clients> {
         if (!stopping) clients.closes[code] = (clients.closes[code] ?? 0) + 1;
       });
     });
-  let next = 0;
-  const worker = async () => {
-    while (next < CLIENTS) await open(next++);
-  };
   try {
-    await Promise.all(Array.from({ length: CONNECT_CONCURRENCY }, worker));
+    await windowed(CLIENTS, CONNECT_CONCURRENCY, async (i) => void (await open(i)));
   } catch (error) {
     clients.stop();
     throw error;

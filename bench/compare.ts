@@ -1,0 +1,93 @@
+/**
+ * Side-by-side benchmark: this module against raw ws, Socket.IO and a plain NestJS gateway, on
+ * identical load (see bench/README.md).
+ *
+ *   npm run bench [-- --quick] [--runs N] [--clients 1000,5000] [--targets a,b] [--timeout-s N]
+ *
+ * Each target is a fresh child process per pass, pinned to core 1; this process (the load) is
+ * pinned to core 0. Everything is on 127.0.0.1, every wait is bounded, children die with us.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { option, quick } from './lib/cli.js';
+import { pinLoadToCore0, run as output, runGuarded } from './lib/processes.js';
+import { TARGET_NAMES, type TargetName, startTarget } from './load/targets.js';
+import { type Pass, runPass } from './load/workloads.js';
+import { chart } from './report/chart.js';
+import { environment } from './report/environment.js';
+import { summarize } from './report/summary.js';
+import { report } from './report/table.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // build/bench/ -> repo root
+const RUNS = option('--runs', quick ? 1 : 3);
+const TIMEOUT_MS = option('--timeout-s', quick ? 120 : 600) * 1000;
+const FD_HEADROOM = 500; // the trigger's sockets, probes, files of node itself
+
+function list(name: string, fallback: string[]): string[] {
+  const at = process.argv.indexOf(name);
+  return at < 0 ? fallback : (process.argv[at + 1] ?? '').split(',').filter(Boolean);
+}
+
+const SIZES = list('--clients', quick ? ['1000'] : ['1000', '5000']).map(Number);
+const TARGETS = list('--targets', [...TARGET_NAMES]) as TargetName[];
+
+function checkArguments(): void {
+  if (SIZES.some((c) => !Number.isInteger(c) || c <= 0))
+    throw new Error('--clients takes positive integers, comma-separated');
+  const unknown = TARGETS.filter((t) => !TARGET_NAMES.includes(t));
+  if (unknown.length > 0)
+    throw new Error(`unknown target(s) ${unknown.join(', ')}; known: ${TARGET_NAMES.join(', ')}`);
+  // One descriptor per client here and one per connection in the target, which inherits it.
+  const limit = Number(output('sh', ['-c', 'ulimit -n']));
+  const needed = Math.max(...SIZES) + FD_HEADROOM;
+  if (Number.isFinite(limit) && limit < needed)
+    throw new Error(
+      `ulimit -n is ${limit}; ${Math.max(...SIZES)} clients need at least ${needed}: run "ulimit -n ${needed}" first`,
+    );
+}
+
+async function main(): Promise<void> {
+  checkArguments();
+  pinLoadToCore0();
+  const env = environment(ROOT);
+  console.log(
+    `side-by-side: targets ${TARGETS.join(', ')}; C = ${SIZES.join(', ')}; ${RUNS} run(s); ` +
+      (env.pinned ? 'targets on core 1, load on core 0' : 'not pinned (no taskset or 1 core)'),
+  );
+  const passes: Pass[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    // Rotate the order each run so that drift (warm caches, a noisy neighbour) favours no one.
+    const order = TARGETS.map((_, i) => TARGETS[(i + run - 1) % TARGETS.length]!);
+    for (const clients of SIZES) {
+      for (const name of order) {
+        const target = await startTarget(name, clients);
+        let pass: Pass;
+        try {
+          pass = await runPass(target, clients, run);
+        } finally {
+          await target.stop();
+        }
+        passes.push(pass);
+        const m = pass.metrics;
+        console.log(
+          `run ${run} C=${clients} ${name}: ${m.connect_per_s} conn/s, all ${m.all_per_s}/s, ` +
+            `event ${m.event_per_s}/s, user ${m.user_per_s}/s, ping p50 ${m.ping_p50_ms} ms, ` +
+            `other processes ${pass.other_cpu_percent}% CPU${pass.error ? `; ERROR ${pass.error}` : ''}`,
+        );
+      }
+    }
+  }
+  const rows = summarize(passes, TARGETS);
+  console.log(`\n${report(rows, env, RUNS)}\n`);
+  mkdirSync(`${ROOT}bench/results`, { recursive: true });
+  const file = `${ROOT}bench/results/compare-${env.date.slice(0, 19).replace(/:/g, '-')}Z.json`;
+  const options = { quick, runs: RUNS, clients: SIZES, targets: TARGETS };
+  writeFileSync(
+    file,
+    `${JSON.stringify({ environment: env, options, summary: rows, passes }, null, 2)}\n`,
+  );
+  writeFileSync(`${ROOT}docs/bench.svg`, chart(rows, TARGETS, env));
+  console.log(`written ${file} and docs/bench.svg`);
+}
+
+runGuarded(main, TIMEOUT_MS);
