@@ -21,6 +21,7 @@ import { report } from './report/table.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // build/bench/ -> repo root
 const RUNS = option('--runs', quick ? 1 : 3);
 const TIMEOUT_MS = option('--timeout-s', quick ? 120 : 600) * 1000;
+const REPORT_RESERVE_MS = 10_000; // the run stops starting passes this long before the timeout
 const FD_HEADROOM = 500; // the trigger's sockets, probes, files of node itself
 
 function list(name: string, fallback: string[]): string[] {
@@ -55,11 +56,19 @@ async function main(): Promise<void> {
       (env.pinned ? 'targets on core 1, load on core 0' : 'not pinned (no taskset or 1 core)'),
   );
   const passes: Pass[] = [];
+  const deadline = Date.now() + TIMEOUT_MS - REPORT_RESERVE_MS;
+  let msPerClient = 0; // slowest pass so far, per client: predicts whether the next one fits
+  const skipped: string[] = [];
   for (let run = 1; run <= RUNS; run++) {
     // Rotate the order each run so that drift (warm caches, a noisy neighbour) favours no one.
     const order = TARGETS.map((_, i) => TARGETS[(i + run - 1) % TARGETS.length]!);
     for (const clients of SIZES) {
       for (const name of order) {
+        if (Date.now() + msPerClient * clients * 1.5 > deadline) {
+          skipped.push(`run ${run} C=${clients} ${name}`);
+          continue;
+        }
+        const started = Date.now();
         const target = await startTarget(name, clients);
         let pass: Pass;
         try {
@@ -68,17 +77,24 @@ async function main(): Promise<void> {
           await target.stop();
         }
         passes.push(pass);
+        const took = Date.now() - started;
+        msPerClient = Math.max(msPerClient, took / clients);
         const m = pass.metrics;
         console.log(
           `run ${run} C=${clients} ${name}: ${m.connect_per_s} conn/s, all ${m.all_per_s}/s, ` +
             `event ${m.event_per_s}/s, user ${m.user_per_s}/s, ping p50 ${m.ping_p50_ms} ms, ` +
-            `other processes ${pass.other_cpu_percent}% CPU${pass.error ? `; ERROR ${pass.error}` : ''}`,
+            `other processes ${pass.other_cpu_percent}% CPU, ${(took / 1000).toFixed(1)} s` +
+            (pass.error ? `; ERROR ${pass.error}` : ''),
         );
       }
     }
   }
+  if (skipped.length > 0)
+    console.warn(
+      `WARNING: out of time (--timeout-s ${TIMEOUT_MS / 1000}), not run: ${skipped.join('; ')}`,
+    );
   const rows = summarize(passes, TARGETS);
-  console.log(`\n${report(rows, env, RUNS)}\n`);
+  console.log(`\n${report(rows, env, RUNS, skipped)}\n`);
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const file = `${ROOT}bench/results/compare-${env.date.slice(0, 19).replace(/:/g, '-')}Z.json`;
   const options = { quick, runs: RUNS, clients: SIZES, targets: TARGETS };

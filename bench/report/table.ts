@@ -46,7 +46,7 @@ function table(rows: Row[], keys: MetricKey[]): string[] {
   ];
 }
 
-export function report(rows: Row[], env: Environment, runs: number): string {
+export function report(rows: Row[], env: Environment, runs: number, skipped: string[]): string {
   const lines = [
     `## Side-by-side benchmark, ${env.date}`,
     '',
@@ -60,5 +60,6 @@ export function report(rows: Row[], env: Environment, runs: number): string {
     for (const row of group)
       for (const failure of row.failures) lines.push('', `FAILED ${row.target}: ${failure}`);
   }
+  if (skipped.length > 0) lines.push('', `Not run (out of time): ${skipped.join('; ')}`);
   return lines.join('\n');
 }
