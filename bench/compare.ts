@@ -11,8 +11,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { option, quick } from './lib/cli.js';
 import { pinLoadToCore0, run as output, runGuarded } from './lib/processes.js';
-import { TARGET_NAMES, type TargetName, startTarget } from './load/targets.js';
-import { type Pass, runPass } from './load/workloads.js';
+import { type Target, TARGET_NAMES, type TargetName, startTarget } from './load/targets.js';
+import { emptyPass, type Pass, runPass } from './load/workloads.js';
 import { chart } from './report/chart.js';
 import { environment } from './report/environment.js';
 import { summarize } from './report/summary.js';
@@ -47,6 +47,23 @@ function checkArguments(): void {
     );
 }
 
+/** One pass on a fresh target; a target that does not start is a failed pass, not the end. */
+async function measure(name: TargetName, clients: number, run: number): Promise<Pass> {
+  let target: Target;
+  try {
+    target = await startTarget(name, clients);
+  } catch (error) {
+    const pass = emptyPass(name, clients, run);
+    pass.error = `did not start: ${error instanceof Error ? error.message : String(error)}`;
+    return pass;
+  }
+  try {
+    return await runPass(target, clients, run);
+  } finally {
+    await target.stop();
+  }
+}
+
 async function main(): Promise<void> {
   checkArguments();
   pinLoadToCore0();
@@ -69,13 +86,7 @@ async function main(): Promise<void> {
           continue;
         }
         const started = Date.now();
-        const target = await startTarget(name, clients);
-        let pass: Pass;
-        try {
-          pass = await runPass(target, clients, run);
-        } finally {
-          await target.stop();
-        }
+        const pass = await measure(name, clients, run);
         passes.push(pass);
         const took = Date.now() - started;
         msPerClient = Math.max(msPerClient, took / clients);
@@ -83,7 +94,8 @@ async function main(): Promise<void> {
         console.log(
           `run ${run} C=${clients} ${name}: ${m.connect_per_s} conn/s, all ${m.all_per_s}/s, ` +
             `event ${m.event_per_s}/s, user ${m.user_per_s}/s, ping p50 ${m.ping_p50_ms} ms, ` +
-            `other processes ${pass.other_cpu_percent}% CPU, ${(took / 1000).toFixed(1)} s` +
+            `load ${pass.load_cpu_percent}% CPU, other processes ${pass.other_cpu_percent}% CPU, ` +
+            `${(took / 1000).toFixed(1)} s` +
             (pass.error ? `; ERROR ${pass.error}` : ''),
         );
       }

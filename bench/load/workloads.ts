@@ -52,6 +52,8 @@ export interface Pass {
   deliveries: Record<'all' | 'event' | 'user', Delivery>;
   /** CPU of other processes during the measured windows, % of one core (max over windows). */
   other_cpu_percent: number;
+  /** CPU of this process (the load) during the measured windows, % of one core (max). */
+  load_cpu_percent: number;
   /** Why the pass stopped early, if it did; its missing metrics are NaN. */
   error?: string;
 }
@@ -69,22 +71,31 @@ class Window {
   close(pass: Pass, end = performance.now()): number {
     const server = cpuMs(this.target.process.child) - this.server;
     const load = process.cpuUsage(this.load);
-    const other = machineBusyMs() - this.machine - server - (load.user + load.system) / 1000;
-    const percent = round((Math.max(0, other) / Math.max(1, end - this.start)) * 100, 0);
-    pass.other_cpu_percent = Math.max(pass.other_cpu_percent, percent);
+    const loadMs = (load.user + load.system) / 1000;
+    const other = machineBusyMs() - this.machine - server - loadMs;
+    const percent = (ms: number) =>
+      round((Math.max(0, ms) / Math.max(1, end - this.start)) * 100, 0);
+    pass.other_cpu_percent = Math.max(pass.other_cpu_percent, percent(other));
+    pass.load_cpu_percent = Math.max(pass.load_cpu_percent, percent(loadMs));
     return server;
   }
 }
 
-export async function runPass(target: Target, clients: number, run: number): Promise<Pass> {
-  const pass: Pass = {
-    target: target.name,
+/** A pass with nothing measured yet: every metric NaN. */
+export function emptyPass(target: string, clients: number, run: number): Pass {
+  return {
+    target,
     clients,
     run,
     metrics: Object.fromEntries(METRIC_KEYS.map((k) => [k, NaN])) as Metrics,
     deliveries: {} as Pass['deliveries'],
     other_cpu_percent: 0,
+    load_cpu_percent: 0,
   };
+}
+
+export async function runPass(target: Target, clients: number, run: number): Promise<Pass> {
+  const pass = emptyPass(target.name, clients, run);
   const m = pass.metrics;
   const trigger = new Trigger(target.port, `Bearer ${jwt({ sub: 'bench-admin', role: 'admin' })}`);
   let receipts = new Receipts('none', clients, 1);
