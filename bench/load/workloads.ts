@@ -11,11 +11,11 @@ import { connectAll, type LoadClient } from './clients.js';
 import { METRIC_KEYS, type Metrics } from './metrics.js';
 import { Receipts } from './receipts.js';
 import type { Target } from './targets.js';
-import { Trigger } from './trigger-client.js';
+import { Trigger, TRIGGER_WINDOW } from './trigger-client.js';
 
 const CONNECT_WINDOW = 200;
 const BROADCASTS = 100;
-const WARMUPS = 5;
+const WARMUPS = TRIGGER_WINDOW; // opens every keep-alive connection of the trigger before timing
 const EVENT = 'system.notification'; // in the module's default subscribable list
 const PING_CLIENTS = 100;
 const PINGS_PER_CLIENT = 200;
@@ -211,6 +211,8 @@ export async function runPass(target: Target, clients: number, run: number): Pro
     m.ping_max_ms = round(latencies.at(-1)!, 3);
   } catch (error) {
     pass.error = error instanceof Error ? error.message : String(error);
+    if (!running(target.process.child))
+      pass.error += `; ${target.name} exited: ${target.process.output().slice(-1000)}`;
   } finally {
     for (const socket of sockets) socket?.close();
     trigger.close();

@@ -26,8 +26,9 @@ import {
   WebSocketServer,
 } from '@nestjs/websockets';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { WebSocket, WebSocketServer as Server } from 'ws';
+import { keepTriggerConnectionsAlive } from './keep-alive.js';
 import { startProbe } from './probe.js';
 import { targetEnv } from './target-env.js';
 import { type Broadcast, isBroadcast } from './trigger.js';
@@ -118,5 +119,6 @@ app.useWebSocketAdapter(
     },
   }),
 );
+keepTriggerConnectionsAlive(app.getHttpServer() as HttpServer);
 await app.listen(port, '127.0.0.1');
 await startProbe(probePort);

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
+import { keepTriggerConnectionsAlive } from './keep-alive.js';
 import { startProbe } from './probe.js';
 import { targetEnv } from './target-env.js';
 import { type Broadcast, serveBroadcast } from './trigger.js';
@@ -46,6 +47,7 @@ const http = createServer((request, response) => {
   });
   if (!handled) response.writeHead(404).end();
 });
+keepTriggerConnectionsAlive(http);
 const wss = new WebSocketServer({ server: http, path: '/ws' });
 
 wss.on('connection', (socket, request) => {

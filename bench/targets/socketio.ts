@@ -6,6 +6,7 @@ import { JwtService } from '@nestjs/jwt';
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Server } from 'socket.io';
+import { keepTriggerConnectionsAlive } from './keep-alive.js';
 import { startProbe } from './probe.js';
 import { targetEnv } from './target-env.js';
 import { type Broadcast, serveBroadcast } from './trigger.js';
@@ -31,6 +32,7 @@ const http = createServer((request, response) => {
   });
   if (!handled) response.writeHead(404).end();
 });
+keepTriggerConnectionsAlive(http);
 const io = new Server(http, { transports: ['websocket'], serveClient: false });
 
 io.use((socket, next) => {
