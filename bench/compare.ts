@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     const order = TARGETS.map((_, i) => TARGETS[(i + run - 1) % TARGETS.length]!);
     for (const clients of SIZES) {
       for (const name of order) {
-        if (Date.now() + msPerClient * clients * 1.5 > deadline) {
+        if (Date.now() + msPerClient * clients * 1.25 > deadline) {
           skipped.push(`run ${run} C=${clients} ${name}`);
           continue;
         }

@@ -18,6 +18,11 @@ export interface Row {
   cells: Record<MetricKey, Cell>;
   /** Runs in which a workload lost, duplicated or misrouted messages, or the pass broke off. */
   failures: string[];
+  /** Highest CPU of the load process in any measured window, % of one core: near 100, the
+   * rates are the load's ceiling, not the server's. */
+  load_cpu_percent_max: number;
+  /** Highest CPU of other processes in any measured window, % of one core. */
+  other_cpu_percent_max: number;
 }
 
 export function summarize(passes: Pass[], targets: readonly string[]): Row[] {
@@ -44,7 +49,14 @@ export function summarize(passes: Pass[], targets: readonly string[]): Row[] {
                 `run ${p.run} ${name}: delivered ${d.delivered}/${d.expected}, duplicates ${d.duplicates}, stray ${d.stray}`,
             ),
         ]);
-        return { clients, target, cells, failures };
+        return {
+          clients,
+          target,
+          cells,
+          failures,
+          load_cpu_percent_max: Math.max(0, ...own.map((p) => p.load_cpu_percent)),
+          other_cpu_percent_max: Math.max(0, ...own.map((p) => p.other_cpu_percent)),
+        };
       })
       .filter((row) => passes.some((p) => p.clients === clients && p.target === row.target)),
   );

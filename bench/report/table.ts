@@ -38,11 +38,16 @@ function cell(row: Row, key: MetricKey): string {
     : `${formatNumber(median)} (×${ratio.toFixed(2)})`;
 }
 
-function table(rows: Row[], keys: MetricKey[]): string[] {
+function table(rows: Row[], keys: MetricKey[], cpu: boolean): string[] {
+  const extra = cpu ? ' load CPU % (max) | other processes CPU % (max) |' : '';
   return [
-    `| target | ${keys.map((k) => METRICS[k].label).join(' | ')} |`,
-    `| --- | ${keys.map(() => '--:').join(' | ')} |`,
-    ...rows.map((row) => `| ${row.target} | ${keys.map((k) => cell(row, k)).join(' | ')} |`),
+    `| target | ${keys.map((k) => METRICS[k].label).join(' | ')} |${extra}`,
+    `| --- | ${keys.map(() => '--:').join(' | ')} |${cpu ? ' --: | --: |' : ''}`,
+    ...rows.map(
+      (row) =>
+        `| ${row.target} | ${keys.map((k) => cell(row, k)).join(' | ')} |` +
+        (cpu ? ` ${row.load_cpu_percent_max} | ${row.other_cpu_percent_max} |` : ''),
+    ),
   ];
 }
 
@@ -56,7 +61,14 @@ export function report(rows: Row[], env: Environment, runs: number, skipped: str
   ];
   for (const clients of [...new Set(rows.map((r) => r.clients))]) {
     const group = rows.filter((r) => r.clients === clients);
-    lines.push('', `### C = ${clients}`, '', ...table(group, RATES), '', ...table(group, COSTS));
+    lines.push(
+      '',
+      `### C = ${clients}`,
+      '',
+      ...table(group, RATES, true),
+      '',
+      ...table(group, COSTS, false),
+    );
     for (const row of group)
       for (const failure of row.failures) lines.push('', `FAILED ${row.target}: ${failure}`);
   }
