@@ -52,7 +52,8 @@ export function chart(rows: Row[], targets: readonly string[], env: Environment)
             `<text x="${(LABEL + width + 4).toFixed(1)}" y="${y + BAR - 3}">×${cell.ratio.toFixed(2)} (${formatNumber(cell.median)}${escape(METRICS[key].unit)})</text>`,
           );
         } else {
-          parts.push(`<text x="${LABEL + 4}" y="${y + BAR - 3}" fill="#b91c1c">failed</text>`);
+          const why = row ? 'failed' : 'not run';
+          parts.push(`<text x="${LABEL + 4}" y="${y + BAR - 3}" fill="#b91c1c">${why}</text>`);
         }
         y += BAR + GAP;
       });
