@@ -19,6 +19,7 @@ const NUMERIC_SETTINGS = {
   REALTIME_MAX_TOTAL_CONNECTIONS: 'maxTotalConnections',
   REALTIME_MAX_MESSAGE_SIZE: 'maxMessageSize',
   REALTIME_MAX_BUFFERED_BYTES: 'maxBufferedBytes',
+  REALTIME_ADMIN_RATE_LIMIT: 'adminRateLimit',
 } as const;
 
 /** Reads the demo's settings from the environment; a malformed number is an error, not a default. */

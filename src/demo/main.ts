@@ -1,20 +1,11 @@
 import 'reflect-metadata';
-import { ConsoleLogger, Logger } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { RealtimeWsAdapter } from '../realtime/index.js';
+import { Logger } from '@nestjs/common';
+import { createDemoApp } from './bootstrap.js';
 import { loadDemoConfig } from './demo-config.js';
-import { DemoModule } from './demo.module.js';
 
 async function bootstrap(): Promise<void> {
   const config = loadDemoConfig();
-  const logger = new ConsoleLogger({ json: process.env.LOG_FORMAT === 'json' });
-  // forceCloseConnections: a client that never finishes its HTTP request must not hold up close.
-  const app = await NestFactory.create(DemoModule.forRoot(config), {
-    logger,
-    forceCloseConnections: true,
-  });
-  app.useWebSocketAdapter(new RealtimeWsAdapter(app));
-  app.enableShutdownHooks();
+  const app = await createDemoApp(config);
   await app.listen(config.port, process.env.HOST ?? '127.0.0.1');
   const log = new Logger('Demo');
   if (config.usingDevelopmentSecret) {

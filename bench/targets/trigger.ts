@@ -1,0 +1,41 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** The body of POST /ws/broadcast, the module's admin API shape that every target accepts. */
+export interface Broadcast {
+  type: string;
+  data: Record<string, unknown>;
+  target?: { event?: string; users?: string[] };
+}
+
+export function isBroadcast(body: unknown): body is Broadcast {
+  if (typeof body !== 'object' || body === null) return false;
+  const { type, data } = body as Record<string, unknown>;
+  return typeof type === 'string' && typeof data === 'object' && data !== null;
+}
+
+/**
+ * Serves POST /ws/broadcast on a plain node:http server: `send` delivers and tells how many
+ * connections it reached. Answers false when the request is not for this route.
+ */
+export function serveBroadcast(
+  request: IncomingMessage,
+  response: ServerResponse,
+  send: (broadcast: Broadcast) => number,
+): boolean {
+  if (request.method !== 'POST' || request.url !== '/ws/broadcast') return false;
+  const chunks: Buffer[] = [];
+  request.on('data', (chunk: Buffer) => chunks.push(chunk));
+  request.on('end', () => {
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString());
+    } catch {
+      body = undefined;
+    }
+    if (!isBroadcast(body)) return void response.writeHead(400).end();
+    const reached = send(body);
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(JSON.stringify({ status: 'success', data: { connections_reached: reached } }));
+  });
+  return true;
+}
