@@ -1,6 +1,10 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { type ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import { HitLog, KeyedHitLogs } from './hit-log.js';
+
+/** A user's hits: every message (for the abuse bound) and accepted ones (limit, resetTime). */
+type UserHits = { all: HitLog; accepted: HitLog };
 
 export const REALTIME_THROTTLER_STORAGE = Symbol('REALTIME_THROTTLER_STORAGE');
 
@@ -10,9 +14,6 @@ export type RateDecision =
 const ALLOWED: RateDecision = { allowed: true };
 
 type StorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
-
-/** How often users whose hits all expired are forgotten (as ThrottlerStorageService sweeps). */
-const SWEEP_INTERVAL_MS = 60_000;
 
 /**
  * The per-user inbound message limit, kept in a @nestjs/throttler storage so that it can be shared
@@ -26,8 +27,7 @@ const SWEEP_INTERVAL_MS = 60_000;
 @Injectable()
 export class MessageRateLimiter implements OnModuleDestroy {
   /** Per user, when the storage is the module's in-memory default; else undefined. */
-  private readonly local: Map<string, UserHits> | undefined;
-  private sweep: NodeJS.Timeout | undefined;
+  private readonly local: KeyedHitLogs<UserHits> | undefined;
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
@@ -35,11 +35,13 @@ export class MessageRateLimiter implements OnModuleDestroy {
   ) {
     const inMemoryDefault =
       options.throttlerStorage === undefined && storage instanceof ThrottlerStorageService;
-    this.local = inMemoryDefault ? new Map() : undefined;
+    this.local = inMemoryDefault
+      ? new KeyedHitLogs(() => ({ all: new HitLog(), accepted: new HitLog() }))
+      : undefined;
   }
 
   onModuleDestroy(): void {
-    clearInterval(this.sweep);
+    this.local?.stop();
   }
 
   /** The decision for one more message of the user; synchronous with the in-memory storage. */
@@ -69,15 +71,10 @@ export class MessageRateLimiter implements OnModuleDestroy {
   }
 
   /** What {@link hitStorage} decides with ThrottlerStorageService (blockDuration 0). */
-  private hitLocal(local: Map<string, UserHits>, userId: string): RateDecision {
+  private hitLocal(local: KeyedHitLogs<UserHits>, userId: string): RateDecision {
     const { rateLimitMessages: limit, rateLimitWindowMs: ttl } = this.options;
     const now = Date.now();
-    let hits = local.get(userId);
-    if (!hits) {
-      hits = { all: new HitLog(), accepted: new HitLog() };
-      local.set(userId, hits);
-      this.sweep ??= setInterval(() => this.forgetIdle(local), SWEEP_INTERVAL_MS).unref();
-    }
+    const hits = local.get(userId);
     // The storage records a hit only while under its limit (2 * limit + 1 here), and answers
     // totalHits = live hits + 1 either way.
     const all = hits.all.live(now);
@@ -87,54 +84,6 @@ export class MessageRateLimiter implements OnModuleDestroy {
     if (accepted >= limit) return refusedUntil(hits.accepted.oldest(), now, false);
     hits.accepted.add(now + ttl);
     return ALLOWED;
-  }
-
-  private forgetIdle(local: Map<string, UserHits>): void {
-    const now = Date.now();
-    for (const [userId, hits] of local) {
-      if (hits.all.live(now) === 0 && hits.accepted.live(now) === 0) local.delete(userId);
-    }
-  }
-}
-
-interface UserHits {
-  /** Every message, for the abuse bound. */
-  readonly all: HitLog;
-  /** Accepted messages only, for the limit and resetTime. */
-  readonly accepted: HitLog;
-}
-
-/**
- * A sliding-window log: the expiry times of the hits in the window, oldest first (the window is
- * the same for every hit, so they are added in order). Expired hits are dropped from the front.
- */
-class HitLog {
-  private expiries: number[] = [];
-  private head = 0;
-
-  /** Drops the hits expired at `now` (as the storage does: kept while expiry > now). */
-  live(now: number): number {
-    const { expiries } = this;
-    let head = this.head;
-    while (head < expiries.length && expiries[head]! <= now) head++;
-    if (head === expiries.length) {
-      this.expiries = [];
-      head = 0;
-    } else if (head > 64 && head * 2 > expiries.length) {
-      this.expiries = expiries.slice(head);
-      head = 0;
-    }
-    this.head = head;
-    return this.expiries.length - head;
-  }
-
-  add(expiry: number): void {
-    this.expiries.push(expiry);
-  }
-
-  /** Expiry of the oldest live hit; call after {@link live}, with at least one hit. */
-  oldest(): number {
-    return this.expiries[this.head]!;
   }
 }
 
