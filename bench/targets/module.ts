@@ -1,14 +1,41 @@
-/** Target `module`: the demo app with this module, booted as src/demo/main.ts does. */
+/**
+ * Target `module`: the demo app with this module, booted as src/demo/main.ts does (JWT auth on
+ * every connection). Its sends are triggered like every other target's: a bare POST /ws/broadcast
+ * route that calls the target's own send API, here `RealtimeService` as a host provider does;
+ * the admin API's HTTP stack (Express, Nest pipeline, JWT, DTO validation) is not what W1
+ * compares. Every other route goes to the app.
+ */
 import 'reflect-metadata';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createDemoApp } from '../../src/demo/bootstrap.js';
 import { loadDemoConfig } from '../../src/demo/demo-config.js';
+import { RealtimeService } from '../../src/realtime/index.js';
 import { keepTriggerConnectionsAlive } from './keep-alive.js';
 import { startProbe } from './probe.js';
 import { targetEnv } from './target-env.js';
+import { type Broadcast, serveBroadcast } from './trigger.js';
 
 const { port, probePort } = targetEnv();
 const app = await createDemoApp(loadDemoConfig());
-keepTriggerConnectionsAlive(app.getHttpServer() as Server);
+const realtime = app.get(RealtimeService);
+const server = app.getHttpServer() as Server;
+keepTriggerConnectionsAlive(server);
+
+/** The same targets as the admin API's broadcast: the type is the request's, for every target. */
+function send({ type, data, target }: Broadcast): Promise<number> {
+  if (target?.event) return realtime.publish(type, data, { kind: 'event', event: target.event });
+  if (target?.users) return realtime.publish(type, data, { kind: 'users', userIds: target.users });
+  return realtime.publish(type, data, { kind: 'all' });
+}
+
+// The trigger route first; the app's own listener (Express) gets every other request.
+const appListeners = server.listeners('request') as Array<
+  (request: IncomingMessage, response: ServerResponse) => void
+>;
+server.removeAllListeners('request');
+server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+  if (serveBroadcast(request, response, send)) return;
+  for (const listener of appListeners) listener.call(server, request, response);
+});
 await app.listen(port, '127.0.0.1');
 await startProbe(probePort);

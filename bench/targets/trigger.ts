@@ -20,7 +20,7 @@ export function isBroadcast(body: unknown): body is Broadcast {
 export function serveBroadcast(
   request: IncomingMessage,
   response: ServerResponse,
-  send: (broadcast: Broadcast) => number,
+  send: (broadcast: Broadcast) => number | Promise<number>,
 ): boolean {
   if (request.method !== 'POST' || request.url !== '/ws/broadcast') return false;
   const chunks: Buffer[] = [];
@@ -33,9 +33,13 @@ export function serveBroadcast(
       body = undefined;
     }
     if (!isBroadcast(body)) return void response.writeHead(400).end();
-    const reached = send(body);
-    response.writeHead(200, { 'content-type': 'application/json' });
-    response.end(JSON.stringify({ status: 'success', data: { connections_reached: reached } }));
+    void Promise.resolve(send(body)).then(
+      (reached) => {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ status: 'success', data: { connections_reached: reached } }));
+      },
+      () => response.writeHead(500).end(),
+    );
   });
   return true;
 }
