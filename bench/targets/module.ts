@@ -6,14 +6,14 @@
  * compares. Every other route goes to the app.
  */
 import 'reflect-metadata';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import { createDemoApp } from '../../src/demo/bootstrap.js';
 import { loadDemoConfig } from '../../src/demo/demo-config.js';
 import { RealtimeService } from '../../src/realtime/index.js';
 import { keepTriggerConnectionsAlive } from './keep-alive.js';
 import { startProbe } from './probe.js';
 import { targetEnv } from './target-env.js';
-import { type Broadcast, serveBroadcast } from './trigger.js';
+import { type Broadcast, routeBroadcastFirst } from './trigger.js';
 
 const { port, probePort } = targetEnv();
 const app = await createDemoApp(loadDemoConfig());
@@ -28,14 +28,6 @@ function send({ type, data, target }: Broadcast): Promise<number> {
   return realtime.publish(type, data, { kind: 'all' });
 }
 
-// The trigger route first; the app's own listener (Express) gets every other request.
-const appListeners = server.listeners('request') as Array<
-  (request: IncomingMessage, response: ServerResponse) => void
->;
-server.removeAllListeners('request');
-server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-  if (serveBroadcast(request, response, send)) return;
-  for (const listener of appListeners) listener.call(server, request, response);
-});
+routeBroadcastFirst(server, send);
 await app.listen(port, '127.0.0.1');
 await startProbe(probePort);

@@ -5,15 +5,7 @@
  * clients speak the same protocol as to the other targets.
  */
 import 'reflect-metadata';
-import {
-  BadRequestException,
-  Body,
-  Controller,
-  HttpCode,
-  Injectable,
-  Module,
-  Post,
-} from '@nestjs/common';
+import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { JwtModule, JwtService } from '@nestjs/jwt';
 import { WsAdapter } from '@nestjs/platform-ws';
@@ -31,7 +23,7 @@ import type { WebSocket, WebSocketServer as Server } from 'ws';
 import { keepTriggerConnectionsAlive } from './keep-alive.js';
 import { startProbe } from './probe.js';
 import { targetEnv } from './target-env.js';
-import { type Broadcast, isBroadcast } from './trigger.js';
+import { type Broadcast, routeBroadcastFirst } from './trigger.js';
 import { type ClientEnvelope, decode, encode, eventsOf } from './wire.js';
 
 const { port, probePort, secret } = targetEnv();
@@ -90,21 +82,8 @@ class BenchGateway implements OnGatewayConnection {
   }
 }
 
-@Controller('ws')
-class BroadcastController {
-  constructor(private readonly gateway: BenchGateway) {}
-
-  @Post('broadcast')
-  @HttpCode(200)
-  broadcast(@Body() body: unknown) {
-    if (!isBroadcast(body)) throw new BadRequestException();
-    return { status: 'success', data: { connections_reached: this.gateway.send(body) } };
-  }
-}
-
 @Module({
   imports: [JwtModule.register({ secret })],
-  controllers: [BroadcastController],
   providers: [BenchGateway],
 })
 class BenchModule {}
@@ -119,6 +98,9 @@ app.useWebSocketAdapter(
     },
   }),
 );
-keepTriggerConnectionsAlive(app.getHttpServer() as HttpServer);
+const server = app.getHttpServer() as HttpServer;
+keepTriggerConnectionsAlive(server);
+const gateway = app.get(BenchGateway);
+routeBroadcastFirst(server, (broadcast) => gateway.send(broadcast));
 await app.listen(port, '127.0.0.1');
 await startProbe(probePort);

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
 /** The body of POST /ws/broadcast, the module's admin API shape that every target accepts. */
 export interface Broadcast {
@@ -42,4 +42,23 @@ export function serveBroadcast(
     );
   });
   return true;
+}
+
+/**
+ * Puts the bare POST /ws/broadcast route in front of a framework's HTTP server (Nest targets):
+ * the framework's own listener gets every other request. The trigger is then the same for every
+ * target, and what is compared is the realtime layer, not the HTTP stacks.
+ */
+export function routeBroadcastFirst(
+  server: Server,
+  send: (broadcast: Broadcast) => number | Promise<number>,
+): void {
+  const frameworkListeners = server.listeners('request') as Array<
+    (request: IncomingMessage, response: ServerResponse) => void
+  >;
+  server.removeAllListeners('request');
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    if (serveBroadcast(request, response, send)) return;
+    for (const listener of frameworkListeners) listener.call(server, request, response);
+  });
 }
