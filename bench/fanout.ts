@@ -8,140 +8,50 @@
  * clients and the broadcast loop) to core 0, when taskset and 2+ cores exist. Everything is on
  * 127.0.0.1; every wait is bounded; children are killed at the end, on error, SIGINT and timeout.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createHmac, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import { availableParallelism, cpus } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import {
+  api,
+  type Child,
+  CORES,
+  cpuMs,
+  freePort,
+  jwt,
+  machineBusyMs,
+  median,
+  onPath,
+  option,
+  pinLoad,
+  pinned,
+  ROOT,
+  round,
+  runMain,
+  running,
+  type Server,
+  startChild,
+  startServer as startDemo,
+  STEP_TIMEOUT_MS,
+  stopChild,
+  sum,
+  until,
+} from './support.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // build/bench/ -> repo root
-const DEMO = `${ROOT}dist/demo/main.js`;
-const SECRET = 'bench-secret-not-for-production';
 const EVENT = 'bench.fanout';
 const WARMUP_EVENT = 'bench.warmup';
 const WARMUPS = 5;
 const FRAME_BYTES = 200; // target size of one delivered frame
 const CONNECT_CONCURRENCY = 50;
-const STEP_TIMEOUT_MS = 15_000; // bound on any one wait: a start, a connect, a request, a drain
 const ADMIN_REQUESTS_PER_ID = 100; // the admin API allows 120 requests per admin per minute
 
-function option(name: string, fallback: number): number {
-  const at = process.argv.indexOf(name);
-  if (at < 0) return fallback;
-  const value = Number(process.argv[at + 1]);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} needs a positive integer`);
-  return value;
-}
 const quick = process.argv.includes('--quick');
 const CLIENTS = option('--clients', quick ? 200 : 1000);
 const MESSAGES = option('--messages', 100);
 const RUNS = option('--runs', quick ? 1 : 3);
 const TIMEOUT_MS = option('--timeout-s', quick ? 120 : 600) * 1000;
-
-// ------------------------------------------------------------------ processes
-
-const children = new Set<ChildProcess>();
-const CORES = availableParallelism(); // before this process pins itself to one core
-const pinned = CORES >= 2 && onPath('taskset');
-const CLK_TCK = Number(run('getconf', ['CLK_TCK'])) || 100;
-
-function run(file: string, args: string[]): string {
-  try {
-    return execFileSync(file, args, {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    return '';
-  }
-}
-
-function onPath(binary: string): boolean {
-  return run('sh', ['-c', `command -v ${binary}`]) !== '';
-}
-
-interface Child {
-  child: ChildProcess;
-  output: () => string;
-}
-
-/** Spawns `command` pinned to core 1 when pinning is on; keeps the last 4 KB of its output. */
-function startChild(command: string[], env: NodeJS.ProcessEnv): Child {
-  // taskset execs the command, so the pid is the server's own, as /proc/<pid>/stat needs.
-  const argv = pinned ? ['taskset', '-c', '1', ...command] : command;
-  const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let tail = '';
-  const keep = (chunk: Buffer) => void (tail = (tail + chunk.toString()).slice(-4000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, output: () => tail };
-}
-
-function running(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
-}
-
-/** SIGTERM, then SIGKILL after 5 s. */
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (!running(child)) return;
-  const exited = new Promise((resolve) => child.once('exit', () => resolve(true)));
-  child.kill('SIGTERM');
-  if (await Promise.race([exited, sleep(5000, false)])) return;
-  child.kill('SIGKILL');
-  await Promise.race([exited, sleep(2000)]);
-}
-
-function killAll(): void {
-  for (const child of children) child.kill('SIGKILL');
-}
-
-/** CPU time all cores spent busy so far (user, system, irq, steal...; not idle or iowait), in ms. */
-function machineBusyMs(): number {
-  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9);
-  const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number) as number[];
-  return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / CLK_TCK;
-}
-
-/** utime + stime of a process so far, in ms. */
-function cpuMs(child: ChildProcess): number {
-  const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-/** Polls `check` every `everyMs` until it holds, at most `ms`; throws with `what` otherwise. */
-async function until(
-  what: () => string,
-  check: () => Promise<boolean> | boolean,
-  ms = STEP_TIMEOUT_MS,
-  everyMs = 100,
-) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${ms} ms: ${what()}`);
-}
 
 // ------------------------------------------------------------------ redis-server
 
@@ -185,58 +95,15 @@ function redisPing(port: number): Promise<boolean> {
 
 // ------------------------------------------------------------------ demo servers and their API
 
-interface Server extends Child {
-  port: number;
-}
-
-async function startServer(redisUrl: string | undefined, namespace: string): Promise<Server> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    JWT_SECRET: SECRET,
-    LOG_FORMAT: 'json',
+/** A demo process, on `redisUrl` and `namespace` when given. */
+function startServer(redisUrl: string | undefined, namespace: string): Promise<Server> {
+  return startDemo({
     // Limits out of the way: the benchmark measures delivery, not admission.
     REALTIME_MAX_TOTAL_CONNECTIONS: String(CLIENTS * 2 + 100),
     REALTIME_MAX_CONNECTIONS_PER_USER: '10',
     REALTIME_RATE_LIMIT_MESSAGES: '1000000',
     ...(redisUrl ? { REDIS_URL: redisUrl, REALTIME_REDIS_NAMESPACE: namespace } : {}),
-  };
-  if (!redisUrl) delete env.REDIS_URL;
-  const server = { ...startChild(['node', DEMO], env), port };
-  await until(
-    () => `demo on port ${port} serving; output: ${server.output()}`,
-    async () => {
-      if (!running(server.child))
-        throw new Error(`demo on port ${port} exited: ${server.output()}`);
-      const page = fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
-      return page.then((response) => response.ok).catch(() => false);
-    },
-  );
-  return server;
-}
-
-function jwt(claims: Record<string, unknown>): string {
-  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ ...claims, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
-  return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
-}
-
-/** One admin API call; the `data` of a 2xx answer, else throws with the status and body. */
-async function api(port: number, path: string, admin: string, body?: object): Promise<any> {
-  const response = await fetch(`http://127.0.0.1:${port}/ws/${path}`, {
-    method: body ? 'POST' : 'GET',
-    headers: {
-      authorization: `Bearer ${jwt({ sub: admin, role: 'admin' })}`,
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
   });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${path} answered ${response.status}: ${text.slice(0, 300)}`);
-  return JSON.parse(text).data;
 }
 
 // ------------------------------------------------------------------ clients
@@ -503,21 +370,6 @@ async function scenario(
 
 // ------------------------------------------------------------------ summary
 
-function sum(values: number[]): number {
-  return values.reduce((a, b) => a + b, 0);
-}
-
-function median(values: number[]): number {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function round(value: number, digits: number): number {
-  return Number(value.toFixed(digits));
-}
-
 function summarize(results: Result[]) {
   const scenarios = (['A', 'B'] as const)
     .map((name) => results.filter((r) => r.scenario === name))
@@ -592,8 +444,7 @@ function table(summary: ReturnType<typeof summarize>): string {
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
-  if (!existsSync(DEMO)) throw new Error(`${DEMO} is missing: run npm run build first`);
-  if (pinned) execFileSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' });
+  pinLoad();
   const redis = await startRedis();
   if (!redis) console.warn('redis-server not found on PATH: running scenario A (1 instance) only');
   console.log(
@@ -645,23 +496,4 @@ async function main(): Promise<void> {
   console.log(`written ${file}`);
 }
 
-process.once('exit', killAll);
-process.once('SIGINT', () => {
-  console.error('interrupted: killing the servers');
-  killAll();
-  process.exit(130);
-});
-setTimeout(() => {
-  console.error(`global timeout (${TIMEOUT_MS / 1000} s): killing the servers`);
-  killAll();
-  process.exit(2);
-}, TIMEOUT_MS); // not unref(): it must fire even if a wait hangs with nothing else pending
-
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    killAll();
-    process.exit(1);
-  },
-);
+runMain(main, TIMEOUT_MS);
