@@ -2,13 +2,15 @@
  * Soak test: one demo server holds C connections for M minutes under churn and traffic while its
  * RSS, heap after a full GC, open file descriptors and connection count are sampled every 10 s.
  *
- *   npm run build && npm run soak [-- --quick] [--connections N] [--minutes N]
+ *   npm run build && npm run soak [-- --quick] [--connections N] [--minutes N] [--linger-s N]
  *
- * Defaults: 5000 connections, 5 minutes; --quick: 500 connections, 1 minute. The server runs as
- * `node --expose-gc --import build/bench/soak-probe.js dist/demo/main.js` pinned to core 1 (the
- * probe answers heap-after-GC on a side port), this process (the clients) on core 0. Exits 1 when
- * the heap grows faster than HEAP_SLOPE_BOUND_MB_PER_MIN over the second half, when fds leak, or
- * when pings fail or connections close unexpectedly beyond a small tolerance. See bench/README.md.
+ * Defaults: 5000 connections, 5 minutes; --quick: 500 connections, 1 minute; --linger-s N adds a
+ * sample N seconds after every connection closed (do caches that expire give the heap back?).
+ * The server runs as `node --expose-gc --import build/bench/soak-probe.js dist/demo/main.js`
+ * pinned to core 1 (the probe answers heap-after-GC on a side port), this process (the clients)
+ * on core 0. Exits 1 when the heap grows faster than HEAP_SLOPE_BOUND_MB_PER_MIN over the second
+ * half, when fds leak, or when pings fail or connections close unexpectedly beyond a small
+ * tolerance. See bench/README.md.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -20,6 +22,7 @@ import {
   cpuMs,
   freePort,
   jwt,
+  median,
   option,
   pinLoad,
   pinned,
@@ -39,6 +42,7 @@ const quick = process.argv.includes('--quick');
 const CONNECTIONS = option('--connections', quick ? 500 : 5000);
 const MINUTES = option('--minutes', quick ? 1 : 5);
 const RUN_MS = MINUTES * 60_000;
+const LINGER_S = process.argv.includes('--linger-s') ? option('--linger-s', 0) : 0; // idle, then a `later` sample
 
 const TICK_MS = 10_000; // samples, churn, and each connection's ping period
 const PING_SLOTS = 100; // connection i pings in slot i % 100 of every 10 s, one slot per 100 ms
@@ -71,12 +75,13 @@ const SENDER = 'soak-sender'; // ~126 admin requests a minute in all: the demo a
 // ------------------------------------------------------------------ server and samples
 
 interface Sample {
-  phase: 'idle' | 'run' | 'end' | 'closed';
+  phase: 'idle' | 'run' | 'end' | 'closed' | 'later';
   t_s: number; // since the run phase started
   connections: number; // the server's total_connections
   client_open: number; // connections this process holds established
   rss_mb: number;
   heap_used_mb: number; // after a full GC
+  heap_total_mb: number; // what V8 holds for the heap, after the GC
   external_mb: number;
   fds: number;
   server_cpu_percent: number; // since the previous sample, of one core
@@ -108,6 +113,7 @@ async function sample(phase: Sample['phase']): Promise<Sample> {
     client_open: clients.filter((c) => c.established).length,
     rss_mb: mb(Number(rssKb) * 1024),
     heap_used_mb: mb(memory.heapUsed),
+    heap_total_mb: mb(memory.heapTotal),
     external_mb: mb(memory.external),
     fds,
     server_cpu_percent: Math.round(busy),
@@ -283,6 +289,7 @@ function churn(): Promise<unknown> {
   return Promise.all(reopened);
 }
 
+const postMs: number[] = []; // admin send round trips
 /** Every second: a broadcast to everyone, and a send to one user or one room, in turn. */
 async function adminTraffic(untilMs: number): Promise<void> {
   for (let n = 0; Date.now() < untilMs; n++) {
@@ -295,16 +302,19 @@ async function adminTraffic(untilMs: number): Promise<void> {
       [{ type: 'soak.broadcast', data: { n } }, 'broadcasts_sent'],
       [{ type: 'soak.targeted', data: { n }, target }, 'targeted_sends'],
     ];
-    for (const [body, counter] of sends) {
+    const post = async ([body, counter]: (typeof sends)[number]) => {
+      const sent = performance.now();
       try {
         const answer = await api(server.port, 'broadcast', SENDER, body);
         counts[counter]++;
         counts.connections_reached += answer.connections_reached;
+        postMs.push(performance.now() - sent);
       } catch (error) {
         counts.admin_failures++;
         if (counts.admin_failures <= 3) console.warn(`admin send: ${(error as Error).message}`);
       }
-    }
+    };
+    await Promise.all(sends.map(post)); // a late answer delays the next second's sends
     await sleep(Math.max(0, next - Date.now()));
   }
 }
@@ -363,12 +373,12 @@ function percentile(p: number): number {
 
 function table(samples: Sample[]): string {
   const rows = [
-    '| phase | t (s) | connections | client open | RSS MB | heap after GC MB | external MB | fds | server CPU % |',
-    '| --- | --: | --: | --: | --: | --: | --: | --: | --: |',
+    '| phase | t (s) | connections | client open | RSS MB | heap after GC MB | heap total MB | external MB | fds | server CPU % |',
+    '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
   ];
   for (const s of samples) {
     rows.push(
-      `| ${s.phase} | ${s.t_s} | ${s.connections} | ${s.client_open} | ${s.rss_mb} | ${s.heap_used_mb} | ${s.external_mb} | ${s.fds} | ${s.server_cpu_percent} |`,
+      `| ${s.phase} | ${s.t_s} | ${s.connections} | ${s.client_open} | ${s.rss_mb} | ${s.heap_used_mb} | ${s.heap_total_mb} | ${s.external_mb} | ${s.fds} | ${s.server_cpu_percent} |`,
     );
   }
   return rows.join('\n');
@@ -449,6 +459,10 @@ async function main(): Promise<boolean> {
     await settle(0);
     await sleep(1000);
     const closed = await record('closed');
+    if (LINGER_S) {
+      await sleep(LINGER_S * 1000);
+      await record('later');
+    }
 
     const secondHalf = samples.filter((s) => s.phase === 'run' && s.t_s >= RUN_MS / 2000);
     const heapSlope = slopePerMinute(secondHalf, 'heap_used_mb');
@@ -482,6 +496,7 @@ async function main(): Promise<boolean> {
         leak_after_close: fdLeakAfterClose,
       },
       ping_rtt_ms: { p50: percentile(0.5), p99: percentile(0.99), max: percentile(1) },
+      admin_post_ms: { median: round(median(postMs), 1), max: round(Math.max(0, ...postMs), 1) },
       counts,
       received_by_type: receivedByType,
       unexpected_close_codes: closeCodes,
@@ -497,7 +512,8 @@ async function main(): Promise<boolean> {
         `pings: sent ${counts.pings_sent}, answered ${counts.pings_answered}, failed ${counts.pings_failed}, abandoned by churn ${counts.pings_abandoned}; ` +
           `RTT p50 ${result.ping_rtt_ms.p50} ms, p99 ${result.ping_rtt_ms.p99} ms`,
         `heap after GC: idle ${idle.heap_used_mb} MB, after close ${closed.heap_used_mb} MB (the 2-minute message history and rate-limit windows still hold some; a leak would grow with the run)`,
-        `messages received ${counts.messages_received} (of admin sends ${adminReceived}); admin sends ${counts.broadcasts_sent} broadcasts + ${counts.targeted_sends} targeted, reaching ${counts.connections_reached}; admin failures ${counts.admin_failures}`,
+        `messages received ${counts.messages_received} (of admin sends ${adminReceived}); admin sends ${counts.broadcasts_sent} broadcasts + ${counts.targeted_sends} targeted, reaching ${counts.connections_reached}; admin failures ${counts.admin_failures}; ` +
+          `POST median ${result.admin_post_ms.median} ms, max ${result.admin_post_ms.max} ms`,
         `churn: ${counts.churn_closed} closed + ${counts.churn_terminated} terminated; connects ${counts.connects}, connect failures ${counts.connect_failures}; ` +
           `unexpected closes ${counts.unexpected_closes} ${JSON.stringify(closeCodes)}`,
         `checks: ${JSON.stringify(checks)} -> ${passed ? 'PASS' : 'FAIL'}`,
@@ -524,4 +540,4 @@ async function main(): Promise<boolean> {
   }
 }
 
-runMain(main, RUN_MS + 5 * 60_000);
+runMain(main, RUN_MS + LINGER_S * 1000 + 5 * 60_000);
