@@ -145,7 +145,7 @@ const counts = {
   subscribes_sent: 0,
   unsubscribes_sent: 0,
   broadcasts_sent: 0, // to everyone
-  targeted_sends: 0, // to one user or one room
+  targeted_sends: 0, // to one user or to the subscribers of one room name
   admin_failures: 0,
   connections_reached: 0, // sum over the admin sends
   messages_received: 0,
@@ -290,14 +290,14 @@ function churn(): Promise<unknown> {
 }
 
 const postMs: number[] = []; // admin send round trips
-/** Every second: a broadcast to everyone, and a send to one user or one room, in turn. */
+/** Every second: a broadcast to everyone, and a send to one user or one room's subscribers, in turn. */
 async function adminTraffic(untilMs: number): Promise<void> {
   for (let n = 0; Date.now() < untilMs; n++) {
     const next = Date.now() + BROADCAST_EVERY_MS;
     const target =
       n % 2
         ? { users: [`soak-user-${Math.floor(Math.random() * USERS)}`] }
-        : { room: `room:soak-${n % ROOMS}` };
+        : { event: `room:soak-${n % ROOMS}` }; // its subscribers (`room` targets server-side members)
     const sends: Array<[object, 'broadcasts_sent' | 'targeted_sends']> = [
       [{ type: 'soak.broadcast', data: { n } }, 'broadcasts_sent'],
       [{ type: 'soak.targeted', data: { n }, target }, 'targeted_sends'],
@@ -345,7 +345,10 @@ async function settle(expected: number): Promise<void> {
 // ------------------------------------------------------------------ report
 
 /** Least-squares slope of `field` over `samples`, per minute. */
-function slopePerMinute(samples: Sample[], field: 'rss_mb' | 'heap_used_mb'): number {
+function slopePerMinute(
+  samples: Sample[],
+  field: 'rss_mb' | 'heap_used_mb' | 'heap_total_mb',
+): number {
   const n = samples.length;
   if (n < 2) return NaN;
   const xs = samples.map((s) => s.t_s / 60);
@@ -467,6 +470,7 @@ async function main(): Promise<boolean> {
     const secondHalf = samples.filter((s) => s.phase === 'run' && s.t_s >= RUN_MS / 2000);
     const heapSlope = slopePerMinute(secondHalf, 'heap_used_mb');
     const rssSlope = slopePerMinute(secondHalf, 'rss_mb');
+    const heapTotalSlope = slopePerMinute(secondHalf, 'heap_total_mb');
     const fdLeakWhileOpen = end.fds - end.connections - (start.fds - start.connections);
     const fdLeakAfterClose = closed.fds - idle.fds;
     const checks = {
@@ -483,6 +487,7 @@ async function main(): Promise<boolean> {
       slopes_mb_per_min: {
         heap: heapSlope,
         rss: rssSlope,
+        heap_total: heapTotalSlope,
         over: `${secondHalf.length} samples from t=${secondHalf[0]?.t_s}s`,
       },
       fds: {
@@ -506,7 +511,7 @@ async function main(): Promise<boolean> {
     console.log(`\n${table(samples)}\n`);
     console.log(
       [
-        `heap slope ${heapSlope} MB/min (bound ${HEAP_SLOPE_BOUND_MB_PER_MIN}), RSS slope ${rssSlope} MB/min, over ${result.slopes_mb_per_min.over}`,
+        `heap slope ${heapSlope} MB/min (bound ${HEAP_SLOPE_BOUND_MB_PER_MIN}), RSS slope ${rssSlope} MB/min, heap total slope ${heapTotalSlope} MB/min, over ${result.slopes_mb_per_min.over}`,
         `fds: idle ${idle.fds}, start ${start.fds} (${start.connections} connections), end ${end.fds} (${end.connections}), after close ${closed.fds}; ` +
           `leak while open ${fdLeakWhileOpen}, after close ${fdLeakAfterClose} (tolerance ${FD_TOLERANCE})`,
         `pings: sent ${counts.pings_sent}, answered ${counts.pings_answered}, failed ${counts.pings_failed}, abandoned by churn ${counts.pings_abandoned}; ` +
