@@ -215,9 +215,9 @@ function connect(client: Client): Promise<void> {
 }
 
 async function reopen(client: Client): Promise<void> {
+  down.delete(client); // not reopened twice by overlapping ticks
   try {
     await connect(client);
-    down.delete(client);
   } catch {
     counts.connect_failures++;
     down.add(client);
