@@ -13,10 +13,10 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { option, quick } from './lib/cli.js';
-import { BENCH_SECRET as SECRET, jwt } from './lib/jwt.js';
+import { adminApi, DEMO, type DemoServer, ROOT, startDemoServer } from './lib/demo-server.js';
+import { jwt } from './lib/jwt.js';
 import {
   type Child,
   CORES,
@@ -36,8 +36,6 @@ import {
 import { median, round, sum } from './lib/stats.js';
 import { windowed } from './lib/windowed.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // build/bench/ -> repo root
-const DEMO = `${ROOT}dist/demo/main.js`;
 const EVENT = 'bench.fanout';
 const WARMUP_EVENT = 'bench.warmup';
 const WARMUPS = 5;
@@ -92,52 +90,16 @@ function redisPing(port: number): Promise<boolean> {
 
 // ------------------------------------------------------------------ demo servers and their API
 
-interface Server extends Child {
-  port: number;
-}
+type Server = DemoServer;
 
 async function startServer(redisUrl: string | undefined, namespace: string): Promise<Server> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    JWT_SECRET: SECRET,
-    LOG_FORMAT: 'json',
+  return startDemoServer({
     // Limits out of the way: the benchmark measures delivery, not admission.
     REALTIME_MAX_TOTAL_CONNECTIONS: String(CLIENTS * 2 + 100),
     REALTIME_MAX_CONNECTIONS_PER_USER: '10',
     REALTIME_RATE_LIMIT_MESSAGES: '1000000',
     ...(redisUrl ? { REDIS_URL: redisUrl, REALTIME_REDIS_NAMESPACE: namespace } : {}),
-  };
-  if (!redisUrl) delete env.REDIS_URL;
-  const server = { ...startChild(['node', DEMO], env), port };
-  await until(
-    () => `demo on port ${port} serving; output: ${server.output()}`,
-    async () => {
-      if (!running(server.child))
-        throw new Error(`demo on port ${port} exited: ${server.output()}`);
-      const page = fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
-      return page.then((response) => response.ok).catch(() => false);
-    },
-  );
-  return server;
-}
-
-/** One admin API call; the `data` of a 2xx answer, else throws with the status and body. */
-async function api(port: number, path: string, admin: string, body?: object): Promise<any> {
-  const response = await fetch(`http://127.0.0.1:${port}/ws/${path}`, {
-    method: body ? 'POST' : 'GET',
-    headers: {
-      authorization: `Bearer ${jwt({ sub: admin, role: 'admin' })}`,
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
   });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${path} answered ${response.status}: ${text.slice(0, 300)}`);
-  return JSON.parse(text).data;
 }
 
 // ------------------------------------------------------------------ clients
@@ -288,7 +250,7 @@ async function scenario(
   let clients: Clients | undefined;
   let adminRequests = 0; // a new admin id every ADMIN_REQUESTS_PER_ID requests (rate limit)
   const broadcast = (type: string, data: object) =>
-    api(
+    adminApi(
       servers[0]!.port,
       'broadcast',
       `bench-admin-${Math.floor(adminRequests++ / ADMIN_REQUESTS_PER_ID)}`,
@@ -305,7 +267,9 @@ async function scenario(
       () =>
         `cluster of ${instances} with ${CLIENTS} connections; last stats ${JSON.stringify(stats)?.slice(0, 300)}`,
       async () => {
-        stats = await api(servers[0]!.port, 'stats', 'bench-probe').catch((e: Error) => e.message);
+        stats = await adminApi(servers[0]!.port, 'stats', 'bench-probe').catch(
+          (e: Error) => e.message,
+        );
         return stats?.total_connections === CLIENTS && stats.instances.length === instances;
       },
       STEP_TIMEOUT_MS,

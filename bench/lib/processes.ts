@@ -77,9 +77,9 @@ function killAll(): void {
 
 /**
  * Kills every child on exit, SIGINT and after `timeoutMs`, then runs `main` and exits with its
- * outcome: 0, or 1 with the error's message.
+ * outcome: 0, or 1 when it resolves false or fails (with the error's message).
  */
-export function runGuarded(main: () => Promise<void>, timeoutMs: number): void {
+export function runGuarded(main: () => Promise<boolean | void>, timeoutMs: number): void {
   process.once('exit', killAll);
   process.once('SIGINT', () => {
     console.error('interrupted: killing the servers');
@@ -92,7 +92,7 @@ export function runGuarded(main: () => Promise<void>, timeoutMs: number): void {
     process.exit(2);
   }, timeoutMs); // not unref(): it must fire even if a wait hangs with nothing else pending
   main().then(
-    () => process.exit(0),
+    (ok) => process.exit(ok === false ? 1 : 0),
     (error: unknown) => {
       console.error(error instanceof Error ? error.message : error);
       killAll();

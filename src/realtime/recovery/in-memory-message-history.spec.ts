@@ -100,4 +100,17 @@ describe('InMemoryMessageHistory', () => {
     assert.equal(read.complete, false);
     assert.equal((await store.readAfter('b', '0', a.epoch, 10)).entries.length, 1);
   });
+
+  it('forgets streams whose every message expired, and still says a gap over them is incomplete', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    const { store, advance } = history({ maxAgeMs: 2000 });
+    const old = await store.append('idle', record(1));
+    advance(2500);
+    t.mock.timers.tick(1000); // the sweep runs every maxAgeMs / 2
+    const read = await store.readAfter('idle', '0', old.epoch, 10);
+    assert.deepEqual(read.entries, []);
+    assert.equal(read.complete, false);
+    assert.equal(read.lastOffset, undefined, 'the stream itself is gone');
+    await store.close();
+  });
 });

@@ -43,12 +43,16 @@ export class InMemoryMessageHistory extends MessageHistory {
   /** Highest offset of any stream dropped whole. */
   private evictedUpTo = 0;
   private bytes = 0;
+  /** Drops streams whose every message expired: memory follows activity, not past users. */
+  private readonly sweep: NodeJS.Timeout;
 
   constructor(
     private readonly bounds: HistoryBounds,
     private readonly now: () => number = Date.now,
   ) {
     super();
+    this.sweep = setInterval(() => this.dropExpiredStreams(), Math.max(1000, bounds.maxAgeMs / 2));
+    this.sweep.unref();
   }
 
   append(name: string, record: HistoryRecord): Promise<StreamPosition> {
@@ -95,6 +99,7 @@ export class InMemoryMessageHistory extends MessageHistory {
   }
 
   close(): Promise<void> {
+    clearInterval(this.sweep);
     this.streams.clear();
     return Promise.resolve();
   }
@@ -109,6 +114,18 @@ export class InMemoryMessageHistory extends MessageHistory {
       stream.bytes -= entry.frame.length;
       this.bytes -= entry.frame.length;
     }
+  }
+
+  /**
+   * Streams are in write order, so the expired ones are at the front: stop at the first stream
+   * whose last message is still young.
+   */
+  private dropExpiredStreams(): void {
+    const oldest = this.now() - this.bounds.maxAgeMs;
+    this.evictWhile(() => {
+      const first = this.streams.values().next().value;
+      return first !== undefined && (first.entries.at(-1)?.at ?? 0) < oldest;
+    });
   }
 
   /** Drops whole streams, least recently written first, while `over()` holds. */
