@@ -1,4 +1,4 @@
-import type { RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 
 /** Full-jitter exponential backoff between reconnect attempts, 50 ms to about 5 s. */
 export function reconnectDelay(attempt: number): number {
@@ -22,3 +22,16 @@ export const RESUBSCRIBING: RedisOptions = {
   autoResubscribe: true,
   maxRetriesPerRequest: null,
 };
+
+/**
+ * A fail-fast connection from a URL, or a copy of the host's connection (its settings, with
+ * fail-fast commands). Errors are not thrown as events: the owner reports the outage its way.
+ */
+export function failFastConnection(connection: string | Redis): Redis {
+  const redis =
+    typeof connection === 'string'
+      ? new Redis(connection, FAIL_FAST)
+      : connection.duplicate(FAIL_FAST);
+  redis.on('error', () => undefined);
+  return redis;
+}

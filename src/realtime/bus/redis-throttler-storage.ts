@@ -2,7 +2,7 @@ import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { type ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { FAIL_FAST } from './redis-connections.js';
+import { failFastConnection } from './redis-connections.js';
 
 type StorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
@@ -43,11 +43,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
     connection: string | Redis,
     private readonly namespace: string,
   ) {
-    this.redis =
-      typeof connection === 'string'
-        ? new Redis(connection, FAIL_FAST)
-        : connection.duplicate(FAIL_FAST);
-    this.redis.on('error', () => undefined); // the outage is logged once, below
+    this.redis = failFastConnection(connection);
   }
 
   async increment(

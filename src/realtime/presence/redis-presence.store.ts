@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { FAIL_FAST } from '../bus/redis-connections.js';
+import { failFastConnection } from '../bus/redis-connections.js';
 import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
 
 // Keys, under the namespace: `presence:online` (set of users connected anywhere),
@@ -58,11 +58,7 @@ export class RedisPresenceStore extends PresenceStore {
     private readonly namespace: string,
   ) {
     super();
-    this.redis =
-      typeof connection === 'string'
-        ? new Redis(connection, FAIL_FAST)
-        : connection.duplicate(FAIL_FAST);
-    this.redis.on('error', () => undefined); // outages are reported by the bus
+    this.redis = failFastConnection(connection);
     this.onlineKey = `${namespace}:presence:online`;
   }
 

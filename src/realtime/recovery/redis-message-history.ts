@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { compareOffsets, type StreamPosition } from '../../protocol/index.js';
-import { FAIL_FAST } from '../bus/redis-connections.js';
+import { failFastConnection } from '../bus/redis-connections.js';
 import type { HistoryBounds } from './in-memory-message-history.js';
 import {
   type HistoryEntry,
@@ -17,8 +17,11 @@ import {
 // trims). Streams are trimmed by count and age on every write and read, and expire after
 // `idleTtl` without writes.
 
-/** Trims KEYS[1] to ARGV count and age (ms), keeping the highest dropped id in KEYS[3]. */
-const TRIM = `
+/**
+ * Shared Lua: trims KEYS[1] to a count and age (ms), keeping the highest dropped id in KEYS[3];
+ * reads or makes the epoch in KEYS[2].
+ */
+const LUA_HELPERS = `
 local function trim(count, age)
   local now = redis.call('TIME')
   local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - age
@@ -36,14 +39,20 @@ local function trim(count, age)
   end
   if dropped then redis.call('SET', KEYS[3], dropped) end
 end
+
+-- The epoch in KEYS[2], made from \`fresh\` when Redis lost it (a restart without persistence).
+local function current_epoch(fresh)
+  local epoch = redis.call('GET', KEYS[2])
+  if not epoch then
+    epoch = fresh
+    redis.call('SET', KEYS[2], epoch)
+  end
+  return epoch
+end
 `;
 
-const APPEND = `${TRIM}
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[2], epoch)
-end
+const APPEND = `${LUA_HELPERS}
+local epoch = current_epoch(ARGV[1])
 local id = redis.call('XADD', KEYS[1], '*',
   'id', ARGV[4], 'type', ARGV[5], 'frame', ARGV[6], 'except', ARGV[7])
 trim(tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -51,12 +60,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[8])
 redis.call('PEXPIRE', KEYS[3], ARGV[8])
 return { id, epoch }`;
 
-const READ = `${TRIM}
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[5]
-  redis.call('SET', KEYS[2], epoch)
-end
+const READ = `${LUA_HELPERS}
+local epoch = current_epoch(ARGV[5])
 if redis.call('EXISTS', KEYS[1]) == 0 then return { epoch, 0, '', '', {} } end
 trim(tonumber(ARGV[6]), tonumber(ARGV[2]))
 local dropped = redis.call('GET', KEYS[3]) or '0-0'
@@ -93,11 +98,7 @@ export class RedisMessageHistory extends MessageHistory {
     private readonly bounds: Pick<HistoryBounds, 'maxMessages' | 'maxAgeMs'>,
   ) {
     super();
-    this.redis =
-      typeof connection === 'string'
-        ? new Redis(connection, FAIL_FAST)
-        : connection.duplicate(FAIL_FAST);
-    this.redis.on('error', () => undefined); // outages are reported by the bus
+    this.redis = failFastConnection(connection);
     this.epochKey = `${namespace}:history:epoch`;
   }
 
