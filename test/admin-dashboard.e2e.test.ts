@@ -1,11 +1,15 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { DemoTokens } from '../src/demo/demo.tokens.js';
-import { browserAvailable, type DemoApp, launchChromium, startDemo } from './support/browser.js';
+import {
+  browserAvailable,
+  saveScreenshot,
+  type DemoApp,
+  launchChromium,
+  startDemo,
+} from './support/browser.js';
 import { uniqueNamespace } from './support/cluster.js';
 import { requireRedis, startRedisServer } from './support/redis-server.js';
 import { TestClient } from './support/test-client.js';
@@ -13,7 +17,6 @@ import { TestClient } from './support/test-client.js';
 const SECRET = 'admin-dashboard-test-secret-0123456789abcdef';
 /** Bound on every single wait in the browser and on the wire. */
 const WAIT_MS = 10_000;
-const SCREENSHOT = fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url));
 
 function get(url: string): Promise<Response> {
   return fetch(url, { signal: AbortSignal.timeout(5000) });
@@ -137,15 +140,7 @@ describe('admin dashboard in Chromium', () => {
       )
       .waitFor({ timeout: WAIT_MS });
 
-    if (process.env.SAVE_SCREENSHOTS === '1') {
-      mkdirSync(new URL('../../docs/', import.meta.url), { recursive: true });
-      await page.screenshot({
-        path: SCREENSHOT,
-        fullPage: true,
-        animations: 'disabled',
-        timeout: WAIT_MS,
-      });
-    }
+    await saveScreenshot(page, 'dashboard.png', WAIT_MS);
     assert.deepEqual(errors, []);
   });
 

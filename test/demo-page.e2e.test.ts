@@ -1,16 +1,19 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { DemoTokens } from '../src/demo/demo.tokens.js';
-import { browserAvailable, type DemoApp, launchChromium, startDemo } from './support/browser.js';
+import {
+  browserAvailable,
+  saveScreenshot,
+  type DemoApp,
+  launchChromium,
+  startDemo,
+} from './support/browser.js';
 
 const SECRET = 'demo-page-test-secret-0123456789abcdef';
 /** Bound on every single wait in the browser. */
 const WAIT_MS = 10_000;
-const SCREENSHOT = fileURLToPath(new URL('../../docs/demo.png', import.meta.url));
 
 function post(url: string, body: unknown): Promise<Response> {
   return fetch(url, {
@@ -125,16 +128,8 @@ describe('demo page in Chromium', () => {
     await page.getByTestId('ping').click();
     await page.locator('[data-testid="ping-result"][data-state="ok"]').waitFor();
 
-    if (process.env.SAVE_SCREENSHOTS === '1') {
-      mkdirSync(new URL('../../docs/', import.meta.url), { recursive: true });
-      await page.mouse.wheel(0, -10_000);
-      await page.screenshot({
-        path: SCREENSHOT,
-        fullPage: true,
-        animations: 'disabled',
-        timeout: WAIT_MS,
-      });
-    }
+    await page.mouse.wheel(0, -10_000);
+    await saveScreenshot(page, 'demo.png', WAIT_MS);
     assert.deepEqual(errors, []);
   });
 

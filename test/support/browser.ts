@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { loadDemoConfig } from '../../src/demo/demo-config.js';
 import { DemoModule } from '../../src/demo/demo.module.js';
 import { RealtimeWsAdapter } from '../../src/realtime/index.js';
@@ -57,4 +58,20 @@ export function browserAvailable(t: TestContext, what: string): boolean {
   console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPED: ${reason}.\n${'!'.repeat(78)}\n`);
   t.skip(reason);
   return false;
+}
+
+/**
+ * With SAVE_SCREENSHOTS=1, saves a full-page screenshot of `page` as docs/<name> (for the
+ * README); otherwise does nothing.
+ */
+export async function saveScreenshot(page: Page, name: string, timeoutMs: number): Promise<void> {
+  if (process.env.SAVE_SCREENSHOTS !== '1') return;
+  const docs = new URL('../../../docs/', import.meta.url); // build/test/support/ -> docs/
+  mkdirSync(docs, { recursive: true });
+  await page.screenshot({
+    path: fileURLToPath(new URL(name, docs)),
+    fullPage: true,
+    animations: 'disabled',
+    timeout: timeoutMs,
+  });
 }
