@@ -269,90 +269,101 @@ describe('cluster faults: one instance loses Redis while the other keeps it', ()
   });
 });
 
-describe('cluster faults: the connection drops while publishes are in flight', () => {
-  let redis: RedisServer | undefined;
-  let proxy: TcpProxy | undefined;
-  let cluster: Cluster | undefined;
-  const clients: ClusterClient[] = [];
+// With the history on (the default) a send is appended and published in one script and this
+// instance's clients get it as it comes back from Redis; with it off, local clients get it first.
+for (const history of ['on', 'off'] as const) {
+  describe(`cluster faults: the connection drops while publishes are in flight (history ${history})`, () => {
+    let redis: RedisServer | undefined;
+    let proxy: TcpProxy | undefined;
+    let cluster: Cluster | undefined;
+    const clients: ClusterClient[] = [];
 
-  before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    proxy = await startTcpProxy(redis.port);
-    cluster = await startCluster(2, [`redis://127.0.0.1:${proxy.port}`, redis.url], {
-      redis: { requestTimeoutMs: 1500, leaseMs: 30_000 },
+    before(async () => {
+      redis = await startRedisServer();
+      if (!redis) return;
+      proxy = await startTcpProxy(redis.port);
+      cluster = await startCluster(2, [`redis://127.0.0.1:${proxy.port}`, redis.url], {
+        redis: { requestTimeoutMs: 1500, leaseMs: 30_000 },
+        ...(history === 'off' ? { history: false } : {}),
+      });
+      for (const instance of cluster.instances) {
+        clients.push(await openOn(instance, `inflight-${instance.index}`));
+      }
     });
-    for (const instance of cluster.instances) {
-      clients.push(await openOn(instance, `inflight-${instance.index}`));
-    }
+    after(async () => {
+      for (const c of clients) c.client.close();
+      try {
+        await cluster?.close();
+      } finally {
+        await proxy?.close();
+        await redis?.kill();
+      }
+    });
+
+    it('flushes the sends that failed in flight and the ones made as it dropped in the order they were made', async (t) => {
+      if (!requireRedis(t, redis)) return;
+      const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
+      const [atA, atB] = clients as [ClusterClient, ClusterClient];
+      const sends: Array<Promise<number>> = [];
+      let next = 0;
+      const send = () => {
+        const n = next++;
+        const sending = a.service.sendToUsers([atA.userId, atB.userId], SEQ, { n });
+        sends.push(sending);
+        return sending;
+      };
+
+      for (let i = 0; i < 10; i++) assert.equal(await send(), 2, 'send before the fault');
+      // The network to Redis stalls: these five are written and stay in flight, unanswered.
+      proxy!.hold();
+      for (let i = 0; i < 5; i++) void send();
+      if (history === 'off') {
+        await eventually(
+          () => numbers(atA.client.received).length === 15,
+          CROSS_WAIT_MS,
+          'local delivery of the sends in flight',
+        );
+      } else {
+        // They wait for Redis, like everyone else's copies: none arrives while it stalls.
+        await sleep(200);
+        assert.equal(numbers(atA.client.received).length, 10, 'nothing arrives ahead of Redis');
+      }
+      // Then the connection ends (as when Redis goes away) while the service keeps sending, one
+      // send per turn of the event loop, until the bus has noticed.
+      const cutting = proxy!.cut();
+      for (let turn = 0; turn < 500 && a.bus.isConnected(); turn++) {
+        void send();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await cutting;
+      assert.equal(a.bus.isConnected(), false, 'instance 0 noticed the lost connection');
+      assert.equal(b.bus.isConnected(), true, 'instance 1 keeps Redis');
+      for (let i = 0; i < 5; i++) void send(); // while it is down
+      const down = next;
+
+      await proxy!.restore();
+      await eventually(() => a.bus.isConnected(), RECONNECT_WAIT_MS, 'instance 0 reconnecting');
+      await cluster!.waitForMembership(RECONNECT_WAIT_MS);
+      for (let i = 0; i < 5; i++) void send(); // after it is back
+
+      const counts = await Promise.all(sends);
+      assert.ok(
+        counts.every((count) => count === 1 || count === 2),
+        `every send resolved to 1 or 2: ${counts.join(',')}`,
+      );
+      const seen = await settleVia(a, clients);
+      assert.deepEqual(numbers(seen.get(atA)!), range(0, next), `${atA.label}: all, in order`);
+      // b stayed subscribed throughout: every send of a must reach it once, in a's order, those
+      // that failed in flight (kept for the flush) included.
+      t.diagnostic(`${next} sends, ${down} made before Redis was reachable again`);
+      assert.deepEqual(
+        numbers(seen.get(atB)!),
+        range(0, next),
+        `${atB.label}: every send exactly once, in the order instance 0 made them`,
+      );
+    });
   });
-  after(async () => {
-    for (const c of clients) c.client.close();
-    try {
-      await cluster?.close();
-    } finally {
-      await proxy?.close();
-      await redis?.kill();
-    }
-  });
-
-  it('flushes the sends that failed in flight and the ones made as it dropped in the order they were made', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
-    const [atA, atB] = clients as [ClusterClient, ClusterClient];
-    const sends: Array<Promise<number>> = [];
-    let next = 0;
-    const send = () => {
-      const n = next++;
-      const sending = a.service.sendToUsers([atA.userId, atB.userId], SEQ, { n });
-      sends.push(sending);
-      return sending;
-    };
-
-    for (let i = 0; i < 10; i++) assert.equal(await send(), 2, 'send before the fault');
-    // The network to Redis stalls: these five are written and stay in flight, unanswered.
-    proxy!.hold();
-    for (let i = 0; i < 5; i++) void send();
-    await eventually(
-      () => numbers(atA.client.received).length === 15,
-      CROSS_WAIT_MS,
-      'local delivery of the sends in flight',
-    );
-    // Then the connection ends (as when Redis goes away) while the service keeps sending, one
-    // send per turn of the event loop, until the bus has noticed.
-    const cutting = proxy!.cut();
-    for (let turn = 0; turn < 500 && a.bus.isConnected(); turn++) {
-      void send();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    await cutting;
-    assert.equal(a.bus.isConnected(), false, 'instance 0 noticed the lost connection');
-    assert.equal(b.bus.isConnected(), true, 'instance 1 keeps Redis');
-    for (let i = 0; i < 5; i++) void send(); // while it is down
-    const down = next;
-
-    await proxy!.restore();
-    await eventually(() => a.bus.isConnected(), RECONNECT_WAIT_MS, 'instance 0 reconnecting');
-    await cluster!.waitForMembership(RECONNECT_WAIT_MS);
-    for (let i = 0; i < 5; i++) void send(); // after it is back
-
-    const counts = await Promise.all(sends);
-    assert.ok(
-      counts.every((count) => count === 1 || count === 2),
-      `every send resolved to 1 or 2: ${counts.join(',')}`,
-    );
-    const seen = await settleVia(a, clients);
-    assert.deepEqual(numbers(seen.get(atA)!), range(0, next), `${atA.label}: all, in order`);
-    // b stayed subscribed throughout: every send of a must reach it once, in a's order, those
-    // that failed in flight (kept for the flush) included.
-    t.diagnostic(`${next} sends, ${down} made before Redis was reachable again`);
-    assert.deepEqual(
-      numbers(seen.get(atB)!),
-      range(0, next),
-      `${atB.label}: every send exactly once, in the order instance 0 made them`,
-    );
-  });
-});
+}
 
 describe('cluster faults: Redis stopped in the middle of a stream of sends', () => {
   let redis: RedisServer | undefined;

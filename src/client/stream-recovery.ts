@@ -3,6 +3,8 @@ import {
   type ResumeResultData,
   type ResumeStreamResult,
   type ServerEnvelope,
+  ServerMessageType,
+  type StreamResyncData,
 } from '../protocol/index.js';
 import { ClientErrorCode, RealtimeClientError } from './errors.js';
 import { ResumeGate } from './resume-gate.js';
@@ -37,10 +39,22 @@ export class StreamRecovery {
 
   /** A server message: delivered, held for the resume in progress, or dropped as seen. */
   receive(envelope: ServerEnvelope): void {
+    if (envelope.type === ServerMessageType.STREAM_RESYNC) return this.serverLost(envelope);
     const position = positionOf(envelope);
     if (!position) return this.hooks.deliver(envelope);
     if (this.gate.hold(envelope, position)) return;
     if (this.positions.accept(position)) this.hooks.deliver(envelope);
+  }
+
+  /**
+   * The server lost messages of these streams on its side (section 9, `stream.resync`): follow
+   * each from its new position on, and tell the app to reload.
+   */
+  private serverLost(envelope: ServerEnvelope): void {
+    const streams = (envelope.data as Partial<StreamResyncData>).streams;
+    if (!Array.isArray(streams) || streams.length === 0) return;
+    this.positions.settle(streams);
+    this.hooks.resync(streams);
   }
 
   forgetEvents(events: readonly string[]): void {

@@ -19,6 +19,8 @@ export const ServerMessageType = {
   UNSUBSCRIPTION_ACKNOWLEDGED: 'unsubscription.acknowledged',
   UPLOAD_CANCEL_ACKNOWLEDGED: 'upload.cancel.acknowledged',
   RESUME_RESULT: 'resume.result',
+  /** Added: messages of these streams were lost on the server's side; reload their state. */
+  STREAM_RESYNC: 'stream.resync',
   ERROR: 'error',
   UPLOAD_PROGRESS: 'upload.progress',
   UPLOAD_COMPLETED: 'upload.completed',

@@ -114,6 +114,15 @@ export interface ResumeStreamResult {
 }
 
 /**
+ * Data of `stream.resync` (added to section 9): sent unasked when an instance could not deliver
+ * everything of these streams (its bus subscription dropped and the history could not fill the
+ * gap); each has `recovered: false` and a reason, like a stream of `resume.result`.
+ */
+export interface StreamResyncData {
+  streams: ResumeStreamResult[];
+}
+
+/**
  * - `epoch_changed`: the history was lost (for example a restart of the store);
  * - `gap_too_old`: older messages were already dropped from the history (age or count);
  * - `not_visible`: the stream is not one this connection may read (subscribe first);

@@ -7,7 +7,10 @@ import { TokenVerifier } from './auth/token-verifier.js';
 import { InProcessBus } from './bus/in-process.bus.js';
 import { InMemoryMessageHistory } from './recovery/in-memory-message-history.js';
 import { MessageHistory } from './recovery/message-history.js';
+import { RedisMessageHistory } from './recovery/redis-message-history.js';
 import { ResumeService } from './recovery/resume.service.js';
+import { StreamCatchUp } from './recovery/stream-catch-up.js';
+import { StreamWatermark } from './recovery/stream-watermark.js';
 import { LocalDelivery } from './bus/local-delivery.js';
 import { RealtimeBus } from './bus/realtime-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
@@ -66,8 +69,9 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
     },
     {
       provide: MessageHistory,
-      inject: [REALTIME_OPTIONS],
-      useFactory: (options: ResolvedRealtimeOptions) => createMessageHistory(options),
+      inject: [REALTIME_OPTIONS, RealtimeBus],
+      useFactory: (options: ResolvedRealtimeOptions, bus: RealtimeBus) =>
+        createMessageHistory(options, bus),
     },
     {
       provide: PresenceStore,
@@ -95,6 +99,8 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
     ClusterAdminService,
     AdminAuthGuard,
     ResumeService,
+    StreamWatermark,
+    StreamCatchUp,
     RealtimeProtocolGateway,
   ],
   exports: [
@@ -123,14 +129,24 @@ function createPresenceStore(options: ResolvedRealtimeOptions): PresenceStore {
 }
 
 /**
- * In memory when this process is the whole cluster. With Redis or a bus of the host's, offsets
- * must be shared between instances, which an in-memory history cannot do: none then (resume is
- * answered as off) until a shared history is configured.
+ * In memory when this process is the whole cluster; in Redis Streams with the Redis bus, so that
+ * a client resumes on any instance. A bus of the host's has no history the module could share:
+ * none then (resume is answered as off).
  */
-function createMessageHistory(options: ResolvedRealtimeOptions): MessageHistory | null {
+function createMessageHistory(
+  options: ResolvedRealtimeOptions,
+  bus: RealtimeBus,
+): MessageHistory | null {
   if (options.history === false) return null;
-  if (options.redis || (options.bus && !(options.bus instanceof InProcessBus))) return null;
-  return new InMemoryMessageHistory(options.history);
+  if (bus instanceof InProcessBus) return new InMemoryMessageHistory(options.history);
+  const redis = redisOptions(options);
+  const connection = redis?.url ?? redis?.clients?.publisher;
+  if (!(bus instanceof RedisBus) || !redis || !connection) return null;
+  return new RedisMessageHistory(
+    connection,
+    redis.namespace ?? REDIS_BUS_DEFAULTS.namespace,
+    options.history,
+  );
 }
 
 function redisOptions(options: ResolvedRealtimeOptions): RedisBusOptions | undefined {

@@ -180,17 +180,10 @@ export class RealtimeService implements OnModuleInit {
     if (!history || streams.length === 0) {
       return { id, reached: await this.bus.publish({ id, type, target, frame }) };
     }
-    // Each stream's copy is written to the history first, so that its position is in the frame
-    // and a client that misses it live can still get it with `resume`.
-    const exceptUserId = target.kind === 'all' ? target.exceptUserId : undefined;
-    const record = { id, type, frame, ...(exceptUserId === undefined ? {} : { exceptUserId }) };
-    const counts = await Promise.all(
-      streams.map(async ({ stream, target: streamTarget }) => {
-        const position = await history.append(stream, record);
-        return this.bus.publish({ id, type, target: streamTarget, frame, position });
-      }),
-    );
-    return { id, reached: counts.reduce((sum, count) => sum + count, 0) };
+    // Each stream's copy is written to the history with its position in the frame, so that a
+    // client that misses it live can still get it with `resume`.
+    const reached = await this.bus.publishInStreams({ id, type, target, frame }, streams, history);
+    return { id, reached };
   }
 
   // Rooms

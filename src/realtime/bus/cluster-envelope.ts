@@ -14,6 +14,8 @@ export type ClusterEnvelope =
   | { kind: 'join'; origin: string }
   /** The answer to a `join`, sent to the joiner only: "I am here and listening". */
   | { kind: 'welcome'; origin: string }
+  /** Sent by an instance to its own inbox: everything published before it has been received. */
+  | { kind: 'mark'; origin: string; id: string }
   /** The instance is shutting down: stop waiting for it. */
   | { kind: 'leave'; origin: string }
   /** A question for every instance (or the one whose inbox it was sent to). */
@@ -44,6 +46,8 @@ export function parseClusterEnvelope(payload: string): ClusterEnvelope | undefin
     case 'welcome':
     case 'leave':
       return value as ClusterEnvelope;
+    case 'mark':
+      return typeof value.id === 'string' ? (value as ClusterEnvelope) : undefined;
     case 'request':
       return typeof value.id === 'string' && typeof value.topic === 'string'
         ? (value as ClusterEnvelope)

@@ -5,7 +5,9 @@ import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import type { DeliveryTarget, OutboundMessage } from './delivery-target.js';
 import { RealtimeBus } from './realtime-bus.js';
 import type { StreamPosition } from '../../protocol/index.js';
+import { compareOffsets } from '../../protocol/index.js';
 import { withPosition } from '../recovery/positioned-frame.js';
+import { StreamWatermark } from '../recovery/stream-watermark.js';
 
 /**
  * The one place messages reach this instance's sockets. Targets are looked up by index; the frame
@@ -17,6 +19,7 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
     private readonly bus: RealtimeBus,
     private readonly registry: ConnectionRegistry,
     private readonly writer: SocketWriter,
+    private readonly watermark: StreamWatermark,
   ) {}
 
   onModuleInit(): void {
@@ -31,8 +34,12 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
   deliver(message: OutboundMessage): number {
     const { position } = message;
     const frame = Buffer.from(position ? withPosition(message.frame, position) : message.frame);
+    if (position && this.watermark.enabled) this.watermark.observe(position);
     let reached = 0;
     for (const connection of this.resolve(message.target)) {
+      if (position && connection.replayedUpTo && wasReplayed(connection.replayedUpTo, position)) {
+        continue;
+      }
       if (!this.writer.write(connection, frame, true)) continue;
       reached++;
       if (position && connection.resumeOpen) noteFirstLive(connection, position);
@@ -63,6 +70,11 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
         return;
     }
   }
+}
+
+function wasReplayed(replayedUpTo: Map<string, string>, position: StreamPosition): boolean {
+  const last = replayedUpTo.get(position.stream);
+  return last !== undefined && compareOffsets(position.offset, last) <= 0;
 }
 
 /** Remembers the first live offset per stream, where a replay to this connection must stop. */

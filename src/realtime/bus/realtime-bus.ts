@@ -1,7 +1,14 @@
+import type { HistoryRecord, MessageHistory } from '../recovery/message-history.js';
 import type { OutboundMessage } from './delivery-target.js';
 
 /** Delivers a message to this instance's connections; returns how many were reached. */
 export type LocalDeliver = (message: OutboundMessage) => number;
+
+/** One stream of a send, and the recipients of that stream's copy. */
+export interface StreamCopy {
+  stream: string;
+  target: OutboundMessage['target'];
+}
 
 /** Answers one kind of request from other instances. */
 export type RequestHandler = (payload: unknown) => unknown;
@@ -37,6 +44,26 @@ export abstract class RealtimeBus {
   abstract readonly instanceId: string;
   /** Hands the message to every instance, this one included; resolves to connections reached. */
   abstract publish(message: OutboundMessage): Promise<number>;
+  /**
+   * Sends a message in its streams (section 9): each copy is appended to its stream in `history`,
+   * then published with that position. A bus whose instances could otherwise see a stream out of
+   * offset order does both at once. Resolves to the connections reached by all copies.
+   */
+  async publishInStreams(
+    message: OutboundMessage,
+    copies: readonly StreamCopy[],
+    history: MessageHistory,
+  ): Promise<number> {
+    const counts = await Promise.all(
+      copies.map(async ({ stream, target }) => {
+        const copy = { ...message, target };
+        const position = await history.append(stream, historyRecord(copy));
+        return this.publish({ ...copy, position });
+      }),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
   /** Sets the function that delivers messages to this instance's connections. */
   abstract subscribe(deliver: LocalDeliver): void;
   /**
@@ -60,4 +87,11 @@ export abstract class RealtimeBus {
   /** False while the other instances cannot be reached. */
   abstract isConnected(): boolean;
   abstract close(): Promise<void>;
+}
+
+/** What the history keeps of a message: a broadcast also keeps whom it left out. */
+export function historyRecord(message: OutboundMessage): HistoryRecord {
+  const { id, type, frame, target } = message;
+  const exceptUserId = target.kind === 'all' ? target.exceptUserId : undefined;
+  return { id, type, frame, ...(exceptUserId === undefined ? {} : { exceptUserId }) };
 }

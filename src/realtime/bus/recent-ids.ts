@@ -11,6 +11,10 @@ export class RecentIds {
     this.ring = new Array<string | undefined>(capacity);
   }
 
+  has(id: string): boolean {
+    return this.set.has(id);
+  }
+
   /** Records `id`; false when it was already recorded. */
   add(id: string): boolean {
     if (this.set.has(id)) return false;

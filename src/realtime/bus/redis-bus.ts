@@ -1,16 +1,21 @@
 import { Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
+import type { MessageHistory } from '../recovery/message-history.js';
+import type { RedisMessageHistory } from '../recovery/redis-message-history.js';
 import { RealtimeSendError } from '../realtime-send.error.js';
 import { type ClusterEnvelope, parseClusterEnvelope } from './cluster-envelope.js';
-import type { OutboundMessage } from './delivery-target.js';
+import type { DeliveryTarget, OutboundMessage } from './delivery-target.js';
+import { InboundHold } from './inbound-hold.js';
 import { PublishQueue } from './publish-queue.js';
 import {
   type ClusterAnswers,
   type ClusterChange,
   type LocalDeliver,
+  historyRecord,
   RealtimeBus,
   type RequestHandler,
+  type StreamCopy,
   type RequestOptions,
 } from './realtime-bus.js';
 import { RecentIds } from './recent-ids.js';
@@ -41,11 +46,34 @@ local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return { redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf'), gone }`;
 
+/** Messages held while a gap in what this instance received is filled (see {@link GapRecovery}). */
+const MAX_HELD = 100_000;
+/** Pause before trying a failed gap recovery again, ms. */
+const RECOVERY_RETRY_MS = 250;
+
 /**
- * Carries sends between instances over Redis pub/sub. Each instance delivers a send to its own
- * connections first, then publishes it; the others deliver it to theirs and report how many they
- * reached. While Redis is unreachable, local delivery goes on and publishes wait in a bounded
- * queue that is flushed in order on reconnect.
+ * Fills what this instance missed while its subscription was down (section 9, from the shared
+ * history), before the messages that arrived since are delivered.
+ */
+export interface GapRecovery {
+  /**
+   * Called on every (re)subscription; `afterGap` when messages may have been missed. Messages
+   * arriving meanwhile are held, and delivered when it resolves; when it throws they stay held
+   * until the next subscription.
+   */
+  recover(afterGap: boolean): Promise<void>;
+  /** More messages arrived during a recovery than could be held: some were dropped. */
+  overflowed(): void;
+}
+
+/**
+ * Carries sends between instances over Redis pub/sub. A send without a stream is delivered to
+ * this instance's connections first, then published; the others deliver it to theirs and report
+ * how many they reached. A send in a stream (section 9) is appended to the shared history and
+ * published in one script, and every instance (this one too) delivers it as it comes back from
+ * Redis, so that each stream reaches every client in offset order. While Redis is unreachable,
+ * sends are delivered locally (without a position) and publishes wait in a bounded queue that is
+ * flushed in order on reconnect.
  */
 export class RedisBus extends RealtimeBus {
   readonly instanceId: string;
@@ -74,6 +102,20 @@ export class RedisBus extends RealtimeBus {
   private onRejoin: (() => void) | undefined;
   private everConnected = false;
   private closed = false;
+  private history: RedisMessageHistory | undefined;
+  private gapRecovery: GapRecovery | undefined;
+  private readonly hold = new InboundHold(MAX_HELD);
+  /** Local counts of this instance's stream sends, settled when they come back from Redis. */
+  private readonly echoes = new Map<string, (reached: number) => void>();
+  /** Stream sends delivered here before publishing (during an outage): not delivered again. */
+  private readonly deliveredFirst = new RecentIds(8192);
+  private readonly marks = new Map<string, () => void>();
+  private subscribedOnce = false;
+  private recovering = false;
+  private recoverAgain = false;
+  private recoveryRetry: NodeJS.Timeout | undefined;
+  /** Settles when every stream send made so far was published or fell back (see inOrder). */
+  private decided: Promise<void> = Promise.resolve();
 
   constructor(options: RedisBusOptions) {
     super();
@@ -117,7 +159,111 @@ export class RedisBus extends RealtimeBus {
     this.deliver = deliver;
   }
 
+  /** Stream sends go through `history` with their position published in the same script. */
+  useHistory(history: RedisMessageHistory, recovery: GapRecovery): void {
+    this.history = history;
+    this.gapRecovery = recovery;
+    if (this.subscriber.status === 'ready' && this.subscribedOnce) void this.recoverGap();
+  }
+
+  override async publishInStreams(
+    message: OutboundMessage,
+    copies: readonly StreamCopy[],
+    history: MessageHistory,
+  ): Promise<number> {
+    if (history !== this.history || this.closed) {
+      return super.publishInStreams(message, copies, history);
+    }
+    // In an outage, or while what waited for it still goes out: delivered here first, published
+    // later, once and without positions, like any send then (a resume cannot bring it back).
+    if (!this.up || this.queue.size > 0) return this.inOrder(() => this.publishLocalFirst(message));
+    const counts = await Promise.all(
+      copies.map(({ stream, target }) => this.publishCopy({ ...message, target }, stream)),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
+  /**
+   * Runs `fallback` once every send made before has been published or has fallen back itself:
+   * scripts in flight fail in no particular order when the connection drops, and the sends that
+   * then go the outage way must keep the order they were made in.
+   */
+  private inOrder(
+    fallback: () => Promise<number>,
+    sent?: { outcome: Promise<boolean>; counted: Promise<number> },
+  ): Promise<number> {
+    let result: Promise<number> | undefined;
+    const decided = this.decided
+      .then(() => sent?.outcome ?? false)
+      .then((published) => {
+        if (published) return;
+        // Its effects (local delivery, the queue) happen now, in order; its count is awaited apart.
+        result = fallback();
+        result.catch(() => undefined);
+      });
+    this.decided = decided;
+    return decided.then(() => result ?? sent!.counted);
+  }
+
+  /** Appends one stream's copy to the history and publishes it with its position, at once. */
+  private async publishCopy(message: OutboundMessage, stream: string): Promise<number> {
+    const key = deliveryKey(message);
+    const connected = this.isConnected();
+    const waitFor = connected ? this.peers.filter((peer) => !this.silent.has(peer)) : [];
+    const ack = waitFor.length > 0 ? randomUUID() : undefined;
+    const remote = ack ? this.countReplies(ack, waitFor) : undefined;
+    // Without the subscription, it reaches this instance's clients when the gap is filled.
+    const local = connected ? this.awaitEcho(key) : undefined;
+    const envelope = this.encode({ kind: 'deliver', origin: this.instanceId, ack, message });
+    const outcome = this.history!.appendAndPublish(
+      stream,
+      historyRecord(message),
+      { channel: this.channel, head: `${envelope.slice(0, -2)},"position":`, tail: '}}' },
+      this.publisher,
+    ).then(
+      () => true,
+      () => {
+        // Redis went away: the script may or may not have run; receivers drop a second copy.
+        this.echoes.get(key)?.(0);
+        if (ack) this.counts.get(ack)?.done(0);
+        return false;
+      },
+    );
+    const counted = (async () => (local ? await local : 0) + (remote ? await remote : 0))();
+    return this.inOrder(() => this.publishLocalFirst(message, key), { outcome, counted });
+  }
+
+  /** Resolves once everything published before this call has come back from Redis; false if not in time. */
+  async barrier(): Promise<boolean> {
+    if (this.closed || !this.isConnected()) return false;
+    const id = randomUUID();
+    const arrived = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.marks.delete(id);
+        resolve(false);
+      }, this.options.requestTimeoutMs);
+      timer.unref();
+      this.marks.set(id, () => {
+        clearTimeout(timer);
+        this.marks.delete(id);
+        resolve(true);
+      });
+    });
+    const mark = this.encode({ kind: 'mark', origin: this.instanceId, id });
+    this.publisher.publish(this.inbox, mark).catch(() => this.marks.get(id)?.());
+    return arrived;
+  }
+
+  /** The first offset per stream among the messages held during a recovery. */
+  heldFirstOffsets(): Map<string, string> {
+    return this.hold.firstOffsets();
+  }
+
   async publish(message: OutboundMessage): Promise<number> {
+    return this.publishLocalFirst(message);
+  }
+
+  private async publishLocalFirst(message: OutboundMessage, streamKey?: string): Promise<number> {
     if (this.closed) return 0;
     // Publishing needs only the publisher; counting answers needs the subscriber too.
     const canPublish = this.up;
@@ -129,6 +275,7 @@ export class RedisBus extends RealtimeBus {
       );
     }
     const local = this.deliver ? this.deliver(message) : 0;
+    if (streamKey !== undefined) this.deliveredFirst.add(streamKey);
     const waitFor = connected ? this.peers.filter((peer) => !this.silent.has(peer)) : [];
     const ack = waitFor.length > 0 ? randomUUID() : undefined;
     const remote = ack ? this.countReplies(ack, waitFor) : undefined;
@@ -200,9 +347,13 @@ export class RedisBus extends RealtimeBus {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.leaseTimer);
+    clearTimeout(this.recoveryRetry);
     for (const pending of this.counts.values()) pending.done(pending.reached);
     this.counts.clear();
     for (const pending of this.requests.values()) pending.done();
+    for (const settle of [...this.echoes.values()]) settle(0);
+    for (const arrived of [...this.marks.values()]) arrived();
+    this.hold.release();
     if (this.isConnected()) {
       // Others stop waiting for this instance at once, rather than after its lease.
       await bounded(
@@ -233,6 +384,11 @@ export class RedisBus extends RealtimeBus {
     // A subscriber that reconnects alone also ends the outage for what waits in the queue.
     this.subscriber.on('ready', () => void this.onSubscriberReady());
     this.publisher.on('close', () => this.onDown());
+    // What is published from now until the subscription is back is missed: hold what comes
+    // after it until the gap is filled from the history.
+    this.subscriber.on('close', () => {
+      if (this.history && this.subscribedOnce && !this.closed) this.hold.start();
+    });
     this.subscriber.subscribe(this.channel, this.inbox).catch((error: unknown) => {
       this.logger.error({ event: 'bus.subscribe_failed', error: String(error) });
     });
@@ -275,7 +431,51 @@ export class RedisBus extends RealtimeBus {
       return; // dropped again: the next 'ready' retries
     }
     this.announceJoin();
+    this.subscribedOnce = true;
+    void this.recoverGap();
     if (this.up) await this.queue.flush();
+  }
+
+  /** One recovery at a time; a resubscription during one runs another after it. */
+  private async recoverGap(): Promise<void> {
+    if (this.recovering) {
+      this.recoverAgain = true;
+      return;
+    }
+    this.recovering = true;
+    try {
+      do {
+        this.recoverAgain = false;
+        const recovery = this.gapRecovery;
+        if (!recovery) return this.releaseHeld();
+        try {
+          await recovery.recover(this.hold.holding);
+        } catch (error) {
+          this.logger.warn({ event: 'bus.gap_recovery_failed', error: String(error) });
+          this.retryRecovery();
+          continue; // held until a retry succeeds
+        }
+        if (this.subscriber.status === 'ready' && !this.recoverAgain) this.releaseHeld();
+      } while (this.recoverAgain && !this.closed);
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  /** Tries again while the subscription is up (Redis may still be coming back). */
+  private retryRecovery(): void {
+    if (this.closed || this.recoveryRetry) return;
+    this.recoveryRetry = setTimeout(() => {
+      this.recoveryRetry = undefined;
+      if (this.subscriber.status === 'ready' && this.hold.holding) void this.recoverGap();
+    }, RECOVERY_RETRY_MS);
+    this.recoveryRetry.unref();
+  }
+
+  private releaseHeld(): void {
+    const { messages, overflowed } = this.hold.release();
+    for (const message of messages) this.deliverNow(message, deliveryKey(message));
+    if (overflowed) this.gapRecovery?.overflowed();
   }
 
   /** Tells the others this instance publishes and listens (again). */
@@ -347,7 +547,8 @@ export class RedisBus extends RealtimeBus {
   private readonly onMessage = (channel: string, payload: string): void => {
     if (channel !== this.channel && channel !== this.inbox) return;
     const envelope = parseClusterEnvelope(payload);
-    if (!envelope || envelope.origin === this.instanceId) return;
+    if (!envelope) return;
+    if (envelope.origin === this.instanceId) return this.onOwn(envelope);
     this.silent.delete(envelope.origin);
     if (envelope.kind !== 'leave' && !this.peers.includes(envelope.origin)) {
       this.peers = [...this.peers, envelope.origin];
@@ -393,9 +594,44 @@ export class RedisBus extends RealtimeBus {
     }
   };
 
+  /** This instance's own stream sends come back to be delivered; marks end a {@link barrier}. */
+  private onOwn(envelope: ClusterEnvelope): void {
+    if (envelope.kind === 'deliver' && envelope.message.position) {
+      this.receive(envelope.message);
+    } else if (envelope.kind === 'mark') {
+      this.marks.get(envelope.id)?.();
+    }
+  }
+
+  /** A send from the channel: dropped when seen, held during a recovery, else delivered. */
+  private receive(message: OutboundMessage): number {
+    const key = deliveryKey(message);
+    if (!this.recent.add(key) || this.deliveredFirst.has(key)) return 0;
+    if (this.hold.offer(message)) return 0;
+    return this.deliverNow(message, key);
+  }
+
+  private deliverNow(message: OutboundMessage, key: string): number {
+    const reached = this.deliver ? this.deliver(message) : 0;
+    if (message.position) this.echoes.get(key)?.(reached);
+    return reached;
+  }
+
+  private awaitEcho(key: string): Promise<number> {
+    return new Promise((resolve) => {
+      const settle = (reached: number) => {
+        clearTimeout(timer);
+        this.echoes.delete(key);
+        resolve(reached);
+      };
+      const timer = setTimeout(() => settle(0), this.options.requestTimeoutMs);
+      timer.unref();
+      this.echoes.set(key, settle);
+    });
+  }
+
   private onDeliver(origin: string, message: OutboundMessage, ack: string | undefined): void {
-    const fresh = this.recent.add(message.id);
-    const reached = fresh && this.deliver ? this.deliver(message) : 0;
+    const reached = this.receive(message);
     if (!ack || !this.isConnected()) return;
     const reply: ClusterEnvelope = { kind: 'ack', origin: this.instanceId, ack, reached };
     this.publisher.publish(this.inboxOf(origin), this.encode(reply)).catch(() => undefined);
@@ -476,4 +712,27 @@ function bounded<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
     timer = setTimeout(() => resolve(undefined), ms);
   });
   return Promise.race([promise.catch(() => undefined), timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Identifies one copy of a send: a send to several users is one copy per user stream, all with
+ * the message's id.
+ */
+function deliveryKey(message: OutboundMessage): string {
+  return `${message.id}|${targetKey(message.target)}`;
+}
+
+function targetKey(target: DeliveryTarget): string {
+  switch (target.kind) {
+    case 'connection':
+      return `c:${target.connectionId}`;
+    case 'users':
+      return `u:${target.userIds.join(',')}`;
+    case 'event':
+      return `e:${target.event}`;
+    case 'room':
+      return `r:${target.room}`;
+    case 'all':
+      return 'a';
+  }
 }

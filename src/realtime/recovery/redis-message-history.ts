@@ -60,6 +60,47 @@ redis.call('PEXPIRE', KEYS[1], ARGV[8])
 redis.call('PEXPIRE', KEYS[3], ARGV[8])
 return { id, epoch }`;
 
+// Like APPEND, and publishes the message with its position in the same script: Redis runs
+// scripts one at a time, so every subscriber sees a stream's messages in offset order, whichever
+// instance sent them. ARGV[9..12]: channel, envelope head, stream as JSON, envelope tail.
+const APPEND_AND_PUBLISH = `${LUA_HELPERS}
+local epoch = current_epoch(ARGV[1])
+local id = redis.call('XADD', KEYS[1], '*',
+  'id', ARGV[4], 'type', ARGV[5], 'frame', ARGV[6], 'except', ARGV[7])
+trim(tonumber(ARGV[2]), tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+redis.call('PEXPIRE', KEYS[3], ARGV[8])
+redis.call('PUBLISH', ARGV[9], ARGV[10] .. '{"stream":' .. ARGV[11] .. ',"offset":"' .. id ..
+  '","epoch":"' .. epoch .. '"}' .. ARGV[12])
+return { id, epoch }`;
+
+// Reads several streams at once for an instance that missed messages: KEYS[1] is the epoch,
+// then a stream and its dropped-id key per stream; ARGV: a fresh epoch, the epoch the caller
+// knows, the most entries per stream, then one XRANGE start per stream. When the epoch is not
+// the known one, every stream is read from its start: all it holds came after the loss.
+const READ_MANY = `
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local changed = epoch ~= ARGV[2]
+local out = {}
+for i = 2, #KEYS, 2 do
+  local n = i / 2
+  local start = ARGV[3 + n]
+  if changed then start = '-' end
+  local entries = {}
+  local exists = redis.call('EXISTS', KEYS[i])
+  if exists == 1 then
+    entries = redis.call('XRANGE', KEYS[i], start, '+', 'COUNT', ARGV[3])
+  end
+  out[n] = { exists, redis.call('GET', KEYS[i + 1]) or '0-0', entries }
+end
+return { epoch, tostring(now), out }`;
+
 const READ = `${LUA_HELPERS}
 local epoch = current_epoch(ARGV[5])
 if redis.call('EXISTS', KEYS[1]) == 0 then return { epoch, 0, '', '', {} } end
@@ -77,6 +118,29 @@ end
 return { epoch, 1, dropped, last, entries }`;
 
 const REDIS_OFFSET = /^\d{1,20}-\d{1,20}$/;
+
+/** Where a catch-up read of one stream starts. */
+export interface CatchUpStart {
+  stream: string;
+  /** Read entries after this offset (exclusive), or from this Redis time on (inclusive). */
+  after?: string;
+  fromMs?: number;
+}
+
+/** What a catch-up read found in one stream. */
+export interface CatchUpRead {
+  stream: string;
+  entries: HistoryEntry[];
+  /** False when entries the caller had not seen may have been dropped already. */
+  complete: boolean;
+}
+
+/** The envelope a message is published in, split where the script puts the position. */
+export interface PublishedEnvelope {
+  channel: string;
+  head: string;
+  tail: string;
+}
 
 /** Idle streams are dropped after this many `maxAgeMs`: by then all they held had expired. */
 const IDLE_TTL_FACTOR = 10;
@@ -120,6 +184,76 @@ export class RedisMessageHistory extends MessageHistory {
       String(this.bounds.maxAgeMs * IDLE_TTL_FACTOR),
     )) as [string, string];
     return { stream, offset, epoch };
+  }
+
+  /**
+   * Appends, then publishes `envelope` with the position in it, in one script. `via` runs the
+   * script on another connection (the bus publisher), so that it is ordered after what that
+   * connection published before.
+   */
+  async appendAndPublish(
+    stream: string,
+    record: HistoryRecord,
+    envelope: PublishedEnvelope,
+    via: Redis = this.redis,
+  ): Promise<StreamPosition> {
+    const [offset, epoch] = (await via.eval(
+      APPEND_AND_PUBLISH,
+      3,
+      this.streamKey(stream),
+      this.epochKey,
+      this.droppedKey(stream),
+      randomUUID().slice(0, 8),
+      String(this.bounds.maxMessages),
+      String(this.bounds.maxAgeMs),
+      record.id,
+      record.type,
+      record.frame,
+      record.exceptUserId ?? '',
+      String(this.bounds.maxAgeMs * IDLE_TTL_FACTOR),
+      envelope.channel,
+      envelope.head,
+      JSON.stringify(stream),
+      envelope.tail,
+    )) as [string, string];
+    return { stream, offset, epoch };
+  }
+
+  /**
+   * Reads what an instance may have missed in each of `starts` (all of them when the epoch is
+   * not `knownEpoch`); also tells the epoch and Redis's time, the clock offsets are made from.
+   */
+  async readMissed(
+    starts: readonly CatchUpStart[],
+    knownEpoch: string,
+  ): Promise<{ epoch: string; nowMs: number; streams: CatchUpRead[] }> {
+    await this.firstConnection();
+    const keys = starts.flatMap(({ stream }) => [this.streamKey(stream), this.droppedKey(stream)]);
+    const [epoch, now, raw] = (await this.redis.eval(
+      READ_MANY,
+      1 + keys.length,
+      this.epochKey,
+      ...keys,
+      randomUUID().slice(0, 8),
+      knownEpoch,
+      String(this.bounds.maxMessages),
+      ...starts.map(xrangeStart),
+    )) as [string, string, Array<[number, string, Array<[string, string[]]>]>];
+    const nowMs = Number(now);
+    const idleTtl = this.bounds.maxAgeMs * IDLE_TTL_FACTOR;
+    const streams = starts.map((start, index): CatchUpRead => {
+      const [exists, dropped, entries] = raw[index]!;
+      if (epoch !== knownEpoch) {
+        return { stream: start.stream, entries: entries.map(toEntryOf), complete: false };
+      }
+      const since = start.after ?? `${Math.max(0, (start.fromMs ?? 0) - 1)}-${MAX_SEQ}`;
+      // A stream that expired idle held nothing younger than its TTL; past that, unknown.
+      const complete = exists
+        ? compareOffsets(dropped, since) <= 0
+        : nowMs - sinceMs(since) < idleTtl;
+      return { stream: start.stream, entries: entries.map(toEntryOf), complete };
+    });
+    return { epoch, nowMs, streams };
   }
 
   async readAfter(
@@ -186,6 +320,21 @@ export class RedisMessageHistory extends MessageHistory {
   private droppedKey(stream: string): string {
     return `${this.namespace}:history:dropped:${stream}`;
   }
+}
+
+/** The highest sequence number within one millisecond of a Redis Stream id. */
+const MAX_SEQ = '18446744073709551615';
+
+function xrangeStart(start: CatchUpStart): string {
+  return start.after === undefined ? `${start.fromMs ?? 0}-0` : `(${start.after}`;
+}
+
+function sinceMs(offset: string): number {
+  return Number(offset.split('-')[0]);
+}
+
+function toEntryOf([offset, fields]: [string, string[]]): HistoryEntry {
+  return toEntry(offset, fields);
 }
 
 function toEntry(offset: string, fields: string[]): HistoryEntry {

@@ -92,6 +92,7 @@ export class ResumeService implements OnApplicationShutdown {
       if (!(await this.roomFor(connection, frame.length))) break;
       if (!this.writer.write(connection, frame)) break;
       replayed++;
+      (connection.replayedUpTo ??= new Map()).set(stream, entry.offset);
     }
     const complete = read.complete && connection.socket.readyState === WebSocket.OPEN;
     return {

@@ -29,3 +29,20 @@ export function streamTargets(target: DeliveryTarget): StreamTarget[] {
       return [{ stream: ALL_STREAM, target }];
   }
 }
+
+/** Who reads `stream` now: the recipients of a message of it (the inverse of the above). */
+export function streamReaders(stream: string, exceptUserId?: string): DeliveryTarget | undefined {
+  if (stream === ALL_STREAM) return { kind: 'all', exceptUserId };
+  const colon = stream.indexOf(':');
+  const name = stream.slice(colon + 1);
+  switch (stream.slice(0, colon)) {
+    case 'user':
+      return { kind: 'users', userIds: [name] };
+    case 'event':
+      return { kind: 'event', event: name };
+    case 'room':
+      return { kind: 'room', room: name };
+    default:
+      return undefined;
+  }
+}

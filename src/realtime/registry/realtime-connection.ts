@@ -34,6 +34,11 @@ export class RealtimeConnection {
    * connection. A replay stops there, so that nothing arrives twice. Made on first use.
    */
   firstLiveOffsets: Map<string, string> | undefined;
+  /**
+   * Per stream, the last offset a resume replayed to this connection: an instance filling a gap
+   * in its own subscription afterwards must not deliver those again. Made by a replay only.
+   */
+  replayedUpTo: Map<string, string> | undefined;
 
   constructor(
     readonly id: string,

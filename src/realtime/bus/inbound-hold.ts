@@ -1,0 +1,46 @@
+import type { OutboundMessage } from './delivery-target.js';
+
+/**
+ * Messages that arrived from the bus while this instance is filling a gap in what it received:
+ * kept in arrival order, to be delivered after what was missed, so that no stream goes out of
+ * order. Bounded: past `limit` further messages are dropped and the hold reports it.
+ */
+export class InboundHold {
+  private held: OutboundMessage[] | undefined;
+  private overflowed = false;
+
+  constructor(private readonly limit: number) {}
+
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
+  start(): void {
+    this.held ??= [];
+  }
+
+  /** Keeps the message when holding; false when it should be delivered now. */
+  offer(message: OutboundMessage): boolean {
+    if (!this.held) return false;
+    if (this.held.length < this.limit) this.held.push(message);
+    else this.overflowed = true;
+    return true;
+  }
+
+  /** The first held offset of each stream: older messages of it were missed, not held. */
+  firstOffsets(): Map<string, string> {
+    const first = new Map<string, string>();
+    for (const { position } of this.held ?? []) {
+      if (position && !first.has(position.stream)) first.set(position.stream, position.offset);
+    }
+    return first;
+  }
+
+  /** Ends the hold; what was kept, oldest first, and whether some had to be dropped. */
+  release(): { messages: OutboundMessage[]; overflowed: boolean } {
+    const released = { messages: this.held ?? [], overflowed: this.overflowed };
+    this.held = undefined;
+    this.overflowed = false;
+    return released;
+  }
+}
