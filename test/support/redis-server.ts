@@ -111,6 +111,11 @@ function rawCommand(
   });
 }
 
+/** Sends one command to the redis-server on 127.0.0.1:`port`; its first reply line, if any. */
+export async function redisCommand(port: number, command: string): Promise<string | undefined> {
+  return rawCommand(port, command, (r) => r.includes('\r\n'), 2000);
+}
+
 /** True when something on 127.0.0.1:`port` answers `PING` with `+PONG` within `timeoutMs`. */
 export async function pingRedis(port: number, timeoutMs = 500): Promise<boolean> {
   const reply = await rawCommand(port, 'PING', (r) => r.includes('\r\n'), timeoutMs);
@@ -152,11 +157,13 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 /**
- * Starts a private redis-server (no persistence, 127.0.0.1 only, a free port) and waits until it
+ * Starts a private redis-server (127.0.0.1 only, a free port; no persistence unless `persistDir`) and waits until it
  * answers PING. Without the binary: throws when REQUIRE_REDIS=1 (CI), else resolves undefined and
  * the caller skips with {@link requireRedis}.
  */
-export async function startRedisServer(): Promise<RedisServer | undefined> {
+export async function startRedisServer(
+  options: { persistDir?: string } = {},
+): Promise<RedisServer | undefined> {
   const binary = findOnPath('redis-server');
   if (!binary) {
     if (process.env.REQUIRE_REDIS === '1') {
@@ -182,8 +189,10 @@ export async function startRedisServer(): Promise<RedisServer | undefined> {
         '127.0.0.1',
         '--save',
         '',
-        '--appendonly',
-        'no',
+        // With a directory, every write goes to an append-only file first: a restart keeps it.
+        ...(options.persistDir
+          ? ['--dir', options.persistDir, '--appendonly', 'yes', '--appendfsync', 'always']
+          : ['--appendonly', 'no']),
         '--daemonize',
         'no',
         '--loglevel',

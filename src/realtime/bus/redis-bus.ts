@@ -110,6 +110,8 @@ export class RedisBus extends RealtimeBus {
   /** Stream sends delivered here before publishing (during an outage): not delivered again. */
   private readonly deliveredFirst = new RecentIds(8192);
   private readonly marks = new Map<string, () => void>();
+  /** Keys of what the current recovery delivered from the history. */
+  private readonly recovered = new Set<string>();
   private subscribedOnce = false;
   private recovering = false;
   private recoverAgain = false;
@@ -252,6 +254,17 @@ export class RedisBus extends RealtimeBus {
     const mark = this.encode({ kind: 'mark', origin: this.instanceId, id });
     this.publisher.publish(this.inbox, mark).catch(() => this.marks.get(id)?.());
     return arrived;
+  }
+
+  /**
+   * A message the recovery delivered from the history: a copy of it that arrives (or was held)
+   * later, for example published again after a lost reply, is not delivered again.
+   */
+  noteRecovered(message: OutboundMessage, reached: number): void {
+    const key = deliveryKey(message);
+    this.recent.add(key);
+    this.recovered.add(key);
+    this.echoes.get(key)?.(reached);
   }
 
   /** The first offset per stream among the messages held during a recovery. */
@@ -474,7 +487,11 @@ export class RedisBus extends RealtimeBus {
 
   private releaseHeld(): void {
     const { messages, overflowed } = this.hold.release();
-    for (const message of messages) this.deliverNow(message, deliveryKey(message));
+    for (const message of messages) {
+      const key = deliveryKey(message);
+      if (!this.recovered.has(key)) this.deliverNow(message, key);
+    }
+    this.recovered.clear();
     if (overflowed) this.gapRecovery?.overflowed();
   }
 

@@ -34,6 +34,9 @@ export class StreamCatchUp implements GapRecovery, OnModuleInit {
   private readonly logger = new Logger('RealtimeStreamCatchUp');
   private history: RedisMessageHistory | undefined;
   private bus: RedisBus | undefined;
+  /** Messages delivered from the history after gaps, and streams reported lost (for stats). */
+  filled = 0;
+  unrecovered = 0;
 
   constructor(
     bus: RealtimeBus,
@@ -87,10 +90,18 @@ export class StreamCatchUp implements GapRecovery, OnModuleInit {
       delivered += replayed;
       if (!read.complete) {
         const reason = epochChanged ? 'epoch_changed' : 'gap_too_old';
-        lost.push({ stream: read.stream, recovered: false, replayed, reason, epoch: current.epoch });
+        lost.push({
+          stream: read.stream,
+          recovered: false,
+          replayed,
+          reason,
+          epoch: current.epoch,
+        });
       }
     }
     if (epochChanged && delivered === 0) this.watermark.reset(current.epoch, current.nowMs);
+    this.filled += delivered;
+    this.unrecovered += lost.length;
     this.logger.log({
       event: 'stream.gap_filled',
       streams: streams.length,
@@ -122,7 +133,8 @@ export class StreamCatchUp implements GapRecovery, OnModuleInit {
       const target = streamReaders(read.stream, entry.exceptUserId);
       if (!target) break;
       const position = { stream: read.stream, offset: entry.offset, epoch };
-      this.delivery.deliver({ id: entry.id, type: entry.type, frame: entry.frame, target, position });
+      const message = { id: entry.id, type: entry.type, frame: entry.frame, target, position };
+      this.bus!.noteRecovered(message, this.delivery.deliver(message));
       replayed++;
     }
     return replayed;

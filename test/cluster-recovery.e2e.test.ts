@@ -1,0 +1,308 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it, type TestContext } from 'node:test';
+import { WebSocket } from 'ws';
+import { RealtimeClient, type ResyncInfo, type WebSocketConstructor } from '../src/client/index.js';
+import type { ResumeResultData } from '../src/protocol/index.js';
+import { StreamCatchUp } from '../src/realtime/recovery/stream-catch-up.js';
+import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
+import {
+  type RedisServer,
+  redisCommand,
+  requireRedis,
+  startRedisServer,
+} from './support/redis-server.js';
+import { eventually } from './support/test-client.js';
+import { sleep } from './support/wire.js';
+
+/**
+ * Recovery across instances through Redis (issue 6, PROTOCOL.md section 9): 1,000 numbered
+ * messages flow to one SDK client through every stream kind while the client's TCP connection is
+ * cut and it reconnects to the other instance, while Redis kills the instances' subscriptions, and
+ * while Redis restarts. The client ends with exactly 1..1000 in order, or, when the history itself
+ * was lost, is told to resync: never a silent gap.
+ */
+
+const COUNT = 1000;
+const WAIT_MS = 20_000;
+const KINDS = ['user', 'event', 'room', 'all'] as const;
+type Kind = (typeof KINDS)[number];
+const TYPES: Record<string, Kind> = {
+  'n.user': 'user',
+  numbers: 'event',
+  'n.room': 'room',
+  'n.all': 'all',
+};
+const USER = 'numbered';
+const ROOM = 'numbers-room';
+
+const servers: RedisServer[] = [];
+const clusters: Cluster[] = [];
+const dirs: string[] = [];
+after(async () => {
+  for (const cluster of clusters) await cluster.close().catch(() => undefined);
+  for (const server of servers) await server.kill();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function redisFor(t: TestContext, persistent = false): Promise<RedisServer | undefined> {
+  const persistDir = persistent ? mkdtempSync(join(tmpdir(), 'realtime-redis-')) : undefined;
+  if (persistDir) dirs.push(persistDir);
+  const server = await startRedisServer({ persistDir });
+  if (!requireRedis(t, server)) return undefined;
+  servers.push(server);
+  return server;
+}
+
+/** Two instances whose hosts put every connection of {@link USER} in {@link ROOM}. */
+async function cluster(redis: RedisServer): Promise<ClusterInstance[]> {
+  const started = await startCluster(2, redis.url, {
+    events: ['numbers'],
+    history: { maxMessages: COUNT },
+    rateLimitMessages: 10_000,
+    redis: { requestTimeoutMs: 2000, leaseMs: 3000, maxBufferedPublishes: 10 * COUNT },
+  });
+  clusters.push(started);
+  for (const instance of started.instances) {
+    instance.service.connectionOpened$.subscribe((opened) => {
+      if (opened.userId === USER) {
+        instance.service.joinRoom(ROOM, { connectionId: opened.connectionId });
+      }
+    });
+  }
+  return started.instances;
+}
+
+/**
+ * `ws` WebSockets that remember themselves (so that a test can cut one) and connect to the
+ * instances in turn: each reconnect lands on the other instance.
+ */
+function rotatingWebSocket(urls: readonly string[], opened: WebSocket[]): WebSocketConstructor {
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      const { search } = new URL(url);
+      super(`${urls[opened.length % urls.length]}${search}`, protocols);
+      opened.push(this);
+    }
+  } as unknown as WebSocketConstructor;
+}
+
+/** Ends the TCP connection under a `ws` socket with no close frame: the network went away. */
+function cutTcp(socket: WebSocket): void {
+  (socket as unknown as { _socket: Socket })._socket.destroy();
+}
+
+interface Recorder {
+  sdk: RealtimeClient;
+  sockets: WebSocket[];
+  got: Record<Kind, number[]>;
+  resumes: ResumeResultData[];
+  resyncs: ResyncInfo[];
+}
+
+async function connectClient(instances: readonly ClusterInstance[]): Promise<Recorder> {
+  const sockets: WebSocket[] = [];
+  const sdk = new RealtimeClient({
+    url: instances[0]!.wsUrl,
+    getToken: () => instances[0]!.token(USER),
+    WebSocket: rotatingWebSocket(
+      instances.map((instance) => instance.wsUrl),
+      sockets,
+    ),
+    minReconnectDelayMs: 20,
+    maxReconnectDelayMs: 100,
+    requestTimeoutMs: WAIT_MS,
+  });
+  const recorder: Recorder = {
+    sdk,
+    sockets,
+    got: { user: [], event: [], room: [], all: [] },
+    resumes: [],
+    resyncs: [],
+  };
+  for (const [type, kind] of Object.entries(TYPES)) {
+    sdk.on(type, (data) => recorder.got[kind].push(data.seq as number));
+  }
+  sdk.on('resumed', (result) => recorder.resumes.push(result));
+  sdk.on('resync', (info) => recorder.resyncs.push(info));
+  await sdk.connect();
+  await sdk.subscribe(['numbers']);
+  return recorder;
+}
+
+async function send(from: ClusterInstance, kind: Kind, seq: number): Promise<void> {
+  const data = { seq };
+  switch (kind) {
+    case 'user':
+      await from.service.sendToUser(USER, 'n.user', data);
+      return;
+    case 'event':
+      await from.service.sendToEvent('numbers', data);
+      return;
+    case 'room':
+      await from.service.sendToRoom(ROOM, 'n.room', data);
+      return;
+    case 'all':
+      await from.service.broadcast('n.all', data);
+      return;
+  }
+}
+
+/**
+ * Sends 1..COUNT on every stream kind from `senderOf(seq)`, running `fault` before the given
+ * numbers while the sends go on; then waits until the client has every number of every kind.
+ * Numbers for which `burst(seq)` is true are sent without waiting for their counts, so that many
+ * go out within a short fault; they must all come from one sender, which keeps their order.
+ */
+async function stream(
+  recorder: Recorder,
+  senderOf: (seq: number) => ClusterInstance,
+  faults: Record<number, () => Promise<void> | void>,
+  burst: (seq: number) => boolean = () => false,
+): Promise<void> {
+  let unawaited: Array<Promise<void>> = [];
+  for (let seq = 1; seq <= COUNT; seq++) {
+    await faults[seq]?.();
+    if (burst(seq)) {
+      for (const kind of KINDS) unawaited.push(send(senderOf(seq), kind, seq));
+      continue;
+    }
+    await Promise.all(unawaited);
+    unawaited = [];
+    for (const kind of KINDS) await send(senderOf(seq), kind, seq);
+    if (seq % 25 === 0) await sleep(1);
+  }
+  await Promise.all(unawaited);
+  await eventually(
+    () => KINDS.every((kind) => recorder.got[kind].length >= COUNT),
+    WAIT_MS,
+    'every message',
+  ).catch((error: Error) => {
+    const counts = KINDS.map((kind) => `${kind} ${recorder.got[kind].length}`).join(', ');
+    throw new Error(`${error.message}: ${counts}; resyncs ${JSON.stringify(recorder.resyncs)}`);
+  });
+  await sleep(200);
+}
+
+function assertExactlyAll(recorder: Recorder): void {
+  const expected = Array.from({ length: COUNT }, (_, i) => i + 1);
+  for (const kind of KINDS) assert.deepEqual(recorder.got[kind], expected, `${kind} stream`);
+}
+
+describe('cluster recovery: two instances, one Redis', () => {
+  it(`a client cut twice reconnects to the other instance each time and ends with 1..${COUNT} on every stream kind`, async (t) => {
+    const redis = await redisFor(t);
+    if (!redis) return;
+    const instances = await cluster(redis);
+    const recorder = await connectClient(instances);
+    try {
+      // The sends alternate between the instances: the streams' order is Redis's, not a sender's.
+      await stream(recorder, (seq) => instances[seq % 2]!, {
+        300: () => cutTcp(recorder.sockets.at(-1)!),
+        700: () => cutTcp(recorder.sockets.at(-1)!),
+      });
+      assertExactlyAll(recorder);
+      assert.ok(recorder.sockets.length >= 3, `reconnected twice (${recorder.sockets.length})`);
+      assert.ok(recorder.resumes.length >= 2, `resumed ${recorder.resumes.length} times`);
+      assert.ok(
+        recorder.resumes.every((result) => result.recovered),
+        JSON.stringify(recorder.resumes),
+      );
+      const replayed = recorder.resumes
+        .flatMap((r) => r.streams)
+        .reduce((n, s) => n + s.replayed, 0);
+      assert.ok(replayed > 0, 'the cuts lost messages that the other instance replayed');
+      assert.deepEqual(recorder.resyncs, []);
+    } finally {
+      recorder.sdk.close();
+    }
+  });
+
+  it(`the instances' subscriptions killed twice mid-stream: the client ends with 1..${COUNT}, filled in from the history`, async (t) => {
+    const redis = await redisFor(t);
+    if (!redis) return;
+    const instances = await cluster(redis);
+    const recorder = await connectClient(instances);
+    const killSubscribers = async () => {
+      const reply = await redisCommand(redis.port, 'CLIENT KILL TYPE pubsub');
+      assert.match(reply ?? '', /^:[1-9]/, `subscriptions killed: ${reply}`);
+    };
+    try {
+      // Right after each kill, 40 numbers go out at once from one instance, into the gap.
+      const inBurst = (seq: number) => (seq >= 300 && seq < 340) || (seq >= 700 && seq < 740);
+      await stream(
+        recorder,
+        (seq) => (inBurst(seq) ? instances[1]! : instances[seq % 2]!),
+        { 300: killSubscribers, 700: killSubscribers },
+        inBurst,
+      );
+      assertExactlyAll(recorder);
+      assert.equal(recorder.sockets.length, 1, 'the client itself never reconnected');
+      assert.deepEqual(recorder.resyncs, []);
+      const filled = instances[0]!.app.get(StreamCatchUp).filled;
+      t.diagnostic(`${filled} messages filled in from the history by the client's instance`);
+      assert.ok(filled > 0, 'messages sent while the subscription was down came from the history');
+    } finally {
+      recorder.sdk.close();
+    }
+  });
+
+  it(`Redis restarted mid-stream (with its data kept): the client ends with 1..${COUNT}, no resync`, async (t) => {
+    const redis = await redisFor(t, true);
+    if (!redis) return;
+    const instances = await cluster(redis);
+    const recorder = await connectClient(instances);
+    try {
+      // One sender: while Redis is down its sends reach the other instance only when it is back,
+      // so sends of two instances made during the outage could not keep one order.
+      await stream(recorder, () => instances[1]!, {
+        400: async () => {
+          await redis.stop();
+          await redis.start();
+        },
+      });
+      assertExactlyAll(recorder);
+      assert.equal(recorder.sockets.length, 1, 'the client itself never reconnected');
+      assert.deepEqual(recorder.resyncs, []);
+    } finally {
+      recorder.sdk.close();
+    }
+  });
+
+  it('Redis restarted with its data lost: the client is told to resync every stream, and nothing arrives twice or out of order', async (t) => {
+    const redis = await redisFor(t);
+    if (!redis) return;
+    const instances = await cluster(redis);
+    const recorder = await connectClient(instances);
+    try {
+      await stream(recorder, () => instances[1]!, {
+        400: async () => {
+          await redis.stop();
+          await redis.start();
+        },
+      });
+      await eventually(() => recorder.resyncs.length > 0, WAIT_MS, 'a resync');
+      const told = recorder.resyncs.flatMap((info) => info.streams);
+      assert.ok(
+        told.every((s) => !s.recovered && s.reason === 'epoch_changed'),
+        JSON.stringify(told),
+      );
+      assert.deepEqual(
+        new Set(told.map((s) => s.stream)),
+        new Set(['all', `user:${USER}`, 'event:numbers', `room:${ROOM}`]),
+      );
+      for (const kind of KINDS) {
+        const got = recorder.got[kind];
+        for (let i = 1; i < got.length; i++) {
+          assert.ok(got[i]! > got[i - 1]!, `${kind}: ${got[i]} after ${got[i - 1]}`);
+        }
+      }
+    } finally {
+      recorder.sdk.close();
+    }
+  });
+});
