@@ -1,5 +1,5 @@
-interface InFlight {
-  payload: string;
+interface InFlight<T> {
+  item: T;
   /** Confirmed sent, or moved back to the queue: its own outcome no longer matters. */
   settled: boolean;
 }
@@ -8,14 +8,14 @@ interface InFlight {
  * Publishes in order, keeping those made while Redis is unreachable (at most `limit`) and
  * sending them, still in order, once it is back.
  */
-export class PublishQueue {
-  private readonly pending: string[] = [];
+export class PublishQueue<T> {
+  private readonly pending: T[] = [];
   /** Sent but not yet confirmed, oldest first. */
-  private inFlight: InFlight[] = [];
+  private inFlight: Array<InFlight<T>> = [];
   private flushing = false;
 
   constructor(
-    private readonly send: (payload: string) => Promise<unknown>,
+    private readonly send: (item: T) => Promise<unknown>,
     private readonly limit: number,
   ) {}
 
@@ -29,14 +29,14 @@ export class PublishQueue {
   }
 
   /** Sends now when nothing is waiting, else queues behind what is. */
-  push(payload: string, connected: boolean): void {
+  push(item: T, connected: boolean): void {
     if (!connected || this.pending.length > 0 || this.flushing) {
-      this.pending.push(payload);
+      this.pending.push(item);
       return;
     }
-    const entry: InFlight = { payload, settled: false };
+    const entry: InFlight<T> = { item, settled: false };
     this.inFlight.push(entry);
-    this.send(payload).then(
+    this.send(item).then(
       () => {
         entry.settled = true;
         while (this.inFlight[0]?.settled) this.inFlight.shift();
@@ -76,6 +76,6 @@ export class PublishQueue {
     const unconfirmed = this.inFlight.filter((entry) => !entry.settled);
     for (const entry of unconfirmed) entry.settled = true;
     this.inFlight = [];
-    this.pending.unshift(...unconfirmed.map((entry) => entry.payload));
+    this.pending.unshift(...unconfirmed.map((entry) => entry.item));
   }
 }

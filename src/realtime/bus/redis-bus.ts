@@ -46,6 +46,11 @@ local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return { redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf'), gone }`;
 
+/** A publish that waits for Redis: an envelope, or a stream send to append and publish then. */
+type QueuedPublish =
+  | { payload: string }
+  | { message: OutboundMessage; copies: ReadonlyArray<StreamCopy & { ack?: string }> };
+
 /** Messages held while a gap in what this instance received is filled (see {@link GapRecovery}). */
 const MAX_HELD = 100_000;
 /** Pause before trying a failed gap recovery again, ms. */
@@ -85,7 +90,7 @@ export class RedisBus extends RealtimeBus {
   private readonly channel: string;
   private readonly inbox: string;
   private readonly instancesKey: string;
-  private readonly queue: PublishQueue;
+  private readonly queue: PublishQueue<QueuedPublish>;
   private readonly recent = new RecentIds(8192);
   private readonly counts = new Map<string, PendingCount>();
   private readonly requests = new Map<string, PendingRequest>();
@@ -108,7 +113,7 @@ export class RedisBus extends RealtimeBus {
   /** Local counts of this instance's stream sends, settled when they come back from Redis. */
   private readonly echoes = new Map<string, (reached: number) => void>();
   /** Stream sends delivered here before publishing (during an outage): not delivered again. */
-  private readonly deliveredFirst = new RecentIds(8192);
+  private readonly deliveredFirst: RecentIds;
   private readonly marks = new Map<string, () => void>();
   /** Keys of what the current recovery delivered from the history. */
   private readonly recovered = new Set<string>();
@@ -140,10 +145,11 @@ export class RedisBus extends RealtimeBus {
     this.ownsClients = !options.clients;
     this.publisher = options.clients?.publisher ?? new Redis(options.url!, FAIL_FAST);
     this.subscriber = options.clients?.subscriber ?? new Redis(options.url!, RESUBSCRIBING);
-    this.queue = new PublishQueue(
-      (payload) => this.publisher.publish(this.channel, payload),
+    this.queue = new PublishQueue<QueuedPublish>(
+      (item) => this.sendQueued(item),
       this.options.maxBufferedPublishes,
     );
+    this.deliveredFirst = new RecentIds(Math.max(8192, 4 * this.options.maxBufferedPublishes));
     this.start();
   }
 
@@ -178,7 +184,9 @@ export class RedisBus extends RealtimeBus {
     }
     // In an outage, or while what waited for it still goes out: delivered here first, published
     // later, once and without positions, like any send then (a resume cannot bring it back).
-    if (!this.up || this.queue.size > 0) return this.inOrder(() => this.publishLocalFirst(message));
+    if (!this.up || this.queue.size > 0) {
+      return this.inOrder(() => this.publishLocalFirst(message, copies));
+    }
     const counts = await Promise.all(
       copies.map(({ stream, target }) => this.publishCopy({ ...message, target }, stream)),
     );
@@ -216,13 +224,7 @@ export class RedisBus extends RealtimeBus {
     const remote = ack ? this.countReplies(ack, waitFor) : undefined;
     // Without the subscription, it reaches this instance's clients when the gap is filled.
     const local = connected ? this.awaitEcho(key) : undefined;
-    const envelope = this.encode({ kind: 'deliver', origin: this.instanceId, ack, message });
-    const outcome = this.history!.appendAndPublish(
-      stream,
-      historyRecord(message),
-      { channel: this.channel, head: `${envelope.slice(0, -2)},"position":`, tail: '}}' },
-      this.publisher,
-    ).then(
+    const outcome = this.appendAndPublish(message, stream, ack).then(
       () => true,
       () => {
         // Redis went away: the script may or may not have run; receivers drop a second copy.
@@ -232,7 +234,8 @@ export class RedisBus extends RealtimeBus {
       },
     );
     const counted = (async () => (local ? await local : 0) + (remote ? await remote : 0))();
-    return this.inOrder(() => this.publishLocalFirst(message, key), { outcome, counted });
+    const copy = [{ stream, target: message.target }];
+    return this.inOrder(() => this.publishLocalFirst(message, copy), { outcome, counted });
   }
 
   /** Resolves once everything published before this call has come back from Redis; false if not in time. */
@@ -260,6 +263,12 @@ export class RedisBus extends RealtimeBus {
    * A message the recovery delivered from the history: a copy of it that arrives (or was held)
    * later, for example published again after a lost reply, is not delivered again.
    */
+  /** True when this copy of a message was delivered here already (live, or before publishing). */
+  delivered(message: OutboundMessage): boolean {
+    const key = deliveryKey(message);
+    return this.recent.has(key) || this.deliveredFirst.has(key);
+  }
+
   noteRecovered(message: OutboundMessage, reached: number): void {
     const key = deliveryKey(message);
     this.recent.add(key);
@@ -276,7 +285,44 @@ export class RedisBus extends RealtimeBus {
     return this.publishLocalFirst(message);
   }
 
-  private async publishLocalFirst(message: OutboundMessage, streamKey?: string): Promise<number> {
+  /** One script: the copy goes into its stream's history and out on the channel, positioned. */
+  private appendAndPublish(
+    message: OutboundMessage,
+    stream: string,
+    ack?: string,
+  ): Promise<unknown> {
+    const envelope = this.encode({ kind: 'deliver', origin: this.instanceId, ack, message });
+    return this.history!.appendAndPublish(
+      stream,
+      historyRecord(message),
+      { channel: this.channel, head: `${envelope.slice(0, -2)},"position":`, tail: '}}' },
+      this.publisher,
+    );
+  }
+
+  /**
+   * What waited for Redis goes out in order. A stream send goes into the history then, so that an
+   * instance that was not subscribed yet when it went out still finds it there.
+   */
+  private async sendQueued(item: QueuedPublish): Promise<void> {
+    if ('payload' in item) {
+      await this.publisher.publish(this.channel, item.payload);
+      return;
+    }
+    for (const { stream, target, ack } of item.copies) {
+      await this.appendAndPublish({ ...item.message, target }, stream, ack);
+    }
+  }
+
+  /**
+   * Delivers here at once, then publishes (now, or queued while Redis is unreachable). `copies`:
+   * a stream send, which is queued to go into the history when Redis is back; its count is the
+   * local one.
+   */
+  private async publishLocalFirst(
+    message: OutboundMessage,
+    copies?: readonly StreamCopy[],
+  ): Promise<number> {
     if (this.closed) return 0;
     // Publishing needs only the publisher; counting answers needs the subscriber too.
     const canPublish = this.up;
@@ -288,14 +334,22 @@ export class RedisBus extends RealtimeBus {
       );
     }
     const local = this.deliver ? this.deliver(message) : 0;
-    if (streamKey !== undefined) this.deliveredFirst.add(streamKey);
     const waitFor = connected ? this.peers.filter((peer) => !this.silent.has(peer)) : [];
+    if (copies) {
+      // Its copies come back from Redis later, positioned: not delivered here twice.
+      for (const { target } of copies) this.deliveredFirst.add(deliveryKey({ ...message, target }));
+      const acked = copies.map((copy) => ({
+        ...copy,
+        ack: waitFor.length > 0 ? randomUUID() : undefined,
+      }));
+      const remote = acked.map(({ ack }) => (ack ? this.countReplies(ack, waitFor) : 0));
+      this.queue.push({ message, copies: acked }, canPublish);
+      return (await Promise.all(remote)).reduce((sum, count) => sum + count, local);
+    }
     const ack = waitFor.length > 0 ? randomUUID() : undefined;
     const remote = ack ? this.countReplies(ack, waitFor) : undefined;
-    this.queue.push(
-      this.encode({ kind: 'deliver', origin: this.instanceId, ack, message }),
-      canPublish,
-    );
+    const payload = this.encode({ kind: 'deliver', origin: this.instanceId, ack, message });
+    this.queue.push({ payload }, canPublish);
     return local + (remote ? await remote : 0);
   }
 

@@ -134,6 +134,8 @@ export class StreamCatchUp implements GapRecovery, OnModuleInit {
       if (!target) break;
       const position = { stream: read.stream, offset: entry.offset, epoch };
       const message = { id: entry.id, type: entry.type, frame: entry.frame, target, position };
+      // Also in the history twice (a publish retried after a lost reply), or delivered before.
+      if (this.bus!.delivered(message)) continue;
       this.bus!.noteRecovered(message, this.delivery.deliver(message));
       replayed++;
     }
