@@ -1,6 +1,7 @@
 import type { ValidatorOptions } from '@nestjs/common/interfaces/external/validator-options.interface.js';
 import { getMetadataStorage, type ValidationArguments } from 'class-validator';
 import { createRequire } from 'node:module';
+import { isThenable } from './thenable.js';
 
 /**
  * A DTO instance for a payload that certainly passes the realtime ValidationPipe, built exactly as
@@ -149,8 +150,4 @@ function buildCheck(metatype: DtoClass, properties: PropertyRules[]): DtoFastChe
 function isPrimitive(value: unknown): value is string | number | boolean {
   const type = typeof value;
   return type === 'string' || type === 'number' || type === 'boolean';
-}
-
-function isThenable(value: unknown): boolean {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }

@@ -15,8 +15,10 @@ import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { ConnectionCloser } from './connection-closer.js';
 import { InboundContext } from './inbound-context.js';
 import { MessageRateLimiter, type RateDecision } from './message-rate-limiter.js';
+import { byteLength, replyIdOf, toText } from './raw-frame.js';
 import { toHandlerFailure } from './realtime-exception.filter.js';
 import { SocketWriter } from './socket-writer.js';
+import { isThenable } from './thenable.js';
 
 /** Unhandled frames per connection before its socket is paused, and when it resumes. */
 const MAX_PENDING = 16;
@@ -223,29 +225,4 @@ function toReplies(result: unknown): RealtimeReply[] | undefined {
 
 function isReply(value: unknown): value is RealtimeReply {
   return isJsonObject(value) && typeof value.type === 'string' && isJsonObject(value.data);
-}
-
-/** The id of a refused message, when it had a valid one (at most 2x the limit per window). */
-function replyIdOf(text: string): string | undefined {
-  const parsed = parseClientMessage(text);
-  return parsed.ok ? parsed.message.id : parsed.id;
-}
-
-function toText(raw: RawData): string {
-  if (Buffer.isBuffer(raw)) return raw.toString('utf8');
-  if (Array.isArray(raw)) return Buffer.concat(raw).toString('utf8');
-  return Buffer.from(raw).toString('utf8');
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
-
-function byteLength(raw: RawData): number {
-  if (Array.isArray(raw)) return raw.reduce((sum, part) => sum + part.length, 0);
-  return raw.byteLength;
 }
