@@ -5,11 +5,13 @@ import {
   ParamsTokenFactory,
   PipesContextCreator,
 } from '@nestjs/core/internal';
+import { DEFAULT_CALLBACK_METADATA } from '@nestjs/websockets/context/ws-metadata-constants.js';
 import { isThenable } from './thenable.js';
-import { type PipeShortcut, validationShortcut } from './validation-shortcut.js';
+import { NO_SHORTCUT, type PipeShortcut, validationShortcut } from './validation-shortcut.js';
 
 const SOCKET = 0; // WsParamtype
 const PAYLOAD = 3;
+const ACK = 13;
 
 type Method = (...args: unknown[]) => unknown;
 
@@ -40,8 +42,8 @@ export function resolveParams(
     }
     for (let p = 0; p < param.pipes.length; p++) {
       const { pipe, shortcut } = param.pipes[p]!;
-      const quick = shortcut?.(value, param.metadata as never);
-      if (quick !== undefined) {
+      const quick = shortcut ? shortcut(value, param.metadata as never) : NO_SHORTCUT;
+      if (quick !== NO_SHORTCUT) {
         value = quick;
         continue;
       }
@@ -82,8 +84,9 @@ export function compileParams(
   moduleKey: string,
   pipesCreator: PipesContextCreator,
 ): Param[] | undefined {
+  // Without decorated parameters Nest passes (socket, payload, ack), through the pipes too.
   const metadata = (Reflect.getMetadata(ROUTE_ARGS_METADATA, instance.constructor, methodName) ??
-    {}) as Record<string, ParamMetadata>;
+    DEFAULT_CALLBACK_METADATA) as Record<string, ParamMetadata>;
   const paramtypes = (Reflect.getMetadata('design:paramtypes', instance, methodName) ??
     []) as unknown[];
   const method = (instance as Record<string, unknown>)[methodName] as Method;
@@ -106,8 +109,9 @@ export function compileParams(
     } else {
       const kind = Number(key.split(':')[0]);
       const { data } = param;
-      // As WsParamsFactory; an @Ack() parameter keeps Nest's callback.
+      // As WsParamsFactory.
       if (kind === SOCKET) extract = (args) => args[0];
+      else if (kind === ACK) extract = (args) => args.find((arg) => typeof arg === 'function');
       else if (kind !== PAYLOAD) return undefined;
       else if (!data) extract = (args) => args[1];
       else

@@ -112,7 +112,7 @@ function compileHandler(
     return host;
   };
   const call = (args: unknown[]): unknown => {
-    // As Nest: without decorated parameters the method gets the raw arguments.
+    // As Nest when the parameter metadata is empty: the method gets the raw arguments.
     if (params.length === 0) return method.apply(instance, args);
     const values = new Array<unknown>(argsLength).fill(undefined);
     return then(resolveParams(params, args, values, 0), () => method.apply(instance, values));

@@ -1,7 +1,7 @@
 import { type ArgumentMetadata, ValidationPipe, type ValidationError } from '@nestjs/common';
 import { ErrorCode } from '../../protocol/index.js';
 import { RealtimeException } from './realtime.exception.js';
-import { validationShortcut } from './validation-shortcut.js';
+import { NO_SHORTCUT, validationShortcut } from './validation-shortcut.js';
 
 /**
  * DTO validation for message handlers. Unknown fields are stripped, not refused (PROTOCOL.md
@@ -25,8 +25,9 @@ export class RealtimeValidationPipe extends ValidationPipe {
   }
 
   override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    const result = validationShortcut(this)?.(value, metadata);
-    return result === undefined ? super.transform(value, metadata) : Promise.resolve(result);
+    const shortcut = validationShortcut(this);
+    const result = shortcut ? shortcut(value, metadata) : NO_SHORTCUT;
+    return result === NO_SHORTCUT ? super.transform(value, metadata) : Promise.resolve(result);
   }
 }
 

@@ -2,7 +2,10 @@ import { type ArgumentMetadata, type PipeTransform, ValidationPipe } from '@nest
 import type { ValidatorOptions } from '@nestjs/common/interfaces/external/validator-options.interface.js';
 import { compileDtoFastCheck, type DtoFastCheck } from './dto-fast-check.js';
 
-/** What a pipe returns for a value, synchronously; undefined when its `transform` must run. */
+/** Returned by a {@link PipeShortcut} that cannot vouch for the value: the pipe must run. */
+export const NO_SHORTCUT: unique symbol = Symbol('no shortcut');
+
+/** What a pipe returns for a value, synchronously; {@link NO_SHORTCUT} when its `transform` must run. */
 export type PipeShortcut = (value: unknown, metadata: ArgumentMetadata) => unknown;
 
 /** The ValidationPipe settings the shortcut depends on (protected fields of the pipe). */
@@ -35,8 +38,8 @@ const shortcuts = new WeakMap<PipeTransform, PipeShortcut | null>();
 /**
  * A synchronous shortcut for a ValidationPipe with `transform: true` (the module's own, or a
  * host's global one), or undefined for any other pipe. It answers what the pipe would for the
- * values it knows (custom parameters pass through; flat DTO payloads that pass are built by
- * {@link compileDtoFastCheck}); anything else is left to the pipe, errors included.
+ * values it knows (custom and unvalidated parameters pass through; flat DTO payloads that pass
+ * are built by {@link compileDtoFastCheck}); anything else is left to the pipe, errors included.
  */
 export function validationShortcut(pipe: PipeTransform): PipeShortcut | undefined {
   let shortcut = shortcuts.get(pipe);
@@ -66,12 +69,17 @@ function createShortcut(pipe: PipeTransform): PipeShortcut | undefined {
     // transform: true and no validateCustomDecorators: a custom parameter is returned as it is.
     if (metadata.type === 'custom') return value;
     const { metatype } = metadata;
-    if (typeof metatype !== 'function' || NOT_VALIDATED.includes(metatype)) return undefined;
+    if (!metatype || NOT_VALIDATED.includes(metatype)) {
+      // Not validated: transformPrimitive converts only named route and query parameters.
+      const converts = metadata.data && (metadata.type === 'param' || metadata.type === 'query');
+      return converts ? NO_SHORTCUT : value;
+    }
     let check = checks.get(metatype);
     if (check === undefined) {
       check = compileDtoFastCheck(metatype as new () => object, settings.validatorOptions) ?? null;
       checks.set(metatype, check);
     }
-    return check === null ? undefined : check(value);
+    const dto = check === null ? undefined : check(value);
+    return dto === undefined ? NO_SHORTCUT : dto;
   };
 }
