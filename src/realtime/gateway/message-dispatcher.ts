@@ -14,9 +14,11 @@ import { RealtimeMetrics } from '../realtime-metrics.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { ConnectionCloser } from './connection-closer.js';
 import { InboundContext } from './inbound-context.js';
-import { MessageRateLimiter } from './message-rate-limiter.js';
+import { MessageRateLimiter, type RateDecision } from './message-rate-limiter.js';
+import { byteLength, replyIdOf, toText } from './raw-frame.js';
 import { toHandlerFailure } from './realtime-exception.filter.js';
 import { SocketWriter } from './socket-writer.js';
+import { isThenable } from './thenable.js';
 
 /** Unhandled frames per connection before its socket is paused, and when it resumes. */
 const MAX_PENDING = 16;
@@ -47,31 +49,47 @@ export class MessageDispatcher {
   /**
    * Takes a frame from the socket. Frames of one connection are handled strictly in order (a
    * `subscribe` then `unsubscribe` must not swap); past {@link MAX_PENDING} unhandled frames the
-   * socket is paused, so a fast sender is slowed by TCP instead of growing this queue.
+   * socket is paused, so a fast sender is slowed by TCP instead of growing this queue. A frame
+   * that arrives with nothing pending and is handled synchronously (a ping) makes no promise.
    */
   receive(connection: RealtimeConnection, raw: RawData, isBinary: boolean): void {
     connection.lastActivity = Date.now();
-    const handle = (): Promise<void> =>
-      this.dispatch(connection, raw, isBinary).catch(this.onFailure);
     connection.pending++;
     if (connection.pending >= MAX_PENDING) connection.socket.pause();
-    const run = connection.pending === 1 ? handle() : connection.inbox.then(handle);
-    connection.inbox = run.then(() => {
-      connection.pending--;
-      if (connection.pending === RESUME_AT) connection.socket.resume();
-    });
+    if (connection.pending === 1) {
+      let run: Promise<void> | undefined;
+      try {
+        run = this.dispatch(connection, raw, isBinary);
+      } catch (error) {
+        this.onFailure(error);
+      }
+      if (run === undefined) this.settle(connection);
+      else connection.inbox = run.catch(this.onFailure).then(() => this.settle(connection));
+      return;
+    }
+    connection.inbox = connection.inbox
+      .then(() => this.dispatch(connection, raw, isBinary))
+      .catch(this.onFailure)
+      .then(() => this.settle(connection));
+  }
+
+  /** One frame of the connection fully handled. */
+  private settle(connection: RealtimeConnection): void {
+    connection.pending--;
+    if (connection.pending === RESUME_AT) connection.socket.resume();
   }
 
   private readonly onFailure = (error: unknown): void => {
     this.logger.error({ event: 'dispatch.failed', error: String(error) });
   };
 
-  private async dispatch(
+  /** Handles one frame; a promise only when a step (rate limit storage, handler) is async. */
+  private dispatch(
     connection: RealtimeConnection,
     raw: RawData,
     isBinary: boolean,
-  ): Promise<void> {
-    if (connection.closing) return;
+  ): Promise<void> | undefined {
+    if (connection.closing) return undefined;
     const now = Date.now();
     const size = byteLength(raw);
     connection.messagesIn++;
@@ -80,11 +98,22 @@ export class MessageDispatcher {
     this.metrics.bytesIn += size;
     if (isExpired(connection.principal, now)) {
       this.closer.close(connection, CloseCode.UNAUTHORIZED, CloseReason.TOKEN_EXPIRED);
-      return;
+      return undefined;
     }
     const decision = this.limiter.hit(connection.userId);
-    const rate = decision instanceof Promise ? await decision : decision;
-    if (connection.closing) return;
+    if (decision instanceof Promise) {
+      return decision.then((rate) => this.admit(connection, raw, isBinary, rate));
+    }
+    return this.admit(connection, raw, isBinary, decision);
+  }
+
+  private admit(
+    connection: RealtimeConnection,
+    raw: RawData,
+    isBinary: boolean,
+    rate: RateDecision,
+  ): Promise<void> | undefined {
+    if (connection.closing) return undefined;
     if (!rate.allowed) {
       if (rate.abusive) {
         this.closer.close(connection, CloseCode.POLICY_VIOLATION, CloseReason.POLICY_VIOLATION);
@@ -99,21 +128,24 @@ export class MessageDispatcher {
           isBinary ? undefined : replyIdOf(toText(raw)),
         );
       }
-      return;
+      return undefined;
     }
     if (isBinary) {
       this.invalid(connection, 'Binary frames are not part of the protocol; send JSON text');
-      return;
+      return undefined;
     }
     const parsed = parseClientMessage(toText(raw));
     if (!parsed.ok) {
       this.writer.sendError(connection, { code: parsed.code, message: parsed.message }, parsed.id);
-      return;
+      return undefined;
     }
-    await this.route(connection, parsed.message);
+    return this.route(connection, parsed.message);
   }
 
-  private async route(connection: RealtimeConnection, message: ClientEnvelope): Promise<void> {
+  private route(
+    connection: RealtimeConnection,
+    message: ClientEnvelope,
+  ): Promise<void> | undefined {
     const handler = connection.handlers?.get(message.type);
     if (!handler) {
       this.writer.sendError(
@@ -121,7 +153,7 @@ export class MessageDispatcher {
         { code: ErrorCode.INVALID_MESSAGE_TYPE, message: `Unknown message type "${message.type}"` },
         message.id,
       );
-      return;
+      return undefined;
     }
     const data = message.data ?? {};
     if (this.events.messages.observed) {
@@ -136,11 +168,27 @@ export class MessageDispatcher {
     const context = new InboundContext(connection, message);
     let result: unknown;
     try {
-      result = await handler(data, context);
+      result = handler(data, context);
     } catch (error) {
-      // Nest's pipeline hands errors to the filter; this catches what escapes it.
       context.failure ??= toHandlerFailure(error);
     }
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
+        (value) => this.answer(connection, context, value),
+        (error: unknown) => {
+          // Nest's pipeline hands errors to the filter; this catches what escapes it.
+          context.failure ??= toHandlerFailure(error);
+          this.answer(connection, context, undefined);
+        },
+      );
+    }
+    this.answer(connection, context, result);
+    return undefined;
+  }
+
+  /** The one place that answers a handled message: its failure, or the handler's replies. */
+  private answer(connection: RealtimeConnection, context: InboundContext, result: unknown): void {
+    const { message } = context;
     if (context.failure) {
       const { close, code, message: text } = context.failure;
       if (close) this.closer.close(connection, close.code, close.reason);
@@ -177,21 +225,4 @@ function toReplies(result: unknown): RealtimeReply[] | undefined {
 
 function isReply(value: unknown): value is RealtimeReply {
   return isJsonObject(value) && typeof value.type === 'string' && isJsonObject(value.data);
-}
-
-/** The id of a refused message, when it had a valid one (at most 2x the limit per window). */
-function replyIdOf(text: string): string | undefined {
-  const parsed = parseClientMessage(text);
-  return parsed.ok ? parsed.message.id : parsed.id;
-}
-
-function toText(raw: RawData): string {
-  if (Buffer.isBuffer(raw)) return raw.toString('utf8');
-  if (Array.isArray(raw)) return Buffer.concat(raw).toString('utf8');
-  return Buffer.from(raw).toString('utf8');
-}
-
-function byteLength(raw: RawData): number {
-  if (Array.isArray(raw)) return raw.reduce((sum, part) => sum + part.length, 0);
-  return raw.byteLength;
 }

@@ -9,6 +9,7 @@ import { ResumeService } from '../recovery/resume.service.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { SubscriptionService } from '../subscriptions/subscription.service.js';
 import { CurrentConnection } from './current-connection.decorator.js';
+import { isoNow } from './iso-clock.js';
 import type { RealtimeReply } from './message-dispatcher.js';
 import { RealtimeGateway } from './realtime-gateway.decorator.js';
 import { RealtimeException } from './realtime.exception.js';
@@ -30,7 +31,7 @@ export class RealtimeProtocolGateway {
     connection.lastHeartbeat = Date.now();
     return {
       type: ServerMessageType.PONG,
-      data: { timestamp: new Date().toISOString(), pingId: dto.pingId },
+      data: { timestamp: isoNow(), pingId: dto.pingId },
     };
   }
 

@@ -1,10 +1,11 @@
-import type { INestApplication } from '@nestjs/common';
+import { type INestApplication, Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Server as HttpServer } from 'node:http';
 import type { Observable } from 'rxjs';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { type BoundMessageHandler, connectionOf } from '../registry/realtime-connection.js';
+import { compileDirectHandlers } from './direct-handlers.js';
 import { type GatewayConnectHandler, RealtimeSocketServer } from './realtime-socket-server.js';
 
 /**
@@ -20,6 +21,8 @@ import { type GatewayConnectHandler, RealtimeSocketServer } from './realtime-soc
  */
 export class RealtimeWsAdapter extends WsAdapter {
   private endpoint: RealtimeSocketServer | undefined;
+  /** Handlers compiled once, by message type, in place of Nest's per-message pipeline. */
+  private direct: Map<string, BoundMessageHandler> | undefined;
 
   constructor(private readonly app: INestApplication) {
     super(app);
@@ -52,8 +55,24 @@ export class RealtimeWsAdapter extends WsAdapter {
     const connection = connectionOf(client);
     if (!connection) return;
     connection.handlers ??= new Map();
+    // Every gateway is initialised by the first connection: compile then, once for the app.
+    this.direct ??= this.compileDirect();
     for (const { message, callback } of handlers) {
-      connection.handlers.set(String(message), callback as BoundMessageHandler);
+      const type = String(message);
+      connection.handlers.set(type, this.direct.get(type) ?? (callback as BoundMessageHandler));
+    }
+  }
+
+  private compileDirect(): Map<string, BoundMessageHandler> {
+    try {
+      return compileDirectHandlers(this.app);
+    } catch (error) {
+      // Nest's own per-message pipeline still works: slower, never wrong.
+      new Logger('RealtimeWsAdapter').warn({
+        event: 'direct_handlers.unavailable',
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return new Map();
     }
   }
 

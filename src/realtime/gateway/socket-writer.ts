@@ -13,6 +13,7 @@ import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-opti
 import { RealtimeMetrics } from '../realtime-metrics.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { ConnectionCloser } from './connection-closer.js';
+import { isoNow } from './iso-clock.js';
 
 const TEXT_FRAME = { binary: false } as const;
 
@@ -130,12 +131,31 @@ function uncork(connection: RealtimeConnection): void {
 }
 
 function encodeDirect(type: string, data: unknown, inReplyTo?: string): Buffer {
-  const envelope = {
-    type,
-    data,
-    timestamp: new Date().toISOString(),
-    id: randomUUID(),
-    ...(inReplyTo === undefined ? {} : { in_reply_to: inReplyTo }),
-  };
-  return Buffer.from(encodeServerMessage(envelope));
+  const timestamp = isoNow();
+  const id = randomUUID();
+  if (!isPlainData(data)) {
+    const envelope = {
+      type,
+      data,
+      timestamp,
+      id,
+      ...(inReplyTo === undefined ? {} : { in_reply_to: inReplyTo }),
+    };
+    return Buffer.from(encodeServerMessage(envelope));
+  }
+  // The same text as encodeServerMessage (same fields, same order), without building the
+  // envelope object: a timestamp and a UUID need no escaping.
+  const tail = inReplyTo === undefined ? '}' : `,"in_reply_to":${JSON.stringify(inReplyTo)}}`;
+  return Buffer.from(
+    `{"type":${JSON.stringify(type)},"data":${JSON.stringify(data)},"timestamp":"${timestamp}","id":"${id}"${tail}`,
+  );
+}
+
+/** An object JSON.stringify serializes the same at the top level as under the `data` key. */
+function isPlainData(data: unknown): data is object {
+  return (
+    typeof data === 'object' &&
+    data !== null &&
+    typeof (data as { toJSON?: unknown }).toJSON !== 'function'
+  );
 }
