@@ -170,6 +170,14 @@ export class RedisMessageHistory extends MessageHistory {
     await this.firstConnection();
     const [offset, epoch] = (await this.redis.eval(
       APPEND,
+      ...this.appendArguments(stream, record),
+    )) as [string, string];
+    return { stream, offset, epoch };
+  }
+
+  /** Keys and arguments shared by APPEND and APPEND_AND_PUBLISH. */
+  private appendArguments(stream: string, record: HistoryRecord): [number, ...string[]] {
+    return [
       3,
       this.streamKey(stream),
       this.epochKey,
@@ -182,8 +190,7 @@ export class RedisMessageHistory extends MessageHistory {
       record.frame,
       record.exceptUserId ?? '',
       String(this.bounds.maxAgeMs * IDLE_TTL_FACTOR),
-    )) as [string, string];
-    return { stream, offset, epoch };
+    ];
   }
 
   /**
@@ -199,18 +206,7 @@ export class RedisMessageHistory extends MessageHistory {
   ): Promise<StreamPosition> {
     const [offset, epoch] = (await via.eval(
       APPEND_AND_PUBLISH,
-      3,
-      this.streamKey(stream),
-      this.epochKey,
-      this.droppedKey(stream),
-      randomUUID().slice(0, 8),
-      String(this.bounds.maxMessages),
-      String(this.bounds.maxAgeMs),
-      record.id,
-      record.type,
-      record.frame,
-      record.exceptUserId ?? '',
-      String(this.bounds.maxAgeMs * IDLE_TTL_FACTOR),
+      ...this.appendArguments(stream, record),
       envelope.channel,
       envelope.head,
       JSON.stringify(stream),
