@@ -188,6 +188,16 @@ async function stream(
   await sleep(200);
 }
 
+/** A fault that stops Redis before `seq` and starts it again on the same port. */
+function restartAt(redis: RedisServer, seq: number): Record<number, () => Promise<void>> {
+  return {
+    [seq]: async () => {
+      await redis.stop();
+      await redis.start();
+    },
+  };
+}
+
 function assertExactlyAll(recorder: Recorder): void {
   const expected = Array.from({ length: COUNT }, (_, i) => i + 1);
   for (const kind of KINDS) assert.deepEqual(recorder.got[kind], expected, `${kind} stream`);
@@ -259,12 +269,7 @@ describe('cluster recovery: two instances, one Redis', () => {
     try {
       // One sender: while Redis is down its sends reach the other instance only when it is back,
       // so sends of two instances made during the outage could not keep one order.
-      await stream(recorder, () => instances[1]!, {
-        400: async () => {
-          await redis.stop();
-          await redis.start();
-        },
-      });
+      await stream(recorder, () => instances[1]!, restartAt(redis, 400));
       assertExactlyAll(recorder);
       assert.equal(recorder.sockets.length, 1, 'the client itself never reconnected');
       assert.deepEqual(recorder.resyncs, []);
@@ -279,12 +284,7 @@ describe('cluster recovery: two instances, one Redis', () => {
     const instances = await cluster(redis);
     const recorder = await connectClient(instances);
     try {
-      await stream(recorder, () => instances[1]!, {
-        400: async () => {
-          await redis.stop();
-          await redis.start();
-        },
-      });
+      await stream(recorder, () => instances[1]!, restartAt(redis, 400));
       await eventually(() => recorder.resyncs.length > 0, WAIT_MS, 'a resync');
       const told = recorder.resyncs.flatMap((info) => info.streams);
       assert.ok(

@@ -51,25 +51,23 @@ local function current_epoch(fresh)
 end
 `;
 
-const APPEND = `${LUA_HELPERS}
+// Appends ARGV[4..7] to KEYS[1], trims it, and renews the TTL of the stream and its dropped id.
+const APPEND_STEPS = `${LUA_HELPERS}
 local epoch = current_epoch(ARGV[1])
 local id = redis.call('XADD', KEYS[1], '*',
   'id', ARGV[4], 'type', ARGV[5], 'frame', ARGV[6], 'except', ARGV[7])
 trim(tonumber(ARGV[2]), tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 redis.call('PEXPIRE', KEYS[3], ARGV[8])
+`;
+
+const APPEND = `${APPEND_STEPS}
 return { id, epoch }`;
 
 // Like APPEND, and publishes the message with its position in the same script: Redis runs
 // scripts one at a time, so every subscriber sees a stream's messages in offset order, whichever
 // instance sent them. ARGV[9..12]: channel, envelope head, stream as JSON, envelope tail.
-const APPEND_AND_PUBLISH = `${LUA_HELPERS}
-local epoch = current_epoch(ARGV[1])
-local id = redis.call('XADD', KEYS[1], '*',
-  'id', ARGV[4], 'type', ARGV[5], 'frame', ARGV[6], 'except', ARGV[7])
-trim(tonumber(ARGV[2]), tonumber(ARGV[3]))
-redis.call('PEXPIRE', KEYS[1], ARGV[8])
-redis.call('PEXPIRE', KEYS[3], ARGV[8])
+const APPEND_AND_PUBLISH = `${APPEND_STEPS}
 redis.call('PUBLISH', ARGV[9], ARGV[10] .. '{"stream":' .. ARGV[11] .. ',"offset":"' .. id ..
   '","epoch":"' .. epoch .. '"}' .. ARGV[12])
 return { id, epoch }`;

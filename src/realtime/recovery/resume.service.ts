@@ -3,18 +3,17 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import {
-  ALL_STREAM,
   compareOffsets,
   type ResumeResultData,
   type ResumeStreamResult,
   type StreamPosition,
-  userStream,
 } from '../../protocol/index.js';
 import { SocketWriter } from '../gateway/socket-writer.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { MessageHistory } from './message-history.js';
 import { withPosition } from './positioned-frame.js';
+import { mayRead } from './stream-targets.js';
 
 /** While the send buffer holds more than this share of `maxBufferedBytes`, a replay waits. */
 const REPLAY_BUFFER_SHARE = 0.5;
@@ -128,12 +127,4 @@ export class ResumeService implements OnApplicationShutdown {
     }
     return !connection.closing;
   }
-}
-
-/** Streams a connection may read now: its user's, everyone's, its events' and its rooms'. */
-function mayRead(connection: RealtimeConnection, stream: string): boolean {
-  if (stream === ALL_STREAM || stream === userStream(connection.userId)) return true;
-  if (stream.startsWith('event:')) return connection.subscriptions.has(stream.slice(6));
-  if (stream.startsWith('room:')) return connection.rooms.has(stream.slice(5));
-  return false;
 }

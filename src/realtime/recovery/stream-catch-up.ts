@@ -14,10 +14,9 @@ import { RealtimeBus } from '../bus/realtime-bus.js';
 import { type GapRecovery, RedisBus } from '../bus/redis-bus.js';
 import { SocketWriter } from '../gateway/socket-writer.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
-import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { MessageHistory } from './message-history.js';
 import { type CatchUpRead, RedisMessageHistory } from './redis-message-history.js';
-import { streamReaders } from './stream-targets.js';
+import { mayRead, streamReaders } from './stream-targets.js';
 import { StreamWatermark } from './stream-watermark.js';
 
 /** Streams read per script, so that one read does not hold Redis for long. */
@@ -156,23 +155,11 @@ export class StreamCatchUp implements GapRecovery, OnModuleInit {
   /** Tells each connection which of the streams it reads lost messages. */
   private notifyLost(lost: readonly ResumeStreamResult[]): void {
     if (lost.length === 0) return;
-    const byStream = new Map(lost.map((result) => [result.stream, result]));
     for (const connection of this.registry.all()) {
-      const streams = readStreams(connection)
-        .map((stream) => byStream.get(stream))
-        .filter((result): result is ResumeStreamResult => result !== undefined);
+      const streams = lost.filter(({ stream }) => mayRead(connection, stream));
       if (streams.length === 0) continue;
       const data: StreamResyncData = { streams };
       this.writer.send(connection, ServerMessageType.STREAM_RESYNC, data);
     }
   }
-}
-
-function readStreams(connection: RealtimeConnection): string[] {
-  return [
-    ALL_STREAM,
-    userStream(connection.userId),
-    ...[...connection.subscriptions].map(eventStream),
-    ...[...connection.rooms].map(roomStream),
-  ];
 }

@@ -1,5 +1,6 @@
 import { ALL_STREAM, eventStream, roomStream, userStream } from '../../protocol/index.js';
 import type { DeliveryTarget } from '../bus/delivery-target.js';
+import type { RealtimeConnection } from '../registry/realtime-connection.js';
 
 /** One stream of a send, and the recipients of that stream's copy of the message. */
 export interface StreamTarget {
@@ -45,4 +46,12 @@ export function streamReaders(stream: string, exceptUserId?: string): DeliveryTa
     default:
       return undefined;
   }
+}
+
+/** Streams a connection may read now: its user's, everyone's, its events' and its rooms'. */
+export function mayRead(connection: RealtimeConnection, stream: string): boolean {
+  if (stream === ALL_STREAM || stream === userStream(connection.userId)) return true;
+  if (stream.startsWith('event:')) return connection.subscriptions.has(stream.slice(6));
+  if (stream.startsWith('room:')) return connection.rooms.has(stream.slice(5));
+  return false;
 }
