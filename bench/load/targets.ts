@@ -50,7 +50,9 @@ export async function startTarget(name: TargetName, clients: number): Promise<Ta
     ...(name === 'module' ? moduleEnv(clients) : {}),
   };
   delete env.REDIS_URL; // the module's in-process bus: a single instance
-  const child = startChild(['node', '--expose-gc', `${SCRIPTS}${name}.js`], env);
+  // e.g. BENCH_TARGET_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the targets.
+  const extraArgs = (process.env.BENCH_TARGET_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = startChild(['node', '--expose-gc', ...extraArgs, `${SCRIPTS}${name}.js`], env);
   const memory = async (): Promise<NodeJS.MemoryUsage> => {
     const response = await fetch(`http://127.0.0.1:${probePort}/memory`, {
       signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
