@@ -29,13 +29,33 @@ export function extractToken(
   if (bearerAt >= 0) {
     return { source: 'subprotocol', token: nonEmpty(protocols[bearerAt + 1]) };
   }
-  const url = new URL(request.url ?? '/', 'http://localhost');
+  const url = requestUrl(request);
+  if (!url) return undefined;
   if (url.searchParams.has('token')) {
     return { source: 'query', token: nonEmpty(url.searchParams.get('token') ?? undefined) };
   }
   const segment = pathToken(url.pathname, basePath);
   if (segment !== undefined) return { source: 'path', token: nonEmpty(segment) };
   return undefined;
+}
+
+const parsedUrls = new WeakMap<IncomingMessage, URL | null>();
+
+/**
+ * The request's URL, parsed once per request (routing and token extraction both read it);
+ * undefined when it cannot be parsed.
+ */
+export function requestUrl(request: IncomingMessage): URL | undefined {
+  let url = parsedUrls.get(request);
+  if (url === undefined) {
+    try {
+      url = new URL(request.url ?? '/', 'http://localhost');
+    } catch {
+      url = null;
+    }
+    parsedUrls.set(request, url);
+  }
+  return url ?? undefined;
 }
 
 export function parseProtocols(header: string | undefined): string[] {

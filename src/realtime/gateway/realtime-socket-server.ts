@@ -3,7 +3,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { ConnectionEstablishedData } from '../../protocol/index.js';
-import { BEARER_PROTOCOL, pathToken } from '../auth/token-extractor.js';
+import { BEARER_PROTOCOL, pathToken, requestUrl } from '../auth/token-extractor.js';
 import {
   announcedLimits,
   REALTIME_OPTIONS,
@@ -111,13 +111,16 @@ export class RealtimeSocketServer {
   private routeUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const server = this.server;
     if (!server) return;
-    const pathname = pathnameOf(request.url);
+    const pathname = requestUrl(request)?.pathname;
     const { path } = this.options;
     if (pathname === path || (pathname !== undefined && pathToken(pathname, path) !== undefined)) {
       // Before the handshake and the token check, so that a flood costs as little as possible.
       const retryAfter = this.upgradeRate.admit(request.socket.remoteAddress ?? 'unknown');
       if (retryAfter > 0) return refuseTooManyUpgrades(socket, retryAfter);
+      // Corked: the 101 response and connection.established (or the refusal) leave in one write.
+      socket.cork();
       server.handleUpgrade(request, socket, head, (ws) => server.emit('connection', ws, request));
+      socket.uncork();
     } else if (this.httpServer?.listenerCount('upgrade') === 1) {
       // No other endpoint will answer: refuse rather than leave the socket hanging.
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -156,11 +159,3 @@ function onLivenessFrame(this: WebSocket): void {
 
 // A peer's protocol error is routine on a public endpoint; the close code tells the peer.
 function onSocketError(): void {}
-
-function pathnameOf(url: string | undefined): string | undefined {
-  try {
-    return new URL(url ?? '/', 'http://localhost').pathname;
-  } catch {
-    return undefined;
-  }
-}

@@ -45,6 +45,40 @@ describe('InMemoryMessageHistory', () => {
     assert.equal((await store.readAfter('s', from, first.epoch, 10)).complete, true);
   });
 
+  it('keeps exactly the newest maxMessages across many appends, reads and byte bounds included', async () => {
+    // Long enough to cross the batched compaction of dropped messages many times.
+    const { store } = history({ maxMessages: 50, maxBytes: 50 * 12 + 12 });
+    const positions = [];
+    for (let n = 0; n < 1000; n++) positions.push(await store.append('s', record(n)));
+    for (const from of [0, 949, 950, 990, 999]) {
+      const read = await store.readAfter('s', positions[from]!.offset, positions[0]!.epoch, 100);
+      const expected = Array.from({ length: 999 - Math.max(from, 949) }, (_, i) => {
+        return `id-${Math.max(from, 949) + 1 + i}`;
+      });
+      assert.deepEqual(
+        read.entries.map((e) => e.id),
+        expected,
+      );
+      assert.equal(read.complete, from >= 949, `complete after ${from}`);
+      assert.equal(read.lastOffset, positions[999]!.offset);
+    }
+    // The byte bound counts only what is kept (about 500 bytes), not what was dropped: writing a
+    // second stream does not push this one out.
+    await store.append('t', record(0));
+    const kept = await store.readAfter('s', positions[949]!.offset, positions[0]!.epoch, 100);
+    assert.equal(kept.entries.length, 50, 'stream s is still kept whole');
+  });
+
+  it('has no last offset once every message aged out', async () => {
+    const { store, advance } = history();
+    const a = await store.append('s', record(1));
+    advance(2000);
+    const read = await store.readAfter('s', a.offset, a.epoch, 10);
+    assert.deepEqual(read.entries, []);
+    assert.equal(read.lastOffset, undefined);
+    assert.equal(read.complete, true);
+  });
+
   it('drops messages by age', async () => {
     const { store, advance } = history();
     const first = await store.append('s', record(1));

@@ -24,7 +24,9 @@ interface StoredEntry extends HistoryEntry {
 }
 
 interface Stream {
+  /** Kept messages are `entries[head..]`; dropped ones leave in batches, not one shift per append. */
   entries: StoredEntry[];
+  head: number;
   /** Highest offset no longer kept: a gap reaching below it cannot be replayed in full. */
   droppedUpTo: number;
   bytes: number;
@@ -62,7 +64,7 @@ export class InMemoryMessageHistory extends MessageHistory {
     } else {
       this.evictWhile(() => this.streams.size >= this.bounds.maxStreams);
       // A stream dropped earlier may have had messages after any offset a client holds.
-      stream = { entries: [], droppedUpTo: this.evictedUpTo, bytes: 0 };
+      stream = { entries: [], head: 0, droppedUpTo: this.evictedUpTo, bytes: 0 };
     }
     this.streams.set(name, stream);
     const seq = ++this.seq;
@@ -80,7 +82,7 @@ export class InMemoryMessageHistory extends MessageHistory {
     const after = /^\d{1,15}$/.test(offset) ? Number(offset) : Number.NaN;
     const stream = this.streams.get(name);
     if (stream) this.trim(stream, this.now());
-    const lastOffset = stream?.entries.at(-1)?.offset;
+    const lastOffset = stream && lastOf(stream)?.offset;
     const base = { epoch: this.epoch, ...(lastOffset === undefined ? {} : { lastOffset }) };
     if (epoch !== this.epoch || Number.isNaN(after)) {
       return Promise.resolve({ ...base, entries: [], complete: false });
@@ -89,7 +91,8 @@ export class InMemoryMessageHistory extends MessageHistory {
       return Promise.resolve({ ...base, entries: [], complete: after >= this.evictedUpTo });
     }
     const entries: HistoryEntry[] = [];
-    for (const entry of stream.entries) {
+    for (let i = stream.head; i < stream.entries.length; i++) {
+      const entry = stream.entries[i]!;
       if (entry.seq <= after) continue;
       if (entries.length >= limit) break;
       const { seq: _seq, at: _at, ...kept } = entry;
@@ -105,14 +108,23 @@ export class InMemoryMessageHistory extends MessageHistory {
   }
 
   private trim(stream: Stream, now: number): void {
+    const { entries } = stream;
     const oldest = now - this.bounds.maxAgeMs;
-    let drop = Math.max(0, stream.entries.length - this.bounds.maxMessages);
-    while (drop < stream.entries.length && stream.entries[drop]!.at < oldest) drop++;
-    if (drop === 0) return;
-    stream.droppedUpTo = stream.entries[drop - 1]!.seq;
-    for (const entry of stream.entries.splice(0, drop)) {
-      stream.bytes -= entry.frame.length;
-      this.bytes -= entry.frame.length;
+    const start = stream.head;
+    let head = Math.max(start, entries.length - this.bounds.maxMessages);
+    while (head < entries.length && entries[head]!.at < oldest) head++;
+    if (head === start) return;
+    stream.droppedUpTo = entries[head - 1]!.seq;
+    for (let i = start; i < head; i++) {
+      stream.bytes -= entries[i]!.frame.length;
+      this.bytes -= entries[i]!.frame.length;
+    }
+    stream.head = head;
+    // Compacted in batches (a few copies per append, amortized, instead of a shift each time);
+    // dropped frames stay reachable until then, at most an eighth more than what is kept.
+    if (head >= COMPACT_AFTER && head * 8 >= entries.length) {
+      stream.entries = entries.slice(head);
+      stream.head = 0;
     }
   }
 
@@ -124,7 +136,7 @@ export class InMemoryMessageHistory extends MessageHistory {
     const oldest = this.now() - this.bounds.maxAgeMs;
     this.evictWhile(() => {
       const first = this.streams.values().next().value;
-      return first !== undefined && (first.entries.at(-1)?.at ?? 0) < oldest;
+      return first !== undefined && (lastOf(first)?.at ?? 0) < oldest;
     });
   }
 
@@ -133,9 +145,16 @@ export class InMemoryMessageHistory extends MessageHistory {
     while (over()) {
       const [name, stream] = this.streams.entries().next().value ?? [];
       if (name === undefined || stream === undefined) return;
-      this.evictedUpTo = Math.max(this.evictedUpTo, stream.entries.at(-1)?.seq ?? 0);
+      // Its trimmed messages count too: a gap below droppedUpTo was incomplete already.
+      this.evictedUpTo = Math.max(this.evictedUpTo, stream.droppedUpTo, lastOf(stream)?.seq ?? 0);
       this.bytes -= stream.bytes;
       this.streams.delete(name);
     }
   }
+}
+
+const COMPACT_AFTER = 32;
+
+function lastOf(stream: Stream): StoredEntry | undefined {
+  return stream.head < stream.entries.length ? stream.entries.at(-1) : undefined;
 }
