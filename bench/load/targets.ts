@@ -31,6 +31,8 @@ export interface Target {
 function moduleEnv(clients: number): NodeJS.ProcessEnv {
   return {
     LOG_FORMAT: 'json',
+    // As in production: no debug line per connection (the other targets log nothing at all).
+    LOG_LEVEL: 'log',
     REALTIME_MAX_TOTAL_CONNECTIONS: String(clients * 2 + 100),
     REALTIME_MAX_CONNECTIONS_PER_USER: '10',
     REALTIME_RATE_LIMIT_MESSAGES: '1000000',

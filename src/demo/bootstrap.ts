@@ -6,7 +6,10 @@ import { DemoModule } from './demo.module.js';
 
 /** The demo app, configured and not yet listening: main.ts and the benchmark both start it. */
 export async function createDemoApp(config: DemoConfig): Promise<INestApplication> {
-  const logger = new ConsoleLogger({ json: process.env.LOG_FORMAT === 'json' });
+  const logger = new ConsoleLogger({
+    json: process.env.LOG_FORMAT === 'json',
+    ...(config.logLevels ? { logLevels: config.logLevels } : {}),
+  });
   // forceCloseConnections: a client that never finishes its HTTP request must not hold up close.
   const app = await NestFactory.create(DemoModule.forRoot(config), {
     logger,

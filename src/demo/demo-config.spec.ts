@@ -12,6 +12,17 @@ describe('loadDemoConfig', () => {
     assert.equal(config.realtime.adminRateLimit, 1_000_000);
   });
 
+  it('prints every level by default, and LOG_LEVEL with the levels above it', () => {
+    assert.equal(loadDemoConfig({}).logLevels, undefined);
+    assert.deepEqual(loadDemoConfig({ LOG_LEVEL: 'log' }).logLevels, [
+      'log',
+      'warn',
+      'error',
+      'fatal',
+    ]);
+    assert.throws(() => loadDemoConfig({ LOG_LEVEL: 'info' }), /LOG_LEVEL must be one of/);
+  });
+
   it('refuses a malformed REALTIME_ADMIN_RATE_LIMIT', () => {
     assert.throws(
       () => loadDemoConfig({ REALTIME_ADMIN_RATE_LIMIT: '10/min' }),

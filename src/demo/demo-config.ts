@@ -1,3 +1,4 @@
+import type { LogLevel } from '@nestjs/common';
 import type { RealtimeModuleOptions } from '../realtime/index.js';
 
 export const DEVELOPMENT_SECRET = 'development-only-secret-change-me';
@@ -8,7 +9,12 @@ export interface DemoConfig {
   realtime: RealtimeModuleOptions;
   /** True when JWT_SECRET was not set and the development secret is in use. */
   usingDevelopmentSecret: boolean;
+  /** Levels printed: LOG_LEVEL and every level above it; undefined for Nest's default (all). */
+  logLevels: LogLevel[] | undefined;
 }
+
+/** Nest's levels, least severe first. */
+const LOG_LEVELS: readonly LogLevel[] = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'];
 
 const NUMERIC_SETTINGS = {
   REALTIME_HEARTBEAT_INTERVAL_MS: 'heartbeatIntervalMs',
@@ -65,7 +71,17 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     production: env.NODE_ENV === 'production',
     realtime,
     usingDevelopmentSecret: !secret,
+    logLevels: logLevelsFrom(env.LOG_LEVEL),
   };
+}
+
+function logLevelsFrom(value: string | undefined): LogLevel[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  const index = LOG_LEVELS.indexOf(value as LogLevel);
+  if (index < 0) {
+    throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+  }
+  return LOG_LEVELS.slice(index);
 }
 
 function list(value: string | undefined): string[] {

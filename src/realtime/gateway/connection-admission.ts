@@ -115,7 +115,8 @@ export class ConnectionAdmission {
     connection.resumeOpen = this.options.history !== false;
     this.registry.add(connection, this.options.maxRoomSize);
     this.expiry.add(connection);
-    this.logger.log({
+    // Debug: a line per connection is detail at scale (Nest prints debug unless told not to).
+    this.logger.debug({
       event: 'connection.opened',
       connection_id: connection.id,
       user_id: connection.userId,

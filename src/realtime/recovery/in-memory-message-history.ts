@@ -45,6 +45,8 @@ export class InMemoryMessageHistory extends MessageHistory {
   /** Highest offset of any stream dropped whole. */
   private evictedUpTo = 0;
   private bytes = 0;
+  /** The stream appended to last, which is the Map's last key while it exists. */
+  private lastWritten: string | undefined;
   /** Drops streams whose every message expired: memory follows activity, not past users. */
   private readonly sweep: NodeJS.Timeout;
 
@@ -60,13 +62,15 @@ export class InMemoryMessageHistory extends MessageHistory {
   append(name: string, record: HistoryRecord): Promise<StreamPosition> {
     let stream = this.streams.get(name);
     if (stream) {
-      this.streams.delete(name); // set again below: the Map stays in write order
+      // Set again below, so that the Map stays in write order (not needed when it is last already).
+      if (name !== this.lastWritten) this.streams.delete(name);
     } else {
       this.evictWhile(() => this.streams.size >= this.bounds.maxStreams);
       // A stream dropped earlier may have had messages after any offset a client holds.
       stream = { entries: [], head: 0, droppedUpTo: this.evictedUpTo, bytes: 0 };
     }
     this.streams.set(name, stream);
+    this.lastWritten = name;
     const seq = ++this.seq;
     const at = this.now();
     stream.entries.push({ ...record, offset: String(seq), seq, at });
