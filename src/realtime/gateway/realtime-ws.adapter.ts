@@ -6,6 +6,7 @@ import type { Observable } from 'rxjs';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { type BoundMessageHandler, connectionOf } from '../registry/realtime-connection.js';
 import { compileDirectHandlers } from './direct-handlers.js';
+import { SharedHandlerMaps } from './shared-handler-maps.js';
 import { type GatewayConnectHandler, RealtimeSocketServer } from './realtime-socket-server.js';
 
 /**
@@ -23,6 +24,8 @@ export class RealtimeWsAdapter extends WsAdapter {
   private endpoint: RealtimeSocketServer | undefined;
   /** Handlers compiled once, by message type, in place of Nest's per-message pipeline. */
   private direct: Map<string, BoundMessageHandler> | undefined;
+  /** Handler maps made only of direct handlers are the same for every connection: one each. */
+  private readonly sharedHandlers = new SharedHandlerMaps();
 
   constructor(private readonly app: INestApplication) {
     super(app);
@@ -54,13 +57,20 @@ export class RealtimeWsAdapter extends WsAdapter {
   ): void {
     const connection = connectionOf(client);
     if (!connection) return;
-    connection.handlers ??= new Map();
     // Every gateway is initialised by the first connection: compile then, once for the app.
-    this.direct ??= this.compileDirect();
+    const direct = (this.direct ??= this.compileDirect());
+    const before = connection.handlers;
+    if (handlers.every(({ message }) => direct.has(String(message)))) {
+      connection.handlers = this.sharedHandlers.after(before, handlers, direct);
+      return;
+    }
+    // A handler on Nest's path is bound to this socket: this connection needs its own map.
+    const own = before && !this.sharedHandlers.isShared(before) ? before : new Map(before);
     for (const { message, callback } of handlers) {
       const type = String(message);
-      connection.handlers.set(type, this.direct.get(type) ?? (callback as BoundMessageHandler));
+      own.set(type, direct.get(type) ?? (callback as BoundMessageHandler));
     }
+    connection.handlers = own;
   }
 
   private compileDirect(): Map<string, BoundMessageHandler> {
