@@ -58,7 +58,9 @@ export abstract class RealtimeBus {
       copies.map(async ({ stream, target }) => {
         const copy = { ...message, target };
         const position = await history.append(stream, historyRecord(copy));
-        return this.publish({ ...copy, position });
+        // Not `{ ...copy, position }`: a spread that adds a field costs V8 over a microsecond.
+        const { id, type, frame } = copy;
+        return this.publish({ id, type, target, frame, position });
       }),
     );
     return counts.reduce((sum, count) => sum + count, 0);
