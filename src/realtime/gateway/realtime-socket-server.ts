@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import type { ConnectionEstablishedData } from '../../protocol/index.js';
+import type { ConnectionEstablishedData, ConnectionLimits } from '../../protocol/index.js';
 import { BEARER_PROTOCOL, pathToken, requestUrl } from '../auth/token-extractor.js';
 import {
   announcedLimits,
@@ -13,6 +13,7 @@ import { connectionOf, type RealtimeConnection } from '../registry/realtime-conn
 import { ConnectionAdmission } from './connection-admission.js';
 import { ConnectionCloser } from './connection-closer.js';
 import { MessageDispatcher } from './message-dispatcher.js';
+import { isoNow } from './iso-clock.js';
 import { giveProtocolErrorsAReason } from './protocol-error-closer.js';
 import { SocketWriter } from './socket-writer.js';
 import { refuseTooManyUpgrades, UpgradeRateLimiter } from './upgrade-rate-limiter.js';
@@ -36,6 +37,8 @@ export class RealtimeSocketServer {
   private httpServer: HttpServer | undefined;
   private readonly gatewayHandlers: GatewayConnectHandler[] = [];
   private readonly upgradeRate: UpgradeRateLimiter;
+  /** The same for every connection: made once. */
+  private readonly limits: ConnectionLimits;
   // Listeners shared by every socket (the socket is `this`): no closure per connection.
   private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
   private readonly onClose: (this: WebSocket, code: number, reason: Buffer) => void;
@@ -50,6 +53,7 @@ export class RealtimeSocketServer {
     private readonly writer: SocketWriter,
   ) {
     this.upgradeRate = new UpgradeRateLimiter(options.maxConnectionsPerIpPerSecond);
+    this.limits = announcedLimits(options);
     const { dispatcher: dispatch, closer: close } = this;
     this.onMessage = function (data, isBinary) {
       const connection = connectionOf(this);
@@ -144,9 +148,9 @@ export class RealtimeSocketServer {
     return {
       connection_id: connection.id,
       user_id: connection.userId,
-      server_time: new Date().toISOString(),
+      server_time: isoNow(),
       features: [...(connection.handlers?.keys() ?? [])],
-      limits: announcedLimits(this.options),
+      limits: this.limits,
     };
   }
 }
