@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { JwtService } from '@nestjs/jwt';
 import fc from 'fast-check';
+import { type JwtAlgorithm, resolveRealtimeOptions } from '../realtime-options.js';
 import { HmacFastVerifier } from './hmac-fast-verifier.js';
+import { TokenVerifier } from './token-verifier.js';
 
 type HsAlg = 'HS256' | 'HS384' | 'HS512';
 const HS_ALGS: readonly HsAlg[] = ['HS256', 'HS384', 'HS512'];
@@ -476,5 +478,57 @@ describe('HmacFastVerifier', () => {
       assert.deepEqual(libraryVerify(config(), arrayPayload), { ok: true, claims: [1] });
       assert.equal(fastVerify(config(), arrayPayload), undefined);
     });
+  });
+});
+
+describe('TokenVerifier with the fast path', () => {
+  const verifierFor = (jwtOptions: {
+    secret?: string;
+    publicKey?: string;
+    algorithms?: JwtAlgorithm[];
+  }) => new TokenVerifier(resolveRealtimeOptions({ jwt: jwtOptions }));
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it('accepts through the fast path and keeps the principal and error results', () => {
+    const fastCalls = mock.method(HmacFastVerifier.prototype, 'verify');
+    try {
+      const verifier = verifierFor({ secret: SECRET });
+      const exp = now() + 600;
+      const result = verifier.verify(librarySign({ sub: 42, role: 'admin', exp }, 'HS256', SECRET));
+      assert.deepEqual(result, {
+        ok: true,
+        principal: {
+          userId: '42',
+          isAdmin: true,
+          expiresAt: exp * 1000,
+          claims: { sub: 42, role: 'admin', exp },
+        },
+      });
+      assert.equal(fastCalls.mock.callCount(), 1);
+      assert.notEqual(fastCalls.mock.calls[0]?.result, undefined);
+
+      const expired = verifier.verify(librarySign({ sub: 'a', exp: now() - 1 }, 'HS256', SECRET));
+      assert.deepEqual(expired, { ok: false, expired: true, reason: 'TokenExpiredError' });
+      const forged = verifier.verify(librarySign({ sub: 'a' }, 'HS256', OTHER_SECRET));
+      assert.deepEqual(forged, { ok: false, expired: false, reason: 'JsonWebTokenError' });
+      const early = verifier.verify(librarySign({ sub: 'a', nbf: now() + 600 }, 'HS256', SECRET));
+      assert.deepEqual(early, { ok: false, expired: false, reason: 'NotBeforeError' });
+      const noSub = verifier.verify(librarySign({ role: 'admin' }, 'HS256', SECRET));
+      assert.deepEqual(noSub, { ok: false, expired: false, reason: 'missing sub claim' });
+    } finally {
+      fastCalls.mock.restore();
+    }
+  });
+
+  it('does not use the fast path when a non-HS algorithm is configured', () => {
+    const fastCalls = mock.method(HmacFastVerifier.prototype, 'verify');
+    try {
+      const verifier = verifierFor({ secret: SECRET, algorithms: ['HS256', 'RS256'] });
+      const result = verifier.verify(librarySign({ sub: 'a' }, 'HS256', SECRET));
+      assert.equal(result.ok, true);
+      assert.equal(fastCalls.mock.callCount(), 0);
+    } finally {
+      fastCalls.mock.restore();
+    }
   });
 });
