@@ -56,10 +56,9 @@ export abstract class RealtimeBus {
   ): Promise<number> {
     const counts = await Promise.all(
       copies.map(async ({ stream, target }) => {
-        const copy = { ...message, target };
-        const position = await history.append(stream, historyRecord(copy));
-        // Not `{ ...copy, position }`: a spread that adds a field costs V8 over a microsecond.
-        const { id, type, frame } = copy;
+        // Field by field: a spread that adds a field (`{ ...copy, position }`) costs V8 a microsecond.
+        const { id, type, frame } = message;
+        const position = await history.append(stream, historyRecord({ id, type, target, frame }));
         return this.publish({ id, type, target, frame, position });
       }),
     );

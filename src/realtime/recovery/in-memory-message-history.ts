@@ -18,7 +18,9 @@ export interface HistoryBounds {
   maxBytes: number;
 }
 
-interface StoredEntry extends HistoryEntry {
+/** `entry` is what reads return: made once per append, never copied per read. */
+interface StoredEntry {
+  entry: HistoryEntry;
   seq: number;
   at: number;
 }
@@ -73,17 +75,15 @@ export class InMemoryMessageHistory extends MessageHistory {
     this.lastWritten = name;
     const seq = ++this.seq;
     const at = this.now();
-    // Built field by field: a spread of the record here cost about 15 times as much.
-    const entry: StoredEntry = {
+    // Built field by field: `{ ...record, offset }` cost V8 several times as much.
+    const entry: HistoryEntry = {
       id: record.id,
       type: record.type,
       frame: record.frame,
       offset: String(seq),
-      seq,
-      at,
     };
     if (record.exceptUserId !== undefined) entry.exceptUserId = record.exceptUserId;
-    stream.entries.push(entry);
+    stream.entries.push({ entry, seq, at });
     stream.bytes += record.frame.length;
     this.bytes += record.frame.length;
     this.trim(stream, at);
@@ -96,7 +96,7 @@ export class InMemoryMessageHistory extends MessageHistory {
     const after = /^\d{1,15}$/.test(offset) ? Number(offset) : Number.NaN;
     const stream = this.streams.get(name);
     if (stream) this.trim(stream, this.now());
-    const lastOffset = stream && lastOf(stream)?.offset;
+    const lastOffset = stream && lastOf(stream)?.entry.offset;
     const base = { epoch: this.epoch, ...(lastOffset === undefined ? {} : { lastOffset }) };
     if (epoch !== this.epoch || Number.isNaN(after)) {
       return Promise.resolve({ ...base, entries: [], complete: false });
@@ -106,17 +106,10 @@ export class InMemoryMessageHistory extends MessageHistory {
     }
     const entries: HistoryEntry[] = [];
     for (let i = stream.head; i < stream.entries.length; i++) {
-      const entry = stream.entries[i]!;
-      if (entry.seq <= after) continue;
+      const stored = stream.entries[i]!;
+      if (stored.seq <= after) continue;
       if (entries.length >= limit) break;
-      const kept: HistoryEntry = {
-        id: entry.id,
-        type: entry.type,
-        frame: entry.frame,
-        offset: entry.offset,
-      };
-      if (entry.exceptUserId !== undefined) kept.exceptUserId = entry.exceptUserId;
-      entries.push(kept);
+      entries.push(stored.entry);
     }
     return Promise.resolve({ ...base, entries, complete: stream.droppedUpTo <= after });
   }
@@ -136,8 +129,8 @@ export class InMemoryMessageHistory extends MessageHistory {
     if (head === start) return;
     stream.droppedUpTo = entries[head - 1]!.seq;
     for (let i = start; i < head; i++) {
-      stream.bytes -= entries[i]!.frame.length;
-      this.bytes -= entries[i]!.frame.length;
+      stream.bytes -= entries[i]!.entry.frame.length;
+      this.bytes -= entries[i]!.entry.frame.length;
     }
     stream.head = head;
     // Compacted in batches (a few copies per append, amortized, instead of a shift each time);
