@@ -18,8 +18,10 @@ import { giveProtocolErrorsAReason } from './protocol-error-closer.js';
 import { SocketWriter } from './socket-writer.js';
 import { refuseTooManyUpgrades, UpgradeRateLimiter } from './upgrade-rate-limiter.js';
 
-/** A gateway's connection callback, as Nest's WebSocketsController hands it to the adapter. */
-export type GatewayConnectHandler = (socket: WebSocket, request: IncomingMessage) => void;
+/** Hands each admitted socket to the app's gateways: the adapter's GatewayConnector. */
+export interface GatewayConnections {
+  connect(socket: WebSocket, request: IncomingMessage, connection: RealtimeConnection): void;
+}
 
 /** Bound on receiving the upgrade request's headers (PROTOCOL.md section 1). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -35,7 +37,7 @@ export class RealtimeSocketServer {
   private readonly logger = new Logger('RealtimeSocketServer');
   private server: WebSocketServer | undefined;
   private httpServer: HttpServer | undefined;
-  private readonly gatewayHandlers: GatewayConnectHandler[] = [];
+  private gateways: GatewayConnections | undefined;
   private readonly upgradeRate: UpgradeRateLimiter;
   /** The same for every connection: made once. */
   private readonly limits: ConnectionLimits;
@@ -97,9 +99,9 @@ export class RealtimeSocketServer {
     return this.server;
   }
 
-  /** Adds a gateway; it sees every admitted connection. */
-  addGatewayHandler(handler: GatewayConnectHandler): void {
-    this.gatewayHandlers.push(handler);
+  /** Sets what hands every admitted connection to the gateways. */
+  connectGatewaysWith(gateways: GatewayConnections): void {
+    this.gateways = gateways;
   }
 
   /** Ends sockets still open and stops taking upgrades. */
@@ -140,7 +142,7 @@ export class RealtimeSocketServer {
     socket.on('pong', onLivenessFrame);
     socket.on('ping', onLivenessFrame);
     socket.on('close', this.onClose);
-    for (const handler of this.gatewayHandlers) handler(socket, request);
+    this.gateways?.connect(socket, request, connection);
     this.writer.send(connection, 'connection.established', this.establishedData(connection));
   }
 

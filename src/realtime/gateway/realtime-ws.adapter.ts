@@ -7,7 +7,9 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import { type BoundMessageHandler, connectionOf } from '../registry/realtime-connection.js';
 import { compileDirectHandlers } from './direct-handlers.js';
 import { SharedHandlerMaps } from './shared-handler-maps.js';
-import { type GatewayConnectHandler, RealtimeSocketServer } from './realtime-socket-server.js';
+import { type GatewayConnectHandler, GatewayConnector } from './gateway-connector.js';
+import { gatewayFacts } from './quiet-gateways.js';
+import { RealtimeSocketServer } from './realtime-socket-server.js';
 
 /**
  * The WebSocket adapter RealtimeModule needs. Install it before `listen()`:
@@ -26,6 +28,12 @@ export class RealtimeWsAdapter extends WsAdapter {
   private direct: Map<string, BoundMessageHandler> | undefined;
   /** Handler maps made only of direct handlers are the same for every connection: one each. */
   private readonly sharedHandlers = new SharedHandlerMaps();
+  /** Runs the gateways' connect callbacks, or for quiet gateways only what they would do. */
+  private readonly gateways = new GatewayConnector(
+    () => gatewayFacts(this.app),
+    (before, handlers) =>
+      this.sharedHandlers.after(before, handlers, (this.direct ??= this.compileDirect())),
+  );
 
   constructor(private readonly app: INestApplication) {
     super(app);
@@ -43,11 +51,18 @@ export class RealtimeWsAdapter extends WsAdapter {
         'RealtimeWsAdapter needs RealtimeModule: import RealtimeModule.forRoot() in the app',
       );
     }
+    this.endpoint.connectGatewaysWith(this.gateways);
     return this.endpoint.attach(this.app.getHttpServer() as HttpServer);
   }
 
   override bindClientConnect(_server: WebSocketServer, callback: GatewayConnectHandler): void {
-    this.endpoint?.addGatewayHandler(callback);
+    this.gateways.add(callback);
+  }
+
+  /** As Nest's, watched by the connector while it learns which gateways are quiet. */
+  override bindClientDisconnect(client: WebSocket, callback: (reason: unknown) => void): void {
+    this.gateways.sawDisconnectHook(client);
+    super.bindClientDisconnect(client, callback);
   }
 
   override bindMessageHandlers(
@@ -60,7 +75,9 @@ export class RealtimeWsAdapter extends WsAdapter {
     // Every gateway is initialised by the first connection: compile then, once for the app.
     const direct = (this.direct ??= this.compileDirect());
     const before = connection.handlers;
-    if (handlers.every(({ message }) => direct.has(String(message)))) {
+    const allDirect = handlers.every(({ message }) => direct.has(String(message)));
+    this.gateways.sawMessageHandlers(client, handlers, allDirect);
+    if (allDirect) {
       connection.handlers = this.sharedHandlers.after(before, handlers, direct);
       return;
     }

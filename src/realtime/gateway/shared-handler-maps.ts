@@ -18,7 +18,7 @@ export class SharedHandlerMaps {
   /** The shared map for `before` plus the gateway's `handlers`, every one of them in `direct`. */
   after(
     before: HandlerMap | undefined,
-    handlers: readonly MessageMappingProperties[],
+    handlers: readonly Pick<MessageMappingProperties, 'message'>[],
     direct: ReadonlyMap<string, BoundMessageHandler>,
   ): HandlerMap {
     const from = before ?? this.empty;
