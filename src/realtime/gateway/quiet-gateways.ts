@@ -63,8 +63,8 @@ export function gatewayFacts(app: INestApplicationContext): GatewayFacts[] {
  * A gateway is quiet when it is static, has no connection or disconnect hook, and every one of
  * its handlers is direct: then its callback only sets the connection's shared handler map. A
  * callback is matched to its gateway by its exact list of message types (direct types belong to
- * one gateway only); gateways without handlers are matched as a group when all of them are
- * hookless. Anything that does not match keeps running.
+ * one gateway only); callbacks that bind no types are matched as a group to the gateways without
+ * handlers, when all of those are hookless. Anything that does not match keeps running.
  *
  * Gateways sharing a server share Nest's connection and disconnect streams: the first of their
  * callbacks to run fires every hook of the group. Which gateways share is Nest's business, so no
@@ -86,25 +86,27 @@ export function quietCallbacks(
     claimed.add(candidates[0]!);
     gatewayOf[index] = candidates[0];
   });
-  const unmatched = gateways.filter((gateway) => !claimed.has(gateway));
-  // The callbacks left over are those of the gateways left over, in some order.
-  const leftoversAreHookless = unmatched.every((gateway) => !gateway.hooked);
-  const leftoversAreQuiet =
-    leftoversAreHookless &&
-    unmatched.every((gateway) => gateway.messages.length === 0) &&
-    observed.every(
-      (callback, index) =>
-        gatewayOf[index] !== undefined || (callback.messages?.length === 0 && callback.direct),
-    );
+  // A callback that bound no types is one of a gateway without handlers (Nest binds them all).
+  const emptyCallbacks = observed.filter((callback) => callback.messages?.length === 0).length;
+  const emptyGateways = gateways.filter((gateway) => gateway.messages.length === 0);
+  const emptyAreHookless =
+    emptyCallbacks === emptyGateways.length && emptyGateways.every((gateway) => !gateway.hooked);
+  // Any other callback left over is one of the gateways left over, in some order.
+  const leftovers = gateways.filter(
+    (gateway) => !claimed.has(gateway) && !(emptyAreHookless && gateway.messages.length === 0),
+  );
+  const leftoversAreHookless = leftovers.every((gateway) => !gateway.hooked);
+  const isEmpty = (index: number): boolean =>
+    emptyAreHookless && observed[index]!.messages?.length === 0;
 
   const quiet = observed.map((callback, index) => {
     const gateway = gatewayOf[index];
     const bindsOnce = callback.messages !== undefined && callback.disconnects === 1;
     if (!bindsOnce || !callback.direct) return false;
-    return gateway ? !gateway.hooked : leftoversAreQuiet;
+    return gateway ? !gateway.hooked : isEmpty(index);
   });
   const mayBeHooked = (index: number): boolean =>
-    gatewayOf[index] ? gatewayOf[index].hooked : !leftoversAreHookless;
+    gatewayOf[index] ? gatewayOf[index].hooked : !isEmpty(index) && !leftoversAreHookless;
   let lastHooked = -1;
   for (let index = 0; index < observed.length; index++) {
     if (mayBeHooked(index)) lastHooked = index;
