@@ -13,7 +13,7 @@ import { MessageBody, SubscribeMessage, WsException } from '@nestjs/websockets';
 import { IsString, MaxLength } from 'class-validator';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Observable, of } from 'rxjs';
+import { map, type Observable, of } from 'rxjs';
 import { compileDirectHandlers } from '../src/realtime/gateway/direct-handlers.js';
 import { RealtimeGateway, type RealtimeReply } from '../src/realtime/index.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -53,6 +53,15 @@ class ThrowingGuard implements CanActivate {
 class PassInterceptor implements NestInterceptor {
   intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
     return next.handle();
+  }
+}
+
+/** Marks the reply, so that a test sees the interceptor ran around the handler. */
+class MarkInterceptor implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next
+      .handle()
+      .pipe(map((reply: RealtimeReply) => ({ ...reply, data: { ...reply.data, marked: true } })));
   }
 }
 
@@ -110,7 +119,21 @@ class EnhancedGateway {
 
   @SubscribeMessage('intercepted')
   @UseInterceptors(PassInterceptor)
-  intercepted(): void {}
+  intercepted(): void {
+    interceptedCalls++;
+  }
+
+  @SubscribeMessage('intercepted.reply')
+  @UseInterceptors(MarkInterceptor)
+  async interceptedReply(@MessageBody() data: { n?: number }): Promise<RealtimeReply> {
+    await Promise.resolve();
+    return { type: 'intercepted.done', data: { n: data.n ?? 0 } };
+  }
+
+  @SubscribeMessage('observable.replies')
+  observableReplies(): Observable<RealtimeReply> {
+    return of({ type: 'observable.first', data: {} }, { type: 'observable.second', data: {} });
+  }
 
   @SubscribeMessage('raw.args')
   raw(...args: unknown[]): RealtimeReply {
@@ -120,6 +143,8 @@ class EnhancedGateway {
     };
   }
 }
+
+let interceptedCalls = 0;
 
 describe('host handlers with their own guards and pipes', () => {
   let server: TestApp;
@@ -189,6 +214,34 @@ describe('host handlers with their own guards and pipes', () => {
     const client = await open();
     const reply = await client.request({ type: 'raw.args', data: { a: 1 } });
     assert.deepEqual(reply.data, { count: 3, data: { a: 1 }, ack: 'undefined' });
+    client.close();
+  });
+
+  it('runs a handler with interceptors, answering what the interceptors make of its reply', async () => {
+    const client = await open();
+    const reply = await client.request({ type: 'intercepted.reply', data: { n: 7 } });
+    assert.equal(reply.type, 'intercepted.done');
+    assert.deepEqual(reply.data, { n: 7, marked: true });
+    const before = interceptedCalls;
+    client.send({ type: 'intercepted', id: 'silent-1' });
+    await assertPingWorks(client);
+    assert.equal(interceptedCalls, before + 1);
+    assert.equal(client.received.filter((m) => m.in_reply_to === 'silent-1').length, 0);
+    client.close();
+  });
+
+  it('answers every value an Observable returned by a handler emits, in order', async () => {
+    const client = await open();
+    client.send({ type: 'observable.replies', id: 'obs-1' });
+    await eventually(
+      () => client.received.filter((m) => m.in_reply_to === 'obs-1').length === 2,
+      3000,
+      'two replies',
+    );
+    assert.deepEqual(
+      client.received.filter((m) => m.in_reply_to === 'obs-1').map((m) => m.type),
+      ['observable.first', 'observable.second'],
+    );
     client.close();
   });
 

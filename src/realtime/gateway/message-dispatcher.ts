@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { isObservable } from 'rxjs';
 import type { RawData } from 'ws';
 import {
   CloseCode,
@@ -18,6 +19,7 @@ import { MessageRateLimiter, type RateDecision } from './message-rate-limiter.js
 import { byteLength, replyIdOf, toText } from './raw-frame.js';
 import { toHandlerFailure } from './realtime-exception.filter.js';
 import { SocketWriter } from './socket-writer.js';
+import { settleHandlerResult } from './handler-result.js';
 import { isThenable } from './thenable.js';
 
 /** Unhandled frames per connection before its socket is paused, and when it resumes. */
@@ -172,8 +174,8 @@ export class MessageDispatcher {
     } catch (error) {
       context.failure ??= toHandlerFailure(error);
     }
-    if (isThenable(result)) {
-      return Promise.resolve(result).then(
+    if (isThenable(result) || isObservable(result)) {
+      return settleHandlerResult(result).then(
         (value) => this.answer(connection, context, value),
         (error: unknown) => {
           // Nest's pipeline hands errors to the filter; this catches what escapes it.

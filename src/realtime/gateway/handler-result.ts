@@ -1,0 +1,14 @@
+import { isObservable, lastValueFrom, toArray } from 'rxjs';
+
+/**
+ * What a handler answered, taken as Nest's own WsAdapter takes it: a promise is awaited, and an
+ * Observable is subscribed to, every value it emits being an answer. That Observable may be the
+ * handler's own or the lazy one Nest's interceptors wrap each call in: the handler runs only once
+ * it is subscribed to.
+ */
+export async function settleHandlerResult(result: unknown): Promise<unknown> {
+  const value: unknown = await result;
+  if (!isObservable(value)) return value;
+  const emitted = await lastValueFrom(value.pipe(toArray()));
+  return emitted.filter((item) => item !== undefined && item !== null).flat();
+}
