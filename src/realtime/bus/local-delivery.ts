@@ -32,19 +32,14 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
   }
 
   deliver(message: OutboundMessage): number {
-    const { position, target } = message;
+    const { position } = message;
+    const frame = Buffer.from(position ? withPosition(message.frame, position) : message.frame);
     if (position && this.watermark.enabled) this.watermark.observe(position);
-    const except = target.kind === 'all' ? target.exceptUserId : undefined;
-    // Made at the first recipient: a message nobody here receives (an event without subscribers
-    // here, a user connected elsewhere) costs no encoding.
-    let frame: Buffer | undefined;
     let reached = 0;
-    for (const connection of this.recipients(target)) {
-      if (except !== undefined && connection.userId === except) continue;
+    for (const connection of this.resolve(message.target)) {
       if (position && connection.replayedUpTo && wasReplayed(connection.replayedUpTo, position)) {
         continue;
       }
-      frame ??= Buffer.from(position ? withPosition(message.frame, position) : message.frame);
       if (!this.writer.write(connection, frame, true)) continue;
       reached++;
       if (position && connection.resumeOpen) noteFirstLive(connection, position);
@@ -52,27 +47,30 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
     return reached;
   }
 
-  /** The registry's own sets where there is one: no copy and no generator per message. */
-  private recipients(target: DeliveryTarget): Iterable<RealtimeConnection> {
+  private *resolve(target: DeliveryTarget): Iterable<RealtimeConnection> {
     switch (target.kind) {
       case 'connection': {
         const connection = this.registry.get(target.connectionId);
-        return connection ? [connection] : NONE;
+        if (connection) yield connection;
+        return;
       }
       case 'users':
-        if (target.userIds.length === 1) return this.registry.ofUser(target.userIds[0]!);
-        return [...new Set(target.userIds)].flatMap((userId) => [...this.registry.ofUser(userId)]);
+        for (const userId of new Set(target.userIds)) yield* this.registry.ofUser(userId);
+        return;
       case 'event':
-        return this.registry.subscribersOf(target.event);
+        yield* this.registry.subscribersOf(target.event);
+        return;
       case 'room':
-        return this.registry.membersOf(target.room);
+        yield* this.registry.membersOf(target.room);
+        return;
       case 'all':
-        return this.registry.all();
+        for (const connection of this.registry.all()) {
+          if (connection.userId !== target.exceptUserId) yield connection;
+        }
+        return;
     }
   }
 }
-
-const NONE: readonly RealtimeConnection[] = [];
 
 function wasReplayed(replayedUpTo: Map<string, string>, position: StreamPosition): boolean {
   const last = replayedUpTo.get(position.stream);
