@@ -1,10 +1,5 @@
 import type { CanActivate, INestApplicationContext, Type } from '@nestjs/common';
-import {
-  ExternalContextCreator,
-  MetadataScanner,
-  ModulesContainer,
-  type NestContainer,
-} from '@nestjs/core';
+import { ExternalContextCreator, MetadataScanner, type NestContainer } from '@nestjs/core';
 import {
   ExecutionContextHost,
   FORBIDDEN_MESSAGE,
@@ -19,9 +14,8 @@ import { isObservable, lastValueFrom } from 'rxjs';
 import type { BoundMessageHandler } from '../registry/realtime-connection.js';
 import type { InboundContext } from './inbound-context.js';
 import { compileParams, resolveParams } from './direct-handler-params.js';
+import { gatewayProviders } from './gateway-providers.js';
 import { isThenable } from './thenable.js';
-
-const GATEWAY_METADATA = 'websockets:is_gateway';
 
 type Method = (...args: unknown[]) => unknown;
 type Handler = (data: unknown, context: InboundContext) => unknown;
@@ -52,31 +46,29 @@ export function compileDirectHandlers(
   const explorer = new GatewayMetadataExplorer(new MetadataScanner());
   const compiled = new Map<string, BoundMessageHandler>();
   const seen = new Set<string>();
-  for (const [moduleKey, moduleRef] of app.get(ModulesContainer, { strict: false })) {
-    for (const wrapper of moduleRef.providers.values()) {
-      const { metatype, instance } = wrapper;
-      if (!metatype || !instance || !Reflect.getMetadata(GATEWAY_METADATA, metatype)) continue;
-      const isStatic = wrapper.isDependencyTreeStatic() && !wrapper.isTransient;
-      for (const { message, methodName, callback, isAckHandledManually } of explorer.explore(
-        instance,
-      )) {
-        const type = String(message);
-        if (seen.has(type)) {
-          // Which gateway wins would be Nest's binding order: leave it to Nest.
-          compiled.delete(type);
-          continue;
-        }
-        seen.add(type);
-        if (!isStatic || isAckHandledManually) continue;
-        const handler = compileHandler(
-          instance as object,
-          methodName,
-          callback as Method,
-          moduleKey,
-          creators,
-        );
-        if (handler) compiled.set(type, handler as BoundMessageHandler);
+  for (const { moduleKey, wrapper } of gatewayProviders(app)) {
+    const { instance } = wrapper;
+    if (!instance) continue;
+    const isStatic = wrapper.isDependencyTreeStatic() && !wrapper.isTransient;
+    for (const { message, methodName, callback, isAckHandledManually } of explorer.explore(
+      instance,
+    )) {
+      const type = String(message);
+      if (seen.has(type)) {
+        // Which gateway wins would be Nest's binding order: leave it to Nest.
+        compiled.delete(type);
+        continue;
       }
+      seen.add(type);
+      if (!isStatic || isAckHandledManually) continue;
+      const handler = compileHandler(
+        instance as object,
+        methodName,
+        callback as Method,
+        moduleKey,
+        creators,
+      );
+      if (handler) compiled.set(type, handler as BoundMessageHandler);
     }
   }
   return compiled;

@@ -1,4 +1,4 @@
-import { isObservable, lastValueFrom, toArray } from 'rxjs';
+import { isObservable, lastValueFrom, type Observable, toArray } from 'rxjs';
 
 /**
  * What a handler answered, taken as Nest's own WsAdapter takes it: a promise is awaited, and an
@@ -6,9 +6,11 @@ import { isObservable, lastValueFrom, toArray } from 'rxjs';
  * handler's own or the lazy one Nest's interceptors wrap each call in: the handler runs only once
  * it is subscribed to.
  */
-export async function settleHandlerResult(result: unknown): Promise<unknown> {
-  const value: unknown = await result;
-  if (!isObservable(value)) return value;
-  const emitted = await lastValueFrom(value.pipe(toArray()));
+export function settleHandlerResult(result: unknown): Promise<unknown> {
+  return Promise.resolve(result).then((value) => (isObservable(value) ? emittedBy(value) : value));
+}
+
+async function emittedBy(observable: Observable<unknown>): Promise<unknown[]> {
+  const emitted = await lastValueFrom(observable.pipe(toArray()));
   return emitted.filter((item) => item !== undefined && item !== null).flat();
 }

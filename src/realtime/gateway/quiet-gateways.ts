@@ -1,8 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
-import { MetadataScanner, ModulesContainer } from '@nestjs/core';
+import { MetadataScanner } from '@nestjs/core';
 import { GatewayMetadataExplorer } from '@nestjs/websockets/gateway-metadata-explorer.js';
-
-const GATEWAY_METADATA = 'websockets:is_gateway';
+import { gatewayProviders } from './gateway-providers.js';
 
 /** What the gateway connect machinery of Nest can do per connection for one gateway. */
 export interface GatewayFacts {
@@ -27,31 +26,26 @@ export interface ObservedCallback {
 }
 
 /**
- * Every gateway as Nest's SocketModule finds them (every module, every provider that is a class
- * with gateway metadata), in the same order. Request-scoped gateways count as hooked.
+ * What each gateway of the app, in Nest's order, does per connection. Request-scoped gateways
+ * count as hooked.
  */
 export function gatewayFacts(app: INestApplicationContext): GatewayFacts[] {
   const explorer = new GatewayMetadataExplorer(new MetadataScanner());
   const facts: GatewayFacts[] = [];
-  for (const moduleRef of app.get(ModulesContainer, { strict: false }).values()) {
-    for (const wrapper of moduleRef.providers.values()) {
-      if (!wrapper || wrapper.isNotMetatype) continue;
-      const { metatype, instance } = wrapper;
-      if (typeof metatype !== 'function') continue;
-      if (!Reflect.getMetadataKeys(metatype).includes(GATEWAY_METADATA)) continue;
-      if (!instance || typeof instance !== 'object') {
-        facts.push({ messages: [], hooked: true });
-        continue;
-      }
-      const gateway = instance as { handleConnection?: unknown; handleDisconnect?: unknown };
-      facts.push({
-        messages: explorer.explore(instance).map(({ message }) => String(message)),
-        hooked:
-          !wrapper.isDependencyTreeStatic() ||
-          gateway.handleConnection != null ||
-          gateway.handleDisconnect != null,
-      });
+  for (const { wrapper } of gatewayProviders(app)) {
+    const { instance } = wrapper;
+    if (!instance || typeof instance !== 'object') {
+      facts.push({ messages: [], hooked: true });
+      continue;
     }
+    const gateway = instance as { handleConnection?: unknown; handleDisconnect?: unknown };
+    facts.push({
+      messages: explorer.explore(instance).map(({ message }) => String(message)),
+      hooked:
+        !wrapper.isDependencyTreeStatic() ||
+        gateway.handleConnection != null ||
+        gateway.handleDisconnect != null,
+    });
   }
   return facts;
 }
