@@ -8,6 +8,7 @@ import {
   isJsonObject,
   MAX_TYPE_LENGTH,
   type NotificationLevel,
+  type ServerEnvelope,
   ServerMessageType,
 } from '../protocol/index.js';
 import type { DeliveryTarget } from './bus/delivery-target.js';
@@ -21,6 +22,7 @@ import {
   RealtimeEvents,
   type UploadCancelRequest,
 } from './realtime-events.js';
+import { isoNow } from './gateway/iso-clock.js';
 import { RealtimeSendError } from './realtime-send.error.js';
 import { PresenceStore } from './presence/presence-store.js';
 import { MessageHistory } from './recovery/message-history.js';
@@ -160,15 +162,13 @@ export class RealtimeService implements OnModuleInit {
       throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', 'data must be a JSON object');
     }
     const id = randomUUID();
-    const frame = encodeServerMessage({
-      type,
-      data,
-      timestamp: new Date().toISOString(),
-      id,
-      ...(source === undefined ? {} : { source }),
-    });
+    // Built field by field: a spread that adds a field costs V8 microseconds per send.
+    const envelope: ServerEnvelope<MessageData> = { type, data, timestamp: isoNow(), id };
+    if (source !== undefined) envelope.source = source;
+    const frame = encodeServerMessage(envelope);
     const streams = this.history ? streamTargets(target) : [];
-    const overhead = Math.max(0, ...streams.map(({ stream }) => positionOverhead(stream)));
+    let overhead = 0;
+    for (const { stream } of streams) overhead = Math.max(overhead, positionOverhead(stream));
     const size = Buffer.byteLength(frame) + overhead;
     if (size > this.options.maxMessageSize) {
       throw new RealtimeSendError(
@@ -359,7 +359,7 @@ function percentage(value: number): number {
 }
 
 function now(): string {
-  return new Date().toISOString();
+  return isoNow();
 }
 
 function reviewData(reviewId: string, changes?: Record<string, unknown>): MessageData {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
-import { extractToken, parseProtocols, pathToken } from './token-extractor.js';
+import fc from 'fast-check';
+import { extractToken, parseProtocols, pathToken, queryParam } from './token-extractor.js';
 
 const JWT = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl';
 const OTHER = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI3In0.b3RoZXI';
@@ -148,6 +149,38 @@ describe('extractToken', () => {
         token: undefined,
       });
     });
+  });
+});
+
+describe('queryParam', () => {
+  it('answers as URLSearchParams.get does', () => {
+    const cases = [
+      '',
+      '?',
+      '?token',
+      '?token=',
+      '?a=1&token=x&token=y',
+      '?&&token=a=b',
+      '?tok=1',
+      '?%74oken=z',
+      '?token=a+b',
+      '?token=%zz',
+      '?x=1&=2',
+    ];
+    for (const search of cases) {
+      assert.equal(queryParam(search, 'token'), new URLSearchParams(search).get('token'), search);
+    }
+  });
+
+  it('answers as URLSearchParams.get does for any query (fast-check)', () => {
+    const part = fc.constantFrom('token', 'tok', 'en', '=', '&', '%', '+', '74', 'x', '?', 'é', '');
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 12 }), (parts) => {
+        const search = parts.join('');
+        assert.equal(queryParam(search, 'token'), new URLSearchParams(search).get('token'));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

@@ -31,9 +31,8 @@ export function extractToken(
   }
   const url = requestUrl(request);
   if (!url) return undefined;
-  if (url.searchParams.has('token')) {
-    return { source: 'query', token: nonEmpty(url.searchParams.get('token') ?? undefined) };
-  }
+  const queryToken = queryParam(url.search, 'token');
+  if (queryToken !== null) return { source: 'query', token: nonEmpty(queryToken) };
   const segment = pathToken(url.pathname, basePath);
   if (segment !== undefined) return { source: 'path', token: nonEmpty(segment) };
   return undefined;
@@ -56,6 +55,25 @@ export function requestUrl(request: IncomingMessage): URL | undefined {
     parsedUrls.set(request, url);
   }
   return url ?? undefined;
+}
+
+/**
+ * `new URLSearchParams(search).get(name)`. A query with nothing to decode (no `%` or `+`, as a
+ * base64url token's) is split by hand: building URLSearchParams showed in connection profiles.
+ */
+export function queryParam(search: string, name: string): string | null {
+  if (search.includes('%') || search.includes('+')) return new URLSearchParams(search).get(name);
+  const query = search.startsWith('?') ? search.slice(1) : search;
+  for (const pair of query.split('&')) {
+    if (pair.length === 0) continue;
+    const equals = pair.indexOf('=');
+    if (equals < 0) {
+      if (pair === name) return '';
+    } else if (pair.slice(0, equals) === name) {
+      return pair.slice(equals + 1);
+    }
+  }
+  return null;
 }
 
 export function parseProtocols(header: string | undefined): string[] {

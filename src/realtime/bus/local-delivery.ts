@@ -32,14 +32,19 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
   }
 
   deliver(message: OutboundMessage): number {
-    const { position } = message;
-    const frame = Buffer.from(position ? withPosition(message.frame, position) : message.frame);
+    const { position, target } = message;
     if (position && this.watermark.enabled) this.watermark.observe(position);
+    const except = target.kind === 'all' ? target.exceptUserId : undefined;
+    // Made at the first recipient: a message nobody here receives (an event without subscribers
+    // here, a user connected elsewhere) costs no encoding.
+    let frame: Buffer | undefined;
     let reached = 0;
-    for (const connection of this.resolve(message.target)) {
+    for (const connection of this.recipients(target)) {
+      if (except !== undefined && connection.userId === except) continue;
       if (position && connection.replayedUpTo && wasReplayed(connection.replayedUpTo, position)) {
         continue;
       }
+      frame ??= Buffer.from(position ? withPosition(message.frame, position) : message.frame);
       if (!this.writer.write(connection, frame, true)) continue;
       reached++;
       if (position && connection.resumeOpen) noteFirstLive(connection, position);
@@ -47,30 +52,27 @@ export class LocalDelivery implements OnModuleInit, OnApplicationShutdown {
     return reached;
   }
 
-  private *resolve(target: DeliveryTarget): Iterable<RealtimeConnection> {
+  /** The registry's own sets where there is one: no copy and no generator per message. */
+  private recipients(target: DeliveryTarget): Iterable<RealtimeConnection> {
     switch (target.kind) {
       case 'connection': {
         const connection = this.registry.get(target.connectionId);
-        if (connection) yield connection;
-        return;
+        return connection ? [connection] : NONE;
       }
       case 'users':
-        for (const userId of new Set(target.userIds)) yield* this.registry.ofUser(userId);
-        return;
+        if (target.userIds.length === 1) return this.registry.ofUser(target.userIds[0]!);
+        return [...new Set(target.userIds)].flatMap((userId) => [...this.registry.ofUser(userId)]);
       case 'event':
-        yield* this.registry.subscribersOf(target.event);
-        return;
+        return this.registry.subscribersOf(target.event);
       case 'room':
-        yield* this.registry.membersOf(target.room);
-        return;
+        return this.registry.membersOf(target.room);
       case 'all':
-        for (const connection of this.registry.all()) {
-          if (connection.userId !== target.exceptUserId) yield connection;
-        }
-        return;
+        return this.registry.all();
     }
   }
 }
+
+const NONE: readonly RealtimeConnection[] = [];
 
 function wasReplayed(replayedUpTo: Map<string, string>, position: StreamPosition): boolean {
   const last = replayedUpTo.get(position.stream);

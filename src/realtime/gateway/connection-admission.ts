@@ -116,13 +116,15 @@ export class ConnectionAdmission {
     this.registry.add(connection, this.options.maxRoomSize);
     this.expiry.add(connection);
     // Debug: a line per connection is detail at scale (Nest prints debug unless told not to).
-    this.logger.debug({
-      event: 'connection.opened',
-      connection_id: connection.id,
-      user_id: connection.userId,
-      remote_address: remoteAddress,
-      token_source: extracted.source,
-    });
+    // Checked first: with debug off the line is not even built (it showed in connect profiles).
+    if (Logger.isLevelEnabled('debug'))
+      this.logger.debug({
+        event: 'connection.opened',
+        connection_id: connection.id,
+        user_id: connection.userId,
+        remote_address: remoteAddress,
+        token_source: extracted.source,
+      });
     this.events.opened.next({
       connectionId: connection.id,
       userId: connection.userId,
