@@ -49,27 +49,33 @@ export abstract class RealtimeBus {
    * then published with that position. A bus whose instances could otherwise see a stream out of
    * offset order does both at once. Resolves to the connections reached by all copies.
    */
-  async publishInStreams(
+  publishInStreams(
     message: OutboundMessage,
     copies: readonly StreamCopy[],
     history: MessageHistory,
   ): Promise<number> {
-    // One copy (every send but one to several users): no array of promises to gather.
-    if (copies.length === 1) return this.publishStreamCopy(message, copies[0]!, history);
-    const counts = await Promise.all(
-      copies.map((copy) => this.publishStreamCopy(message, copy, history)),
-    );
-    return counts.reduce((sum, count) => sum + count, 0);
+    // Not `async` (every connect comes here with user.status_changed, see RealtimeService): a
+    // synchronous throw still becomes a rejection.
+    try {
+      // One copy (every send but one to several users): no array of promises to gather.
+      if (copies.length === 1) return this.publishStreamCopy(message, copies[0]!, history);
+      return Promise.all(copies.map((copy) => this.publishStreamCopy(message, copy, history))).then(
+        sum,
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  private async publishStreamCopy(
+  private publishStreamCopy(
     { id, type, frame }: OutboundMessage,
     { stream, target }: StreamCopy,
     history: MessageHistory,
   ): Promise<number> {
     // Field by field: a spread that adds a field (`{ ...copy, position }`) costs V8 a microsecond.
-    const position = await history.append(stream, historyRecord({ id, type, target, frame }));
-    return this.publish({ id, type, target, frame, position });
+    return history
+      .append(stream, historyRecord({ id, type, target, frame }))
+      .then((position) => this.publish({ id, type, target, frame, position }));
   }
 
   /** Sets the function that delivers messages to this instance's connections. */
@@ -95,6 +101,10 @@ export abstract class RealtimeBus {
   /** False while the other instances cannot be reached. */
   abstract isConnected(): boolean;
   abstract close(): Promise<void>;
+}
+
+function sum(counts: number[]): number {
+  return counts.reduce((total, count) => total + count, 0);
 }
 
 /** What the history keeps of a message: a broadcast also keeps whom it left out. */
