@@ -41,6 +41,10 @@ export class RealtimeSocketServer {
   private readonly upgradeRate: UpgradeRateLimiter;
   /** The same for every connection: made once. */
   private readonly limits: ConnectionLimits;
+  /** `"features":…,"limits":…` of connection.established for the last handler map seen. */
+  private establishedShared:
+    | { handlers: RealtimeConnection['handlers']; size: number | undefined; json: string }
+    | undefined;
   // Listeners shared by every socket (the socket is `this`): no closure per connection.
   private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
   private readonly onClose: (this: WebSocket, code: number, reason: Buffer) => void;
@@ -143,17 +147,25 @@ export class RealtimeSocketServer {
     socket.on('ping', onLivenessFrame);
     socket.on('close', this.onClose);
     this.gateways?.connect(socket, request, connection);
-    this.writer.send(connection, 'connection.established', this.establishedData(connection));
+    this.writer.sendJson(connection, 'connection.established', this.establishedJson(connection));
   }
 
-  private establishedData(connection: RealtimeConnection): ConnectionEstablishedData {
-    return {
-      connection_id: connection.id,
-      user_id: connection.userId,
-      server_time: isoNow(),
-      features: [...(connection.handlers?.keys() ?? [])],
-      limits: this.limits,
-    };
+  /** ConnectionEstablishedData as JSON; its `features` and `limits` are encoded once. */
+  private establishedJson(connection: RealtimeConnection): string {
+    const { handlers } = connection;
+    let shared = this.establishedShared;
+    // Connections share their handler map (one per set of gateways), hence one cached text.
+    if (!shared || shared.handlers !== handlers || shared.size !== handlers?.size) {
+      const constant: Pick<ConnectionEstablishedData, 'features' | 'limits'> = {
+        features: [...(handlers?.keys() ?? [])],
+        limits: this.limits,
+      };
+      shared = { handlers, size: handlers?.size, json: JSON.stringify(constant).slice(1, -1) };
+      this.establishedShared = shared;
+    }
+    const id = JSON.stringify(connection.id);
+    const user = JSON.stringify(connection.userId);
+    return `{"connection_id":${id},"user_id":${user},"server_time":"${isoNow()}",${shared.json}}`;
   }
 }
 

@@ -86,6 +86,11 @@ export class SocketWriter {
     return this.write(connection, encodeDirect(type, data, inReplyTo));
   }
 
+  /** {@link send} with `data` given as its JSON text. */
+  sendJson(connection: RealtimeConnection, type: string, dataJson: string): boolean {
+    return this.write(connection, encodeDirectJson(type, dataJson));
+  }
+
   /** Sends a handler's reply; one over `maxMessageSize` is replaced by a MESSAGE_TOO_LARGE error. */
   sendReply(
     connection: RealtimeConnection,
@@ -131,23 +136,27 @@ function uncork(connection: RealtimeConnection): void {
 }
 
 function encodeDirect(type: string, data: unknown, inReplyTo?: string): Buffer {
-  const timestamp = isoNow();
-  const id = randomUUID();
   if (!isPlainData(data)) {
     const envelope = {
       type,
       data,
-      timestamp,
-      id,
+      timestamp: isoNow(),
+      id: randomUUID(),
       ...(inReplyTo === undefined ? {} : { in_reply_to: inReplyTo }),
     };
     return Buffer.from(encodeServerMessage(envelope));
   }
-  // The same text as encodeServerMessage (same fields, same order), without building the
-  // envelope object: a timestamp and a UUID need no escaping.
+  return encodeDirectJson(type, JSON.stringify(data), inReplyTo);
+}
+
+/**
+ * The same text as encodeServerMessage (same fields, same order), without building the envelope
+ * object: a timestamp and a UUID need no escaping.
+ */
+function encodeDirectJson(type: string, dataJson: string, inReplyTo?: string): Buffer {
   const tail = inReplyTo === undefined ? '}' : `,"in_reply_to":${JSON.stringify(inReplyTo)}}`;
   return Buffer.from(
-    `{"type":${JSON.stringify(type)},"data":${JSON.stringify(data)},"timestamp":"${timestamp}","id":"${id}"${tail}`,
+    `{"type":${JSON.stringify(type)},"data":${dataJson},"timestamp":"${isoNow()}","id":"${randomUUID()}"${tail}`,
   );
 }
 
