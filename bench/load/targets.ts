@@ -40,7 +40,21 @@ function moduleEnv(clients: number): NodeJS.ProcessEnv {
   };
 }
 
-export async function startTarget(name: TargetName, clients: number): Promise<Target> {
+/** How a target's node is launched: a command in front of it (a profiler), and its arguments. */
+export interface Launch {
+  prefix?: string[];
+  nodeArgs?: string[];
+  /** Added to the target's environment. */
+  env?: NodeJS.ProcessEnv;
+  /** Bound on the start, for a slowed-down target. */
+  startTimeoutMs?: number;
+}
+
+export async function startTarget(
+  name: TargetName,
+  clients: number,
+  launch: Launch = {},
+): Promise<Target> {
   const port = await freePort();
   const probePort = await freePort();
   const env: NodeJS.ProcessEnv = {
@@ -50,11 +64,22 @@ export async function startTarget(name: TargetName, clients: number): Promise<Ta
     HOST: '127.0.0.1',
     JWT_SECRET: BENCH_SECRET,
     ...(name === 'module' ? moduleEnv(clients) : {}),
+    ...launch.env,
   };
   delete env.REDIS_URL; // the module's in-process bus: a single instance
   // e.g. BENCH_TARGET_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the targets.
   const extraArgs = (process.env.BENCH_TARGET_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = startChild(['node', '--expose-gc', ...extraArgs, `${SCRIPTS}${name}.js`], env);
+  const child = startChild(
+    [
+      ...(launch.prefix ?? []),
+      'node',
+      '--expose-gc',
+      ...(launch.nodeArgs ?? []),
+      ...extraArgs,
+      `${SCRIPTS}${name}.js`,
+    ],
+    env,
+  );
   const memory = async (): Promise<NodeJS.MemoryUsage> => {
     const response = await fetch(`http://127.0.0.1:${probePort}/memory`, {
       signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
@@ -71,6 +96,7 @@ export async function startTarget(name: TargetName, clients: number): Promise<Ta
         () => false,
       );
     },
+    launch.startTimeoutMs,
   );
   return {
     name,
