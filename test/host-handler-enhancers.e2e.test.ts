@@ -5,17 +5,24 @@ import {
   type NestInterceptor,
   ParseIntPipe,
   type PipeTransform,
+  UseFilters,
   UseGuards,
   UseInterceptors,
   UsePipes,
 } from '@nestjs/common';
-import { MessageBody, SubscribeMessage, WsException } from '@nestjs/websockets';
+import { MessageBody, SubscribeMessage, WebSocketGateway, WsException } from '@nestjs/websockets';
 import { IsString, MaxLength } from 'class-validator';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { map, type Observable, of } from 'rxjs';
 import { compileDirectHandlers } from '../src/realtime/gateway/direct-handlers.js';
-import { RealtimeGateway, type RealtimeReply } from '../src/realtime/index.js';
+import { RealtimeExceptionFilter } from '../src/realtime/gateway/realtime-exception.filter.js';
+import {
+  RealtimeAuthGuard,
+  RealtimeGateway,
+  type RealtimeConnection,
+  type RealtimeReply,
+} from '../src/realtime/index.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 import { assertPingWorks } from './support/wire.js';
@@ -78,6 +85,30 @@ class TextDto {
   @IsString()
   @MaxLength(20)
   text!: string;
+}
+
+/**
+ * The module's auth guard made stricter by a host: as the only guard of a gateway it must run
+ * as written (the module checks its own guard without an ExecutionContext, never a subclass).
+ */
+class NoGuestsGuard extends RealtimeAuthGuard {
+  override canActivate(context: ExecutionContext): boolean {
+    const inbound = context.switchToWs().getData<unknown>();
+    const connection = context.getArgByIndex<{ connection: RealtimeConnection }>(2).connection;
+    return (
+      super.canActivate(context) && inbound !== undefined && !connection.userId.startsWith('guest')
+    );
+  }
+}
+
+@WebSocketGateway()
+@UseGuards(NoGuestsGuard)
+@UseFilters(RealtimeExceptionFilter)
+class MembersGateway {
+  @SubscribeMessage('members.only')
+  members(): RealtimeReply {
+    return { type: 'members.welcome', data: {} };
+  }
 }
 
 @RealtimeGateway()
@@ -150,7 +181,7 @@ describe('host handlers with their own guards and pipes', () => {
   let server: TestApp;
   let users = 0;
   before(async () => {
-    server = await startTestApp({ providers: [EnhancedGateway, ShoutPipe] });
+    server = await startTestApp({ providers: [EnhancedGateway, MembersGateway, ShoutPipe] });
   });
   after(() => server.close());
 
@@ -169,6 +200,16 @@ describe('host handlers with their own guards and pipes', () => {
     assert.equal(allowed.type, 'guard.passed');
     await assertPingWorks(client);
     client.close();
+  });
+
+  it("runs a subclass of the module's auth guard as written, when it is the only guard", async () => {
+    const guest = await TestClient.open(server.wsUrl, server.token(`guest-${++users}`));
+    const refused = await guest.request({ type: 'members.only' });
+    assert.deepEqual(refused.data, { code: 'REQUEST_REJECTED', message: 'Forbidden resource' });
+    const member = await open();
+    assert.equal((await member.request({ type: 'members.only' })).type, 'members.welcome');
+    guest.close();
+    member.close();
   });
 
   it('hands a guard the message data and answers what it throws', async () => {

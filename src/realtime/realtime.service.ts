@@ -164,7 +164,8 @@ export class RealtimeService implements OnModuleInit {
         !history || streams.length === 0
           ? this.bus.publish(message)
           : this.bus.publishInStreams(message, streams, history);
-      return reached.then((count) => ({ id, reached: count }));
+      // Promise.resolve: a bus written in plain JS may answer a number, which `await` accepted.
+      return Promise.resolve(reached).then((count) => ({ id, reached: count }));
     } catch (error) {
       return Promise.reject(error);
     }
