@@ -3,7 +3,7 @@
  * callgrind: a measure that the rest of a shared machine cannot move, next to compare.ts's CPU
  * time, which it can. Each target runs under callgrind with counting on only for the window.
  *
- *   npm run bench:instructions [-- --clients 1000] [--pings 50] [--targets raw-ws,module]
+ *   npm run bench:instructions [-- --clients 1000] [--pings 50] [--targets raw-ws,module] [--runs N]
  *
  * It counts user-space instructions of the server process only (kernel time, cache misses and
  * the load are not in it), including V8's optimizing compiler, which runs on the counted thread.
@@ -21,7 +21,7 @@ import {
 import { option } from './lib/cli.js';
 import { jwt } from './lib/jwt.js';
 import { run as output, runGuarded } from './lib/processes.js';
-import { round } from './lib/stats.js';
+import { median, round } from './lib/stats.js';
 import { windowed } from './lib/windowed.js';
 import { connectAll, type LoadClient } from './load/clients.js';
 import { startTarget, TARGET_NAMES, type TargetName } from './load/targets.js';
@@ -34,7 +34,8 @@ const PING_CLIENTS = 100;
 const WARM_UP_ROUNDS = 2;
 const CONNECT_WINDOW = 200;
 const START_TIMEOUT_MS = 120_000; // node boots several times slower under callgrind
-const TIMEOUT_MS = option('--timeout-s', 900) * 1000;
+const RUNS = option('--runs', 1);
+const TIMEOUT_MS = option('--timeout-s', 900 * RUNS) * 1000;
 
 function targets(): TargetName[] {
   const at = process.argv.indexOf('--targets');
@@ -96,6 +97,18 @@ async function measure(name: TargetName, workDir: string): Promise<Counts> {
   }
 }
 
+/** Per count, the median over the runs of one target. */
+function medianOf(target: TargetName, passes: Counts[]): Counts {
+  const of = (key: Exclude<keyof Counts, 'target'>) =>
+    Math.round(median(passes.map((pass) => pass[key])));
+  return {
+    target,
+    per_connection: of('per_connection'),
+    per_ping_first: of('per_ping_first'),
+    per_ping_warm: of('per_ping_warm'),
+  };
+}
+
 function table(rows: Counts[]): string {
   const base = rows.find((row) => row.target === 'raw-ws');
   const cell = (row: Counts, key: Exclude<keyof Counts, 'target'>) =>
@@ -122,24 +135,32 @@ async function main(): Promise<void> {
   const names = targets();
   console.log(
     `instructions (callgrind): targets ${names.join(', ')}; C = ${CLIENTS}; ` +
-      `${PING_CLIENTS} clients x ${PINGS_PER_CLIENT} pings`,
+      `${PING_CLIENTS} clients x ${PINGS_PER_CLIENT} pings; ${RUNS} run(s)`,
   );
   const workDir = mkdtempSync(`${tmpdir()}/bench-callgrind-`);
-  const rows: Counts[] = [];
+  const passes: Counts[] = [];
   try {
-    for (const name of names) {
-      const started = Date.now();
-      const counts = await measure(name, workDir);
-      rows.push(counts);
-      console.log(
-        `${name}: ${counts.per_connection} per connection, ${counts.per_ping_first} per ping ` +
-          `(first), ${counts.per_ping_warm} per ping (warm), ` +
-          `${((Date.now() - started) / 1000).toFixed(1)} s`,
-      );
+    for (let run = 1; run <= RUNS; run++) {
+      for (const name of names) {
+        const started = Date.now();
+        const counts = await measure(name, workDir);
+        passes.push(counts);
+        console.log(
+          `run ${run} ${name}: ${counts.per_connection} per connection, ` +
+            `${counts.per_ping_first} per ping (first), ${counts.per_ping_warm} per ping (warm), ` +
+            `${((Date.now() - started) / 1000).toFixed(1)} s`,
+        );
+      }
     }
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
+  const rows = names.map((name) =>
+    medianOf(
+      name,
+      passes.filter((p) => p.target === name),
+    ),
+  );
   const env = environment(ROOT);
   console.log(`\n${table(rows)}\n`);
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
@@ -148,8 +169,9 @@ async function main(): Promise<void> {
     clients: CLIENTS,
     pings_per_client: PINGS_PER_CLIENT,
     ping_clients: PING_CLIENTS,
+    runs: RUNS,
   };
-  writeFileSync(file, `${JSON.stringify({ environment: env, options, rows }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ environment: env, options, rows, passes }, null, 2)}\n`);
   console.log(`written ${file}`);
 }
 
