@@ -13,27 +13,19 @@ import { isExpired } from './realtime-principal.js';
 @Injectable()
 export class RealtimeAuthGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
-    return checkRealtimeAuth(context.switchToWs().getClient<WebSocket>());
+    const connection = connectionOf(context.switchToWs().getClient<WebSocket>());
+    if (!connection || connection.closing) {
+      throw new RealtimeException('UNAUTHORIZED', 'Not authenticated', {
+        code: CloseCode.UNAUTHORIZED,
+        reason: CloseReason.UNAUTHORIZED,
+      });
+    }
+    if (isExpired(connection.principal)) {
+      throw new RealtimeException('UNAUTHORIZED', 'Token expired', {
+        code: CloseCode.UNAUTHORIZED,
+        reason: CloseReason.TOKEN_EXPIRED,
+      });
+    }
+    return true;
   }
-}
-
-/**
- * What {@link RealtimeAuthGuard} checks, for a socket: the module's compiled handlers call it
- * directly when it is a handler's only guard, without an ExecutionContext per message.
- */
-export function checkRealtimeAuth(socket: WebSocket): true {
-  const connection = connectionOf(socket);
-  if (!connection || connection.closing) {
-    throw new RealtimeException('UNAUTHORIZED', 'Not authenticated', {
-      code: CloseCode.UNAUTHORIZED,
-      reason: CloseReason.UNAUTHORIZED,
-    });
-  }
-  if (isExpired(connection.principal)) {
-    throw new RealtimeException('UNAUTHORIZED', 'Token expired', {
-      code: CloseCode.UNAUTHORIZED,
-      reason: CloseReason.TOKEN_EXPIRED,
-    });
-  }
-  return true;
 }

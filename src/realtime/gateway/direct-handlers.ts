@@ -11,7 +11,6 @@ import { WsException } from '@nestjs/websockets';
 import { ExceptionFiltersContext } from '@nestjs/websockets/context/exception-filters-context.js';
 import { GatewayMetadataExplorer } from '@nestjs/websockets/gateway-metadata-explorer.js';
 import { isObservable, lastValueFrom } from 'rxjs';
-import { checkRealtimeAuth, RealtimeAuthGuard } from '../auth/realtime-auth.guard.js';
 import type { BoundMessageHandler } from '../registry/realtime-connection.js';
 import type { InboundContext } from './inbound-context.js';
 import { compileParams, resolveParams } from './direct-handler-params.js';
@@ -114,14 +113,10 @@ function compileHandler(
     exceptions.handle(error as Error, context(args));
     return undefined;
   };
-  // The module's own guard alone (the usual case) is checked without an ExecutionContext.
-  const authOnly = guards.length > 0 && guards.every(isPlainRealtimeAuthGuard);
   return (data, inbound) => {
     const args: unknown[] = [inbound.connection.socket, data, inbound, pattern];
     try {
-      let guarded: Promise<void> | undefined;
-      if (authOnly) checkRealtimeAuth(inbound.connection.socket);
-      else if (guards.length > 0) guarded = activate(guards, context(args));
+      const guarded = guards.length > 0 ? activate(guards, context(args)) : undefined;
       const result = then(guarded, () => call(args));
       // A rejected promise (from a guard, a pipe or the method) goes to the filters, as in Nest.
       return isThenable(result)
@@ -131,11 +126,6 @@ function compileHandler(
       return fail(error, args);
     }
   };
-}
-
-/** A RealtimeAuthGuard itself, not a subclass that may check something else. */
-function isPlainRealtimeAuthGuard(guard: CanActivate): boolean {
-  return Object.getPrototypeOf(guard) === RealtimeAuthGuard.prototype;
 }
 
 /** GuardsConsumer.tryActivate, synchronous while the guards answer booleans. */
