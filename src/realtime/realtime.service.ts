@@ -279,7 +279,7 @@ export class RealtimeService implements OnModuleInit {
     return this.sendToUser(userId, ServerMessageType.UPLOAD_PROGRESS, {
       upload_id: uploadId,
       progress: percentage(progress),
-      timestamp: now(),
+      timestamp: isoNow(),
     });
   }
 
@@ -287,7 +287,7 @@ export class RealtimeService implements OnModuleInit {
     return this.sendToUser(userId, ServerMessageType.UPLOAD_COMPLETED, {
       upload_id: uploadId,
       result,
-      timestamp: now(),
+      timestamp: isoNow(),
     });
   }
 
@@ -295,14 +295,14 @@ export class RealtimeService implements OnModuleInit {
     return this.sendToUser(userId, ServerMessageType.UPLOAD_ERROR, {
       upload_id: uploadId,
       error,
-      timestamp: now(),
+      timestamp: isoNow(),
     });
   }
 
   sendUploadCancelled(userId: string, uploadId: string): Promise<number> {
     return this.sendToUser(userId, ServerMessageType.UPLOAD_CANCELLED, {
       upload_id: uploadId,
-      timestamp: now(),
+      timestamp: isoNow(),
     });
   }
 
@@ -325,7 +325,7 @@ export class RealtimeService implements OnModuleInit {
     level: NotificationLevel = 'info',
     userId?: string,
   ): Promise<number> {
-    const data = { message, level, timestamp: now() };
+    const data = { message, level, timestamp: isoNow() };
     return userId === undefined
       ? this.broadcast(ServerMessageType.SYSTEM_NOTIFICATION, data)
       : this.sendToUser(userId, ServerMessageType.SYSTEM_NOTIFICATION, data);
@@ -336,7 +336,7 @@ export class RealtimeService implements OnModuleInit {
     return this.broadcast(ServerMessageType.SYSTEM_MAINTENANCE, {
       message,
       ...(startsAt ? { starts_at: startsAt.toISOString() } : {}),
-      timestamp: now(),
+      timestamp: isoNow(),
     });
   }
 
@@ -345,7 +345,7 @@ export class RealtimeService implements OnModuleInit {
     return this.sendToEvent(ServerMessageType.USER_STATUS_CHANGED, {
       user_id: userId,
       status,
-      timestamp: now(),
+      timestamp: isoNow(),
     });
   }
 
@@ -354,7 +354,7 @@ export class RealtimeService implements OnModuleInit {
       file_id: fileId,
       status: 'processing',
       ...(progress === undefined ? {} : { progress: percentage(progress) }),
-      timestamp: now(),
+      timestamp: isoNow(),
     });
   }
 
@@ -362,7 +362,7 @@ export class RealtimeService implements OnModuleInit {
     return this.sendToUser(userId, ServerMessageType.FILE_READY, {
       file_id: fileId,
       status: 'ready',
-      timestamp: now(),
+      timestamp: isoNow(),
     });
   }
 }
@@ -381,10 +381,6 @@ function reachedOf(result: PublishResult): number {
   return result.reached;
 }
 
-function now(): string {
-  return isoNow();
-}
-
 function reviewData(reviewId: string, changes?: Record<string, unknown>): MessageData {
-  return { review_id: reviewId, ...(changes ? { changes } : {}), timestamp: now() };
+  return { review_id: reviewId, ...(changes ? { changes } : {}), timestamp: isoNow() };
 }

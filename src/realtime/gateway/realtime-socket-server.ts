@@ -42,9 +42,7 @@ export class RealtimeSocketServer {
   /** The same for every connection: made once. */
   private readonly limits: ConnectionLimits;
   /** `"features":…,"limits":…` of connection.established for the last handler map seen. */
-  private establishedShared:
-    | { handlers: RealtimeConnection['handlers']; size: number | undefined; json: string }
-    | undefined;
+  private establishedShared: { handlers: RealtimeConnection['handlers']; json: string } | undefined;
   // Listeners shared by every socket (the socket is `this`): no closure per connection.
   private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
   private readonly onClose: (this: WebSocket, code: number, reason: Buffer) => void;
@@ -154,13 +152,14 @@ export class RealtimeSocketServer {
   private establishedJson(connection: RealtimeConnection): string {
     const { handlers } = connection;
     let shared = this.establishedShared;
-    // Connections share their handler map (one per set of gateways), hence one cached text.
-    if (!shared || shared.handlers !== handlers || shared.size !== handlers?.size) {
+    // Connections share their handler map (one per set of gateways, never changed once made),
+    // hence one cached text; a connection with a map of its own just misses.
+    if (!shared || shared.handlers !== handlers) {
       const constant: Pick<ConnectionEstablishedData, 'features' | 'limits'> = {
         features: [...(handlers?.keys() ?? [])],
         limits: this.limits,
       };
-      shared = { handlers, size: handlers?.size, json: JSON.stringify(constant).slice(1, -1) };
+      shared = { handlers, json: JSON.stringify(constant).slice(1, -1) };
       this.establishedShared = shared;
     }
     const id = JSON.stringify(connection.id);
