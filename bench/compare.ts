@@ -9,9 +9,15 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { option, quick } from './lib/cli.js';
+import { listOption, option, quick } from './lib/cli.js';
 import { pinLoadToCore0, run as output, runGuarded } from './lib/processes.js';
-import { type Target, TARGET_NAMES, type TargetName, startTarget } from './load/targets.js';
+import {
+  type Target,
+  TARGET_NAMES,
+  type TargetName,
+  startTarget,
+  targetNames,
+} from './load/targets.js';
 import { emptyPass, type Pass, runPass } from './load/workloads.js';
 import { chart } from './report/chart.js';
 import { environment } from './report/environment.js';
@@ -24,20 +30,12 @@ const TIMEOUT_MS = option('--timeout-s', quick ? 120 : 600) * 1000;
 const REPORT_RESERVE_MS = 10_000; // the run stops starting passes this long before the timeout
 const FD_HEADROOM = 500; // the trigger's sockets, probes, files of node itself
 
-function list(name: string, fallback: string[]): string[] {
-  const at = process.argv.indexOf(name);
-  return at < 0 ? fallback : (process.argv[at + 1] ?? '').split(',').filter(Boolean);
-}
-
-const SIZES = list('--clients', quick ? ['1000'] : ['1000', '5000']).map(Number);
-const TARGETS = list('--targets', [...TARGET_NAMES]) as TargetName[];
+const SIZES = listOption('--clients', quick ? ['1000'] : ['1000', '5000']).map(Number);
+const TARGET_ARGS = listOption('--targets', [...TARGET_NAMES]);
 
 function checkArguments(): void {
   if (SIZES.some((c) => !Number.isInteger(c) || c <= 0))
     throw new Error('--clients takes positive integers, comma-separated');
-  const unknown = TARGETS.filter((t) => !TARGET_NAMES.includes(t));
-  if (unknown.length > 0)
-    throw new Error(`unknown target(s) ${unknown.join(', ')}; known: ${TARGET_NAMES.join(', ')}`);
   // One descriptor per client here and one per connection in the target, which inherits it.
   const limit = Number(output('sh', ['-c', 'ulimit -n']));
   const needed = Math.max(...SIZES) + FD_HEADROOM;
@@ -70,9 +68,9 @@ async function measure(name: TargetName, clients: number, run: number): Promise<
  * in a run measured a slower load (raw ws made 1,560 connections/s as the first pass of a run and
  * 2,793–3,456 later in the same run).
  */
-async function warmUpLoad(): Promise<void> {
+async function warmUpLoad(target: TargetName): Promise<void> {
   const started = Date.now();
-  const pass = await measure(TARGETS[0]!, Math.min(...SIZES), 0);
+  const pass = await measure(target, Math.min(...SIZES), 0);
   console.log(
     `load warm-up on ${pass.target} (not recorded): ${((Date.now() - started) / 1000).toFixed(1)} s` +
       (pass.error ? `; ERROR ${pass.error}` : ''),
@@ -81,20 +79,21 @@ async function warmUpLoad(): Promise<void> {
 
 async function main(): Promise<void> {
   checkArguments();
+  const targets = targetNames(TARGET_ARGS);
   pinLoadToCore0();
   const env = environment(ROOT);
   console.log(
-    `side-by-side: targets ${TARGETS.join(', ')}; C = ${SIZES.join(', ')}; ${RUNS} run(s); ` +
+    `side-by-side: targets ${targets.join(', ')}; C = ${SIZES.join(', ')}; ${RUNS} run(s); ` +
       (env.pinned ? 'targets on core 1, load on core 0' : 'not pinned (no taskset or 1 core)'),
   );
   const passes: Pass[] = [];
   const deadline = Date.now() + TIMEOUT_MS - REPORT_RESERVE_MS;
-  await warmUpLoad();
+  await warmUpLoad(targets[0]!);
   let msPerClient = 0; // slowest pass so far, per client: predicts whether the next one fits
   const skipped: string[] = [];
   for (let run = 1; run <= RUNS; run++) {
     // Rotate the order each run so that drift (warm caches, a noisy neighbour) favours no one.
-    const order = TARGETS.map((_, i) => TARGETS[(i + run - 1) % TARGETS.length]!);
+    const order = targets.map((_, i) => targets[(i + run - 1) % targets.length]!);
     for (const clients of SIZES) {
       for (const name of order) {
         if (Date.now() + msPerClient * clients * 1.25 > deadline) {
@@ -121,16 +120,16 @@ async function main(): Promise<void> {
     console.warn(
       `WARNING: out of time (--timeout-s ${TIMEOUT_MS / 1000}), not run: ${skipped.join('; ')}`,
     );
-  const rows = summarize(passes, TARGETS);
+  const rows = summarize(passes, targets);
   console.log(`\n${report(rows, env, RUNS, skipped)}\n`);
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const file = `${ROOT}bench/results/compare-${env.date.slice(0, 19).replace(/:/g, '-')}Z.json`;
-  const options = { quick, runs: RUNS, clients: SIZES, targets: TARGETS };
+  const options = { quick, runs: RUNS, clients: SIZES, targets };
   writeFileSync(
     file,
     `${JSON.stringify({ environment: env, options, summary: rows, passes }, null, 2)}\n`,
   );
-  writeFileSync(`${ROOT}docs/bench.svg`, chart(rows, TARGETS, env));
+  writeFileSync(`${ROOT}docs/bench.svg`, chart(rows, targets, env));
   console.log(`written ${file} and docs/bench.svg`);
 }
 

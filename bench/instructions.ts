@@ -18,13 +18,13 @@ import {
   callgrindEnv,
   callgrindLauncher,
 } from './lib/callgrind.js';
-import { option } from './lib/cli.js';
+import { listOption, option } from './lib/cli.js';
 import { jwt } from './lib/jwt.js';
 import { run as output, runGuarded } from './lib/processes.js';
 import { median, round } from './lib/stats.js';
 import { windowed } from './lib/windowed.js';
 import { connectAll, type LoadClient } from './load/clients.js';
-import { startTarget, TARGET_NAMES, type TargetName } from './load/targets.js';
+import { startTarget, TARGET_NAMES, type TargetName, targetNames } from './load/targets.js';
 import { environment } from './report/environment.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // build/bench/ -> repo root
@@ -36,14 +36,6 @@ const CONNECT_WINDOW = 200;
 const START_TIMEOUT_MS = 120_000; // node boots several times slower under callgrind
 const RUNS = option('--runs', 1);
 const TIMEOUT_MS = option('--timeout-s', 900 * RUNS) * 1000;
-
-function targets(): TargetName[] {
-  const at = process.argv.indexOf('--targets');
-  const names = at < 0 ? [...TARGET_NAMES] : (process.argv[at + 1] ?? '').split(',');
-  const unknown = names.filter((name) => !TARGET_NAMES.includes(name as TargetName));
-  if (unknown.length > 0) throw new Error(`unknown target(s) ${unknown.join(', ')}`);
-  return names as TargetName[];
-}
 
 interface Counts {
   target: TargetName;
@@ -132,7 +124,7 @@ async function main(): Promise<void> {
   if (Number.isFinite(limit) && limit < CLIENTS + 500) {
     throw new Error(`ulimit -n is ${limit}; run "ulimit -n ${CLIENTS + 500}" first`);
   }
-  const names = targets();
+  const names = targetNames(listOption('--targets', [...TARGET_NAMES]));
   console.log(
     `instructions (callgrind): targets ${names.join(', ')}; C = ${CLIENTS}; ` +
       `${PING_CLIENTS} clients x ${PINGS_PER_CLIENT} pings; ${RUNS} run(s)`,

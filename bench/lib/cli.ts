@@ -8,3 +8,9 @@ export function option(name: string, fallback: number): number {
 }
 
 export const quick = process.argv.includes('--quick');
+
+/** `--name a,b,c` from the command line as a list, or `fallback` when absent. */
+export function listOption(name: string, fallback: string[]): string[] {
+  const at = process.argv.indexOf(name);
+  return at < 0 ? fallback : (process.argv[at + 1] ?? '').split(',').filter(Boolean);
+}

@@ -15,6 +15,14 @@ import { type Connect, connectSocketIo, connectWs } from './clients.js';
 export const TARGET_NAMES = ['raw-ws', 'module', 'socketio', 'nest-plain'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
+/** `names` as target names; throws, listing the known ones, if one is not. */
+export function targetNames(names: readonly string[]): TargetName[] {
+  const unknown = names.filter((name) => !TARGET_NAMES.includes(name as TargetName));
+  if (unknown.length > 0)
+    throw new Error(`unknown target(s) ${unknown.join(', ')}; known: ${TARGET_NAMES.join(', ')}`);
+  return names as TargetName[];
+}
+
 const SCRIPTS = fileURLToPath(new URL('../targets/', import.meta.url)); // build/bench/targets/
 
 export interface Target {
