@@ -16,10 +16,10 @@ import { RealtimeBus } from './bus/realtime-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { REDIS_BUS_DEFAULTS, type RedisBusOptions } from './bus/redis-bus-options.js';
 import { RedisThrottlerStorage } from './bus/redis-throttler-storage.js';
-import { InMemoryPresenceStore } from './presence/in-memory-presence.store.js';
 import { PresenceStore } from './presence/presence-store.js';
 import { PresenceService } from './presence/presence.service.js';
 import { RedisPresenceStore } from './presence/redis-presence.store.js';
+import { RegistryPresenceStore } from './presence/registry-presence.store.js';
 import { ConnectionAdmission } from './gateway/connection-admission.js';
 import { ConnectionCloser } from './gateway/connection-closer.js';
 import { ConnectionSupervisor } from './gateway/connection-supervisor.js';
@@ -75,8 +75,9 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
     },
     {
       provide: PresenceStore,
-      inject: [REALTIME_OPTIONS],
-      useFactory: (options: ResolvedRealtimeOptions) => createPresenceStore(options),
+      inject: [REALTIME_OPTIONS, ConnectionRegistry],
+      useFactory: (options: ResolvedRealtimeOptions, registry: ConnectionRegistry) =>
+        createPresenceStore(options, registry),
     },
     PresenceService,
     TokenVerifier,
@@ -121,10 +122,14 @@ function createThrottlerStorage(options: ResolvedRealtimeOptions): ThrottlerStor
   return new RedisThrottlerStorage(connection, redis.namespace ?? REDIS_BUS_DEFAULTS.namespace);
 }
 
-function createPresenceStore(options: ResolvedRealtimeOptions): PresenceStore {
+/** In Redis with the Redis bus; otherwise this instance's registry is its presence. */
+function createPresenceStore(
+  options: ResolvedRealtimeOptions,
+  registry: ConnectionRegistry,
+): PresenceStore {
   const redis = redisOptions(options);
   const connection = redis?.url ?? redis?.clients?.publisher;
-  if (!redis || !connection) return new InMemoryPresenceStore();
+  if (!redis || !connection) return new RegistryPresenceStore(registry);
   return new RedisPresenceStore(connection, redis.namespace ?? REDIS_BUS_DEFAULTS.namespace);
 }
 
