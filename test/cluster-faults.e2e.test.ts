@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { RealtimeSendError } from '../src/realtime/index.js';
 import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
 import { type ClusterClient, CROSS_WAIT_MS, openOn, settleVia } from './support/cluster-clients.js';
+import { freePort } from './support/free-port.js';
 import {
-  freePort,
   killOnExit,
   requireRedis,
   type RedisServer,

@@ -4,12 +4,8 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster, uniqueNamespace } from './support/cluster.js';
-import {
-  freePort,
-  requireRedis,
-  startRedisServer,
-  type RedisServer,
-} from './support/redis-server.js';
+import { freePort } from './support/free-port.js';
+import { requireRedis, startRedisServer, type RedisServer } from './support/redis-server.js';
 import { TEST_SECRET } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 

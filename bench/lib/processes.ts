@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 // The tests' helper: a port that was free on 127.0.0.1 a moment ago.
-export { freePort } from '../../test/support/redis-server.js';
+export { freePort } from '../../test/support/free-port.js';
 
 export const STEP_TIMEOUT_MS = 15_000; // bound on any one wait: a start, a connect, a request, a drain
 

@@ -1,6 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from './redis-server.js';
+import { freePort } from './free-port.js';
 
 /**
  * A TCP relay on 127.0.0.1 to a local port: a real network path between one app and Redis that
