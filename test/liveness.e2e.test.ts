@@ -107,6 +107,43 @@ describe('liveness: server pings and connection timeout', () => {
   });
 });
 
+describe('liveness: server pings of a burst of connections', () => {
+  // Liveness ticks every 200 ms (a tenth of the timeout), three per heartbeat interval.
+  const HEARTBEAT = 600;
+  const TICK = 200;
+  let server: TestApp;
+  const pool = clientPool();
+  before(async () => {
+    server = await startTestApp({
+      realtime: { heartbeatIntervalMs: HEARTBEAT, connectionTimeoutMs: 2000 },
+    });
+  });
+  afterEach(() => pool.closeAll());
+  after(() => server.close());
+
+  it('spreads the first pings over the interval instead of sending them all in one tick', async () => {
+    const opened = performance.now();
+    const clients = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => pool.open(server.wsUrl, server.token(`burst-${i}`))),
+    );
+    const firstPings: number[] = [];
+    for (const client of clients) {
+      client.socket.once('ping', () => firstPings.push(performance.now()));
+    }
+    await eventually(() => firstPings.length === clients.length, 5000, 'every client pinged');
+    const spread = Math.max(...firstPings) - Math.min(...firstPings);
+    // In one tick they would all arrive within a few ms; three groups span two ticks.
+    assert.ok(spread >= TICK * 0.75, `first pings within ${spread.toFixed(0)} ms`);
+    // And none later than an interval and a tick after the burst, with room for a slow machine.
+    const latest = Math.max(...firstPings) - opened;
+    assert.ok(
+      latest <= HEARTBEAT + 2 * TICK + 500,
+      `last first ping after ${latest.toFixed(0)} ms`,
+    );
+    for (const client of clients) await assertUsable(client);
+  });
+});
+
 describe('liveness: token expiry', () => {
   let server: TestApp;
   const pool = clientPool();

@@ -12,6 +12,8 @@ export class RealtimeConnection {
   readonly rooms = new Set<string>();
   lastActivity: number;
   lastHeartbeat: number;
+  /** When the server's next WebSocket ping is due (Date.now() ms); 0 until the supervisor sees it. */
+  nextPingAt = 0;
   messagesIn = 0;
   messagesOut = 0;
   bytesIn = 0;
