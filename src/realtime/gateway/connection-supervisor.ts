@@ -17,6 +17,9 @@ import { ConnectionCloser } from './connection-closer.js';
  * Runs the two clocks of every connection: liveness (protocol pings every `heartbeatInterval`,
  * 4000 after `connectionTimeout` without any inbound frame) and token expiry (4001).
  */
+/** Pings written in one turn of the event loop (about 2 ms of writes here). */
+const PINGS_PER_TURN = 256;
+
 @Injectable()
 export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private livenessTimer: NodeJS.Timeout | undefined;
@@ -25,6 +28,10 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
   /** Liveness ticks per heartbeat interval: the groups that pings are spread over. */
   private phases = 1;
   private nextPhase = 0;
+  /** Connections whose ping is due, sent a few hundred per turn by {@link sendPings}. */
+  private pingQueue: RealtimeConnection[] = [];
+  private pingHead = 0;
+  private pinging = false;
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
@@ -53,6 +60,8 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
   beforeApplicationShutdown(): void {
     clearInterval(this.livenessTimer);
     clearInterval(this.expiryTimer);
+    this.pingQueue = [];
+    this.pingHead = 0;
   }
 
   private checkLiveness(now: number): void {
@@ -74,9 +83,10 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
         connection.nextPingAt = now + this.firstPingDelay();
       } else if (now >= connection.nextPingAt) {
         connection.nextPingAt = now + this.options.heartbeatIntervalMs;
-        if (connection.socket.readyState === WebSocket.OPEN) connection.socket.ping();
+        this.pingQueue.push(connection);
       }
     }
+    if (this.pingQueue.length > 0 && !this.pinging) this.sendPings();
     for (const connection of timedOut) {
       this.closer.close(connection, CloseCode.CONNECTION_TIMEOUT, CloseReason.CONNECTION_TIMEOUT);
     }
@@ -92,6 +102,26 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
     this.nextPhase = (phase + 1) % this.phases;
     return this.options.heartbeatIntervalMs - phase * this.livenessTickMs;
   }
+
+  /**
+   * Pings the queued connections, {@link PINGS_PER_TURN} per turn of the event loop: each ping
+   * is a socket write, and messages wait behind a long run of them.
+   */
+  private readonly sendPings = (): void => {
+    const queue = this.pingQueue;
+    const end = Math.min(queue.length, this.pingHead + PINGS_PER_TURN);
+    for (let i = this.pingHead; i < end; i++) {
+      const { socket, closing } = queue[i]!;
+      if (!closing && socket.readyState === WebSocket.OPEN) socket.ping();
+    }
+    this.pingHead = end;
+    this.pinging = end < queue.length;
+    if (this.pinging) setImmediate(this.sendPings);
+    else {
+      this.pingQueue = [];
+      this.pingHead = 0;
+    }
+  };
 
   private closeExpired(now: number): void {
     for (const connection of this.expiry.takeExpired(now)) {
