@@ -32,18 +32,15 @@ describe('ConnectionSupervisor heartbeat', () => {
   let supervisor: ConnectionSupervisor | undefined;
   afterEach(() => supervisor?.beforeApplicationShutdown());
 
-  it('writes the pings of one tick a few hundred per turn of the event loop, skipping closing connections', async () => {
-    // A heartbeat of one tick: every connection is due in the same tick.
-    const options = resolveRealtimeOptions({
-      jwt: { secret: 'x'.repeat(32) },
-      heartbeatIntervalMs: 100,
-      connectionTimeoutMs: 60_000,
-    });
+  function connections(
+    count: number,
+    turns: { readonly turn: number },
+    pingedIn: number[],
+    lastActivity = Date.now(),
+  ): { registry: ConnectionRegistry; list: RealtimeConnection[] } {
     const registry = new ConnectionRegistry();
-    const turns = turnCounter();
-    const pingedIn: number[] = [];
-    const connections: RealtimeConnection[] = [];
-    for (let i = 0; i < 600; i++) {
+    const list: RealtimeConnection[] = [];
+    for (let i = 0; i < count; i++) {
       // The supervisor reads readyState and calls ping(); nothing else of the socket.
       const socket = {
         readyState: WebSocket.OPEN,
@@ -56,10 +53,30 @@ describe('ConnectionSupervisor heartbeat', () => {
         '127.0.0.1',
         Date.now(),
       );
+      connection.lastActivity = lastActivity;
       registry.add(connection);
-      connections.push(connection);
+      list.push(connection);
     }
-    connections[7]!.closing = true;
+    return { registry, list };
+  }
+
+  function perTurn(turns: number[]): number[] {
+    const counts = new Map<number, number>();
+    for (const turn of turns) counts.set(turn, (counts.get(turn) ?? 0) + 1);
+    return [...counts.values()];
+  }
+
+  it('writes the pings of one tick a few hundred per turn of the event loop, skipping closing connections', async () => {
+    // A heartbeat of one tick: every connection is due in the same tick.
+    const options = resolveRealtimeOptions({
+      jwt: { secret: 'x'.repeat(32) },
+      heartbeatIntervalMs: 100,
+      connectionTimeoutMs: 60_000,
+    });
+    const turns = turnCounter();
+    const pingedIn: number[] = [];
+    const { registry, list } = connections(600, turns, pingedIn);
+    list[7]!.closing = true;
     const closer = { close: () => undefined } as unknown as ConnectionCloser;
     supervisor = new ConnectionSupervisor(options, registry, new TokenExpirySchedule(), closer);
     supervisor.onApplicationBootstrap();
@@ -67,9 +84,34 @@ describe('ConnectionSupervisor heartbeat', () => {
     for (let waited = 0; pingedIn.length < 599 && waited < 3_000; waited += 20) await sleep(20);
     turns.stop();
     assert.equal(pingedIn.length, 599, 'every open connection once, not the closing one');
-    const perTurn = new Map<number, number>();
-    for (const turn of pingedIn) perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
     // 256 per turn; the closing connection's slot is in the first group.
-    assert.deepEqual([...perTurn.values()], [255, 256, 88]);
+    assert.deepEqual(perTurn(pingedIn), [255, 256, 88]);
+  });
+
+  it('closes timed-out connections a few hundred per turn, each with 4000', async () => {
+    const options = resolveRealtimeOptions({
+      jwt: { secret: 'x'.repeat(32) },
+      heartbeatIntervalMs: 100,
+      connectionTimeoutMs: 200,
+    });
+    const turns = turnCounter();
+    const { registry } = connections(600, turns, [], Date.now() - 1_000);
+    const closedIn: number[] = [];
+    const codes = new Set<number>();
+    const closer = {
+      close: (connection: RealtimeConnection, code: number) => {
+        connection.closing = true;
+        registry.remove(connection);
+        codes.add(code);
+        closedIn.push(turns.turn);
+      },
+    } as unknown as ConnectionCloser;
+    supervisor = new ConnectionSupervisor(options, registry, new TokenExpirySchedule(), closer);
+    supervisor.onApplicationBootstrap();
+    for (let waited = 0; closedIn.length < 600 && waited < 3_000; waited += 20) await sleep(20);
+    turns.stop();
+    assert.deepEqual([...codes], [4000]);
+    assert.equal(closedIn.length, 600);
+    assert.deepEqual(perTurn(closedIn), [256, 256, 88]);
   });
 });

@@ -12,13 +12,15 @@ import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { TokenExpirySchedule } from '../registry/token-expiry-schedule.js';
 import { ConnectionCloser } from './connection-closer.js';
+import { PerTurnQueue } from './per-turn-queue.js';
+
+/** Pings or closes written per turn of the event loop (256 pings took about 10 ms here). */
+const PER_TURN = 256;
 
 /**
  * Runs the two clocks of every connection: liveness (protocol pings every `heartbeatInterval`,
  * 4000 after `connectionTimeout` without any inbound frame) and token expiry (4001).
  */
-/** Pings written in one turn of the event loop (about 2 ms of writes here). */
-const PINGS_PER_TURN = 256;
 
 @Injectable()
 export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -28,10 +30,20 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
   /** Liveness ticks per heartbeat interval: the groups that pings are spread over. */
   private phases = 1;
   private nextPhase = 0;
-  /** Connections whose ping is due, sent a few hundred per turn by {@link sendPings}. */
-  private pingQueue: RealtimeConnection[] = [];
-  private pingHead = 0;
-  private pinging = false;
+  // Each ping and each close is a socket write: thousands in one go would stall every message.
+  private readonly pings = new PerTurnQueue<RealtimeConnection>(PER_TURN, (connection) => {
+    if (!connection.closing && connection.socket.readyState === WebSocket.OPEN) {
+      connection.socket.ping();
+    }
+  });
+  private readonly timeouts = new PerTurnQueue<RealtimeConnection>(PER_TURN, (connection) => {
+    // Judged a few turns ago at most: a frame since then keeps it open.
+    if (Date.now() - connection.lastActivity < this.options.connectionTimeoutMs) return;
+    this.closer.close(connection, CloseCode.CONNECTION_TIMEOUT, CloseReason.CONNECTION_TIMEOUT);
+  });
+  private readonly expirations = new PerTurnQueue<RealtimeConnection>(PER_TURN, (connection) =>
+    this.closer.close(connection, CloseCode.UNAUTHORIZED, CloseReason.TOKEN_EXPIRED),
+  );
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
@@ -60,12 +72,14 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
   beforeApplicationShutdown(): void {
     clearInterval(this.livenessTimer);
     clearInterval(this.expiryTimer);
-    this.pingQueue = [];
-    this.pingHead = 0;
+    this.pings.clear();
+    this.timeouts.clear();
+    this.expirations.clear();
   }
 
   private checkLiveness(now: number): void {
     const timedOut: RealtimeConnection[] = [];
+    const due: RealtimeConnection[] = [];
     const { history } = this.options;
     // performance.timeOrigin-based, like connectedAt.
     const resumeOpenAfter = history
@@ -83,13 +97,11 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
         connection.nextPingAt = now + this.firstPingDelay();
       } else if (now >= connection.nextPingAt) {
         connection.nextPingAt = now + this.options.heartbeatIntervalMs;
-        this.pingQueue.push(connection);
+        due.push(connection);
       }
     }
-    if (this.pingQueue.length > 0 && !this.pinging) this.sendPings();
-    for (const connection of timedOut) {
-      this.closer.close(connection, CloseCode.CONNECTION_TIMEOUT, CloseReason.CONNECTION_TIMEOUT);
-    }
+    this.pings.push(due);
+    this.timeouts.push(timedOut);
   }
 
   /**
@@ -103,29 +115,7 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
     return this.options.heartbeatIntervalMs - phase * this.livenessTickMs;
   }
 
-  /**
-   * Pings the queued connections, {@link PINGS_PER_TURN} per turn of the event loop: each ping
-   * is a socket write, and messages wait behind a long run of them.
-   */
-  private readonly sendPings = (): void => {
-    const queue = this.pingQueue;
-    const end = Math.min(queue.length, this.pingHead + PINGS_PER_TURN);
-    for (let i = this.pingHead; i < end; i++) {
-      const { socket, closing } = queue[i]!;
-      if (!closing && socket.readyState === WebSocket.OPEN) socket.ping();
-    }
-    this.pingHead = end;
-    this.pinging = end < queue.length;
-    if (this.pinging) setImmediate(this.sendPings);
-    else {
-      this.pingQueue = [];
-      this.pingHead = 0;
-    }
-  };
-
   private closeExpired(now: number): void {
-    for (const connection of this.expiry.takeExpired(now)) {
-      this.closer.close(connection, CloseCode.UNAUTHORIZED, CloseReason.TOKEN_EXPIRED);
-    }
+    this.expirations.push(this.expiry.takeExpired(now));
   }
 }
