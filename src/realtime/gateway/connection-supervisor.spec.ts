@@ -60,6 +60,14 @@ describe('ConnectionSupervisor heartbeat', () => {
     return { registry, list };
   }
 
+  function liveness(heartbeatIntervalMs: number, connectionTimeoutMs: number) {
+    return resolveRealtimeOptions({
+      jwt: { secret: 'x'.repeat(32) },
+      heartbeatIntervalMs,
+      connectionTimeoutMs,
+    });
+  }
+
   function perTurn(turns: number[]): number[] {
     const counts = new Map<number, number>();
     for (const turn of turns) counts.set(turn, (counts.get(turn) ?? 0) + 1);
@@ -68,11 +76,7 @@ describe('ConnectionSupervisor heartbeat', () => {
 
   it('writes the pings of one tick a few hundred per turn of the event loop, skipping closing connections', async () => {
     // A heartbeat of one tick: every connection is due in the same tick.
-    const options = resolveRealtimeOptions({
-      jwt: { secret: 'x'.repeat(32) },
-      heartbeatIntervalMs: 100,
-      connectionTimeoutMs: 60_000,
-    });
+    const options = liveness(100, 60_000);
     const turns = turnCounter();
     const pingedIn: number[] = [];
     const { registry, list } = connections(600, turns, pingedIn);
@@ -89,11 +93,7 @@ describe('ConnectionSupervisor heartbeat', () => {
   });
 
   it('closes timed-out connections a few hundred per turn, each with 4000', async () => {
-    const options = resolveRealtimeOptions({
-      jwt: { secret: 'x'.repeat(32) },
-      heartbeatIntervalMs: 100,
-      connectionTimeoutMs: 200,
-    });
+    const options = liveness(100, 200);
     const turns = turnCounter();
     const { registry } = connections(600, turns, [], Date.now() - 1_000);
     const closedIn: number[] = [];
