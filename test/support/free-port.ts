@@ -25,7 +25,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** The first port of /proc/sys/net/ipv4/ip_local_port_range, where there is one. */
-function ephemeralLow(): number | undefined {
+export function ephemeralLow(): number | undefined {
   try {
     const low = Number(
       readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
@@ -37,7 +37,7 @@ function ephemeralLow(): number | undefined {
 }
 
 /** Listens on `port` (0: any) and closes again; the port, or undefined when it was taken. */
-function listenOnce(port: number): Promise<number | undefined> {
+export function listenOnce(port: number): Promise<number | undefined> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(undefined));

@@ -21,14 +21,11 @@ const PER_TURN = 256;
  * Runs the two clocks of every connection: liveness (protocol pings every `heartbeatInterval`,
  * 4000 after `connectionTimeout` without any inbound frame) and token expiry (4001).
  */
-
 @Injectable()
 export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private livenessTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private livenessTickMs = 1;
-  /** Liveness ticks per heartbeat interval: the groups that pings are spread over. */
-  private phases = 1;
   private nextPhase = 0;
   // Each ping and each close is a socket write: thousands in one go would stall every message.
   private readonly pings = new PerTurnQueue<RealtimeConnection>(PER_TURN, (connection) => {
@@ -61,7 +58,6 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
       Math.min(heartbeatIntervalMs, Math.ceil(connectionTimeoutMs / 10)),
     );
     this.livenessTickMs = livenessTick;
-    this.phases = Math.max(1, Math.floor(heartbeatIntervalMs / livenessTick));
     this.livenessTimer = setInterval(() => this.checkLiveness(Date.now()), livenessTick).unref();
     this.expiryTimer = setInterval(
       () => this.closeExpired(Date.now()),
@@ -106,13 +102,15 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
 
   /**
    * The heartbeat interval less 0, 1, 2… ticks, in turn: connections that arrive together are
-   * pinged in `phases` groups rather than all in one tick, which at 5,000 connections stalled
-   * every other message for up to 200 ms once per interval.
+   * pinged in as many groups as an interval has ticks rather than all in one tick, which at
+   * 5,000 connections stalled every other message for up to 200 ms once per interval.
    */
   private firstPingDelay(): number {
-    const phase = this.nextPhase;
-    this.nextPhase = (phase + 1) % this.phases;
-    return this.options.heartbeatIntervalMs - phase * this.livenessTickMs;
+    const { heartbeatIntervalMs } = this.options;
+    const phases = Math.max(1, Math.floor(heartbeatIntervalMs / this.livenessTickMs));
+    const phase = this.nextPhase % phases;
+    this.nextPhase = phase + 1;
+    return heartbeatIntervalMs - phase * this.livenessTickMs;
   }
 
   private closeExpired(now: number): void {

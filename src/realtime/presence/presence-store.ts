@@ -29,8 +29,3 @@ export abstract class PresenceStore {
   abstract reap(instanceIds: readonly string[]): Promise<string[]>;
   abstract close(): Promise<void>;
 }
-
-/** Oldest first: by connect time, ties by connection id (PROTOCOL.md section 10). */
-export function byAge(a: PresenceEntry, b: PresenceEntry): number {
-  return a.connectedAt - b.connectedAt || (a.connectionId < b.connectionId ? -1 : 1);
-}
