@@ -14,6 +14,7 @@ export const METRICS = {
   ping_p99_ms: { label: 'ping p99 ms', unit: 'ms', better: 'lower' },
   ping_max_ms: { label: 'ping max ms', unit: 'ms', better: 'lower' },
   ping_cpu_us: { label: 'CPU µs/ping', unit: 'µs', better: 'lower' },
+  ping_first_cpu_us: { label: 'CPU µs/ping (warm-up)', unit: 'µs', better: 'lower' },
 } as const;
 
 export type MetricKey = keyof typeof METRICS;
