@@ -36,9 +36,10 @@ const TARGET_ARGS = listOption('--targets', [...TARGET_NAMES]);
 function checkArguments(): void {
   if (SIZES.some((c) => !Number.isInteger(c) || c <= 0))
     throw new Error('--clients takes positive integers, comma-separated');
-  // One descriptor per client here and one per connection in the target, which inherits it.
+  // One descriptor per client here and one per connection in the target, which inherits it;
+  // W3's interleaved rounds hold a raw-ws companion's C clients too.
   const limit = Number(output('sh', ['-c', 'ulimit -n']));
-  const needed = Math.max(...SIZES) + FD_HEADROOM;
+  const needed = 2 * Math.max(...SIZES) + FD_HEADROOM;
   if (Number.isFinite(limit) && limit < needed)
     throw new Error(
       `ulimit -n is ${limit}; ${Math.max(...SIZES)} clients need at least ${needed}: run "ulimit -n ${needed}" first`,

@@ -15,6 +15,9 @@ export const METRICS = {
   ping_max_ms: { label: 'ping max ms', unit: 'ms', better: 'lower' },
   ping_cpu_us: { label: 'CPU µs/ping', unit: 'µs', better: 'lower' },
   ping_first_cpu_us: { label: 'CPU µs/ping (warm-up)', unit: 'µs', better: 'lower' },
+  // Already ratios to raw ws (bench/load/interleaved.ts): raw ws's own value is 1.
+  ping_p50_interleaved: { label: 'ping p50, interleaved', unit: '×', better: 'lower' },
+  ping_cpu_interleaved: { label: 'CPU/ping, interleaved', unit: '×', better: 'lower' },
 } as const;
 
 export type MetricKey = keyof typeof METRICS;

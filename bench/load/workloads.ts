@@ -8,6 +8,7 @@ import { cpuMs, machineBusyMs, running, STEP_TIMEOUT_MS, until } from '../lib/pr
 import { percentile, round } from '../lib/stats.js';
 import { windowed } from '../lib/windowed.js';
 import { connectAll, type LoadClient } from './clients.js';
+import { interleavedPings } from './interleaved.js';
 import { METRIC_KEYS, type Metrics } from './metrics.js';
 import { Receipts } from './receipts.js';
 import type { Target } from './targets.js';
@@ -220,6 +221,17 @@ export async function runPass(target: Target, clients: number, run: number): Pro
     m.ping_p50_ms = round(percentile(latencies, 50), 3);
     m.ping_p99_ms = round(percentile(latencies, 99), 3);
     m.ping_max_ms = round(latencies.at(-1)!, 3);
+
+    // W3 again, in rounds alternating with a raw-ws companion (raw ws is its own baseline).
+    if (target.name === 'raw-ws') {
+      [m.ping_cpu_interleaved, m.ping_p50_interleaved] = [1, 1];
+    } else {
+      const interleaved = await interleavedPings(target, pingers, identities, CONNECT_WINDOW);
+      [m.ping_cpu_interleaved, m.ping_p50_interleaved] = [
+        interleaved.cpuRatio,
+        interleaved.p50Ratio,
+      ];
+    }
   } catch (error) {
     pass.error = error instanceof Error ? error.message : String(error);
     if (!running(target.process.child))

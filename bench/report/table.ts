@@ -11,6 +11,7 @@ const RATES: MetricKey[] = [
   'ping_p50_ms',
   'ping_p99_ms',
   'ping_max_ms',
+  'ping_p50_interleaved',
 ];
 const COSTS: MetricKey[] = [
   'connect_cpu_us',
@@ -19,6 +20,7 @@ const COSTS: MetricKey[] = [
   'user_cpu_us',
   'ping_cpu_us',
   'ping_first_cpu_us',
+  'ping_cpu_interleaved',
   'rss_per_connection',
   'heap_per_connection',
 ];
@@ -34,6 +36,7 @@ export function formatNumber(value: number): string {
 function cell(row: Row, key: MetricKey): string {
   const { median, ratio } = row.cells[key];
   if (!Number.isFinite(median)) return 'failed';
+  if (METRICS[key].unit === '×') return `×${median.toFixed(2)}`; // a ratio already
   return row.target === BASELINE || !Number.isFinite(ratio)
     ? formatNumber(median)
     : `${formatNumber(median)} (×${ratio.toFixed(2)})`;
