@@ -111,6 +111,21 @@ export const connectSocketIo: Connect = (port, who, onMessage) =>
     });
   });
 
+/** Every client sends `count` pings one after another, all clients at once; the round trips. */
+export async function pingEach(clients: LoadClient[], count: number): Promise<number[]> {
+  const latencies: number[] = [];
+  await Promise.all(
+    clients.map(async (client) => {
+      for (let i = 0; i < count; i++) {
+        const sent = performance.now();
+        await client.ping();
+        latencies.push(performance.now() - sent);
+      }
+    }),
+  );
+  return latencies;
+}
+
 /** Opens one client per identity, `window` handshakes in flight; on any failure closes them all. */
 export async function connectAll(
   connect: Connect,

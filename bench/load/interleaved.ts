@@ -4,15 +4,15 @@
  * machine. Ratios between passes tens of seconds apart move with the neighbours (raw ws alone:
  * 27 to 56 µs of CPU per ping within one hour here); these ratios are taken round by round.
  */
-import { cpuMs } from '../lib/processes.js';
+import { cpuMsPrecise } from '../lib/processes.js';
 import { median, round } from '../lib/stats.js';
-import { connectAll, type Identity, type LoadClient } from './clients.js';
+import { connectAll, type Identity, type LoadClient, pingEach } from './clients.js';
 import { startTarget, type Target } from './targets.js';
 
 const PING_CLIENTS = 100;
 const WARMUP_PINGS_PER_CLIENT = 100; // as W3's warm-up
-const ROUNDS = 6; // per target; the order flips each round
-const PINGS_PER_CLIENT = 40; // 4,000 pings a round: /proc's CPU ticks are 10 ms
+const ROUNDS = 8; // per target; the order flips each round
+const PINGS_PER_CLIENT = 20; // 2,000 pings a round, ~0.1 s; CPU read from schedstat (ns)
 
 export interface Interleaved {
   /** Median over rounds of the target's server CPU per ping / the companion's. */
@@ -27,18 +27,9 @@ interface Round {
 }
 
 async function pingRound(target: Target, pingers: LoadClient[], count: number): Promise<Round> {
-  const latencies: number[] = [];
-  const before = cpuMs(target.process.child);
-  await Promise.all(
-    pingers.map(async (socket) => {
-      for (let i = 0; i < count; i++) {
-        const sent = performance.now();
-        await socket.ping();
-        latencies.push(performance.now() - sent);
-      }
-    }),
-  );
-  const cpuUs = ((cpuMs(target.process.child) - before) * 1000) / latencies.length;
+  const before = cpuMsPrecise(target.process.child);
+  const latencies = await pingEach(pingers, count);
+  const cpuUs = ((cpuMsPrecise(target.process.child) - before) * 1000) / latencies.length;
   return { cpuUs, p50Ms: median(latencies) };
 }
 

@@ -35,8 +35,9 @@ export function formatNumber(value: number): string {
 
 function cell(row: Row, key: MetricKey): string {
   const { median, ratio } = row.cells[key];
+  // A ratio already, measured for the module only (bench/load/interleaved.ts).
+  if (METRICS[key].unit === '×') return Number.isFinite(median) ? `×${median.toFixed(2)}` : '—';
   if (!Number.isFinite(median)) return 'failed';
-  if (METRICS[key].unit === '×') return `×${median.toFixed(2)}`; // a ratio already
   return row.target === BASELINE || !Number.isFinite(ratio)
     ? formatNumber(median)
     : `${formatNumber(median)} (×${ratio.toFixed(2)})`;
