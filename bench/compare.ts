@@ -37,7 +37,7 @@ function checkArguments(): void {
   if (SIZES.some((c) => !Number.isInteger(c) || c <= 0))
     throw new Error('--clients takes positive integers, comma-separated');
   // One descriptor per client here and one per connection in the target, which inherits it;
-  // W3's interleaved rounds hold a raw-ws companion's C clients too.
+  // the interleaved rounds hold a raw-ws companion's C clients too.
   const limit = Number(output('sh', ['-c', 'ulimit -n']));
   const needed = 2 * Math.max(...SIZES) + FD_HEADROOM;
   if (Number.isFinite(limit) && limit < needed)

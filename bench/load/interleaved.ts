@@ -1,9 +1,11 @@
 /**
- * W3 interleaved: short ping rounds that alternate between a target and a raw-ws companion
+ * W3 and W4 interleaved: short rounds that alternate between a target and a raw-ws companion
  * holding as many connections, so that both are measured in the same seconds of a shared
  * machine. Ratios between passes tens of seconds apart move with the neighbours (raw ws alone:
  * 27 to 56 µs of CPU per ping within one hour here); these ratios are taken round by round.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jwt } from '../lib/jwt.js';
 import { cpuMsPrecise } from '../lib/processes.js';
 import { median, round } from '../lib/stats.js';
 import { connectAll, type Identity, type LoadClient, pingEach } from './clients.js';
@@ -11,33 +13,71 @@ import { startTarget, type Target } from './targets.js';
 
 const PING_CLIENTS = 100;
 const WARMUP_PINGS_PER_CLIENT = 100; // as W3's warm-up
-const ROUNDS = 8; // per target; the order flips each round
+const PING_ROUNDS = 8; // per target; the order flips each round
 const PINGS_PER_CLIENT = 20; // 2,000 pings a round, ~0.1 s; CPU read from schedstat (ns)
+const CONNECT_ROUNDS = 6;
+const CONNECTS_PER_ROUND = 400; // new users each, closed after the round
+const CLOSE_SETTLE_MS = 200; // a round's closes (and offline announcements) end before the next
 
 export interface Interleaved {
-  /** Median over rounds of the target's server CPU per ping / the companion's. */
-  cpuRatio: number;
-  /** Median over rounds of the target's p50 round trip / the companion's. */
-  p50Ratio: number;
+  /** Medians over rounds of the target's number / the companion's in the neighbouring round. */
+  pingCpu: number;
+  pingP50: number;
+  connectRate: number;
+  connectCpu: number;
 }
 
-interface Round {
-  cpuUs: number;
-  p50Ms: number;
+/** One target's measure in a round: [its value for the ratio, ...]. */
+type Measure = (target: Target, round: number) => Promise<number[]>;
+
+/** Per round, target / companion for each value; then the median of each over the rounds. */
+async function alternate(
+  target: Target,
+  companion: Target,
+  rounds: number,
+  measure: Measure,
+): Promise<number[]> {
+  const ratios: number[][] = [];
+  for (let i = 0; i < rounds; i++) {
+    const targetFirst = i % 2 === 0;
+    const first = await measure(targetFirst ? target : companion, i);
+    const second = await measure(targetFirst ? companion : target, i);
+    const [own, base] = targetFirst ? [first, second] : [second, first];
+    ratios.push(own.map((value, k) => value / base[k]!));
+  }
+  return ratios[0]!.map((_, k) => round(median(ratios.map((r) => r[k]!)), 3));
 }
 
-async function pingRound(target: Target, pingers: LoadClient[], count: number): Promise<Round> {
+/** CPU µs per ping and p50 ms of one round of `count` pings per client. */
+async function pingRound(target: Target, pingers: LoadClient[], count: number): Promise<number[]> {
   const before = cpuMsPrecise(target.process.child);
   const latencies = await pingEach(pingers, count);
   const cpuUs = ((cpuMsPrecise(target.process.child) - before) * 1000) / latencies.length;
-  return { cpuUs, p50Ms: median(latencies) };
+  return [cpuUs, median(latencies)];
+}
+
+/** Connections/s and CPU µs per connection of one round of new clients, closed afterwards. */
+async function connectRound(
+  target: Target,
+  identities: Identity[],
+  window: number,
+): Promise<number[]> {
+  const before = cpuMsPrecise(target.process.child);
+  const started = performance.now();
+  const sockets = await connectAll(target.connect, target.port, identities, window, () => {});
+  const ms = performance.now() - started;
+  const cpuUs = ((cpuMsPrecise(target.process.child) - before) * 1000) / identities.length;
+  for (const socket of sockets) socket.close();
+  await sleep(CLOSE_SETTLE_MS);
+  return [(identities.length * 1000) / ms, cpuUs];
 }
 
 /**
- * Starts the raw-ws companion with one connection per identity, warms both ping paths up, then
- * alternates rounds. `pingers` are the target's clients (already warmed up by W3).
+ * Starts the raw-ws companion with one connection per identity and warms its pings up as W3
+ * did the target's; then alternates ping rounds, then connect rounds (tokens minted before).
+ * `pingers` are the target's W3 clients.
  */
-export async function interleavedPings(
+export async function interleaved(
   target: Target,
   pingers: LoadClient[],
   identities: Identity[],
@@ -54,18 +94,26 @@ export async function interleavedPings(
       () => {},
     );
     const companionPingers = sockets.slice(0, PING_CLIENTS);
-    await pingRound(companion, companionPingers, WARMUP_PINGS_PER_CLIENT);
-    const cpu: number[] = [];
-    const p50: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      const first = i % 2 === 0;
-      const a = first ? await pingRound(target, pingers, PINGS_PER_CLIENT) : undefined;
-      const base = await pingRound(companion, companionPingers, PINGS_PER_CLIENT);
-      const own = a ?? (await pingRound(target, pingers, PINGS_PER_CLIENT));
-      cpu.push(own.cpuUs / base.cpuUs);
-      p50.push(own.p50Ms / base.p50Ms);
-    }
-    return { cpuRatio: round(median(cpu), 3), p50Ratio: round(median(p50), 3) };
+    await pingEach(companionPingers, WARMUP_PINGS_PER_CLIENT);
+    const [pingCpu, pingP50] = await alternate(target, companion, PING_ROUNDS, (t) =>
+      pingRound(t, t === target ? pingers : companionPingers, PINGS_PER_CLIENT),
+    );
+    // The same new users on both sides of a round: each target sees them for the first time.
+    const newcomers = Array.from({ length: CONNECT_ROUNDS }, (_, r) =>
+      Array.from({ length: CONNECTS_PER_ROUND }, (_, i) => {
+        const user = `bench-round-${r}-${i}`;
+        return { index: i, user, token: jwt({ sub: user }) };
+      }),
+    );
+    const [connectRate, connectCpu] = await alternate(target, companion, CONNECT_ROUNDS, (t, r) =>
+      connectRound(t, newcomers[r]!, connectWindow),
+    );
+    return {
+      pingCpu: pingCpu!,
+      pingP50: pingP50!,
+      connectRate: connectRate!,
+      connectCpu: connectCpu!,
+    };
   } finally {
     for (const socket of sockets) socket.close();
     await companion.stop();

@@ -16,6 +16,8 @@ export const METRICS = {
   ping_cpu_us: { label: 'CPU µs/ping', unit: 'µs', better: 'lower' },
   ping_first_cpu_us: { label: 'CPU µs/ping (warm-up)', unit: 'µs', better: 'lower' },
   // Already ratios to raw ws (bench/load/interleaved.ts): raw ws's own value is 1.
+  connect_per_s_interleaved: { label: 'connections/s, interleaved', unit: '×', better: 'higher' },
+  connect_cpu_interleaved: { label: 'CPU/connection, interleaved', unit: '×', better: 'lower' },
   ping_p50_interleaved: { label: 'ping p50, interleaved', unit: '×', better: 'lower' },
   ping_cpu_interleaved: { label: 'CPU/ping, interleaved', unit: '×', better: 'lower' },
 } as const;

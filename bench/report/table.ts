@@ -5,6 +5,7 @@ import { BASELINE, type Row } from './summary.js';
 
 const RATES: MetricKey[] = [
   'connect_per_s',
+  'connect_per_s_interleaved',
   'all_per_s',
   'event_per_s',
   'user_per_s',
@@ -15,6 +16,7 @@ const RATES: MetricKey[] = [
 ];
 const COSTS: MetricKey[] = [
   'connect_cpu_us',
+  'connect_cpu_interleaved',
   'all_cpu_us',
   'event_cpu_us',
   'user_cpu_us',
