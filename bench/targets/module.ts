@@ -10,12 +10,14 @@ import type { Server } from 'node:http';
 import { createDemoApp } from '../../src/demo/bootstrap.js';
 import { loadDemoConfig } from '../../src/demo/demo-config.js';
 import { RealtimeService } from '../../src/realtime/index.js';
+import { applyCoalescingMode } from './coalescing-mode.js';
 import { keepTriggerConnectionsAlive } from './keep-alive.js';
 import { startProbe } from './probe.js';
 import { targetEnv } from './target-env.js';
 import { type Broadcast, routeBroadcastFirst } from './trigger.js';
 
 const { port, probePort } = targetEnv();
+applyCoalescingMode(process.env.BENCH_COALESCE);
 const app = await createDemoApp(loadDemoConfig());
 const realtime = app.get(RealtimeService);
 const server = app.getHttpServer() as Server;
