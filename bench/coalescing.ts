@@ -9,14 +9,13 @@
  * One fresh module process per pass (bench/targets/coalescing-mode.ts sets the mode), the modes'
  * order rotating between runs; ratios to the shipped mode are taken within a run.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { option } from './lib/cli.js';
 import { jwt } from './lib/jwt.js';
 import {
   cpuMsPrecise,
   pinLoadToCore0,
-  run as output,
+  requireOpenFiles,
   runGuarded,
   STEP_TIMEOUT_MS,
   until,
@@ -25,6 +24,7 @@ import { median, percentile, round } from './lib/stats.js';
 import { connectAll, type LoadClient, pingEach } from './load/clients.js';
 import { startTarget, type Target } from './load/targets.js';
 import { Trigger } from './load/trigger-client.js';
+import { writeResults } from './lib/results.js';
 import { environment } from './report/environment.js';
 import { COALESCING_MODES, type CoalescingMode } from './targets/coalescing-mode.js';
 
@@ -161,10 +161,7 @@ function table(passes: Pass[]): string {
 }
 
 async function main(): Promise<void> {
-  const limit = Number(output('sh', ['-c', 'ulimit -n']));
-  if (Number.isFinite(limit) && limit < CLIENTS + 500) {
-    throw new Error(`ulimit -n is ${limit}; run "ulimit -n ${CLIENTS + 500}" first`);
-  }
+  requireOpenFiles(CLIENTS + 500, `${CLIENTS} clients`);
   pinLoadToCore0();
   console.log(`coalescing: modes ${COALESCING_MODES.join(', ')}; C = ${CLIENTS}; ${RUNS} run(s)`);
   const passes: Pass[] = [];
@@ -181,10 +178,8 @@ async function main(): Promise<void> {
   }
   const env = environment(ROOT);
   console.log(`\n${table(passes)}\n`);
-  mkdirSync(`${ROOT}bench/results`, { recursive: true });
-  const file = `${ROOT}bench/results/coalescing-${env.date.slice(0, 19).replace(/:/g, '-')}Z.json`;
   const options = { clients: CLIENTS, runs: RUNS };
-  writeFileSync(file, `${JSON.stringify({ environment: env, options, passes }, null, 2)}\n`);
+  const file = writeResults('coalescing', env.date, { environment: env, options, passes });
   console.log(`written ${file}`);
 }
 

@@ -7,10 +7,11 @@
  * Each target is a fresh child process per pass, pinned to core 1; this process (the load) is
  * pinned to core 0. Everything is on 127.0.0.1, every wait is bounded, children die with us.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { listOption, option, quick } from './lib/cli.js';
-import { pinLoadToCore0, run as output, runGuarded } from './lib/processes.js';
+import { pinLoadToCore0, requireOpenFiles, runGuarded } from './lib/processes.js';
+import { writeResults } from './lib/results.js';
 import {
   type Target,
   TARGET_NAMES,
@@ -38,12 +39,7 @@ function checkArguments(): void {
     throw new Error('--clients takes positive integers, comma-separated');
   // One descriptor per client here and one per connection in the target, which inherits it;
   // the interleaved rounds hold a raw-ws companion's C clients too.
-  const limit = Number(output('sh', ['-c', 'ulimit -n']));
-  const needed = 2 * Math.max(...SIZES) + FD_HEADROOM;
-  if (Number.isFinite(limit) && limit < needed)
-    throw new Error(
-      `ulimit -n is ${limit}; ${Math.max(...SIZES)} clients need at least ${needed}: run "ulimit -n ${needed}" first`,
-    );
+  requireOpenFiles(2 * Math.max(...SIZES) + FD_HEADROOM, `${Math.max(...SIZES)} clients`);
 }
 
 /** One pass on a fresh target; a target that does not start is a failed pass, not the end. */
@@ -123,13 +119,13 @@ async function main(): Promise<void> {
     );
   const rows = summarize(passes, targets);
   console.log(`\n${report(rows, env, RUNS, skipped)}\n`);
-  mkdirSync(`${ROOT}bench/results`, { recursive: true });
-  const file = `${ROOT}bench/results/compare-${env.date.slice(0, 19).replace(/:/g, '-')}Z.json`;
   const options = { quick, runs: RUNS, clients: SIZES, targets };
-  writeFileSync(
-    file,
-    `${JSON.stringify({ environment: env, options, summary: rows, passes }, null, 2)}\n`,
-  );
+  const file = writeResults('compare', env.date, {
+    environment: env,
+    options,
+    summary: rows,
+    passes,
+  });
   writeFileSync(`${ROOT}docs/bench.svg`, chart(rows, targets, env));
   console.log(`written ${file} and docs/bench.svg`);
 }

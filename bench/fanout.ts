@@ -9,14 +9,15 @@
  * 127.0.0.1; every wait is bounded; children are killed at the end, on error, SIGINT and timeout.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { option, quick } from './lib/cli.js';
-import { adminApi, DEMO, type DemoServer, ROOT, startDemoServer } from './lib/demo-server.js';
+import { adminApi, DEMO, type DemoServer, startDemoServer } from './lib/demo-server.js';
 import { jwt } from './lib/jwt.js';
+import { writeResults } from './lib/results.js';
 import {
   type Child,
   CORES,
@@ -475,19 +476,15 @@ async function main(): Promise<void> {
   }
   const summary = summarize(results);
   console.log(`\n${table(summary)}\n`);
-  const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
-  const file = `${ROOT}bench/results/fanout-${date}Z.json`;
-  mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const machine = {
     cores: CORES,
     cpu: cpus()[0]?.model,
     node: process.version,
     pinned,
   };
-  writeFileSync(
-    file,
-    `${JSON.stringify({ date: new Date().toISOString(), machine, options: { clients: CLIENTS, messages: MESSAGES, runs: RUNS, quick }, summary, results }, null, 2)}\n`,
-  );
+  const date = new Date().toISOString();
+  const options = { clients: CLIENTS, messages: MESSAGES, runs: RUNS, quick };
+  const file = writeResults('fanout', date, { date, machine, options, summary, results });
   console.log(`written ${file}`);
 }
 

@@ -8,7 +8,7 @@
  * It counts user-space instructions of the server process only (kernel time, cache misses and
  * the load are not in it), including V8's optimizing compiler, which runs on the counted thread.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
@@ -20,7 +20,8 @@ import {
 } from './lib/callgrind.js';
 import { listOption, option } from './lib/cli.js';
 import { jwt } from './lib/jwt.js';
-import { run as output, runGuarded } from './lib/processes.js';
+import { requireOpenFiles, runGuarded } from './lib/processes.js';
+import { writeResults } from './lib/results.js';
 import { median, round } from './lib/stats.js';
 import { windowed } from './lib/windowed.js';
 import { connectAll, type LoadClient } from './load/clients.js';
@@ -120,10 +121,7 @@ async function main(): Promise<void> {
   if (!callgrindAvailable()) {
     throw new Error('valgrind (callgrind) is not installed: apt-get install valgrind');
   }
-  const limit = Number(output('sh', ['-c', 'ulimit -n']));
-  if (Number.isFinite(limit) && limit < CLIENTS + 500) {
-    throw new Error(`ulimit -n is ${limit}; run "ulimit -n ${CLIENTS + 500}" first`);
-  }
+  requireOpenFiles(CLIENTS + 500, `${CLIENTS} clients`);
   const names = targetNames(listOption('--targets', [...TARGET_NAMES]));
   console.log(
     `instructions (callgrind): targets ${names.join(', ')}; C = ${CLIENTS}; ` +
@@ -155,15 +153,13 @@ async function main(): Promise<void> {
   );
   const env = environment(ROOT);
   console.log(`\n${table(rows)}\n`);
-  mkdirSync(`${ROOT}bench/results`, { recursive: true });
-  const file = `${ROOT}bench/results/instructions-${env.date.slice(0, 19).replace(/:/g, '-')}Z.json`;
   const options = {
     clients: CLIENTS,
     pings_per_client: PINGS_PER_CLIENT,
     ping_clients: PING_CLIENTS,
     runs: RUNS,
   };
-  writeFileSync(file, `${JSON.stringify({ environment: env, options, rows, passes }, null, 2)}\n`);
+  const file = writeResults('instructions', env.date, { environment: env, options, rows, passes });
   console.log(`written ${file}`);
 }
 

@@ -12,20 +12,21 @@
  * half, when fds leak, or when pings fail or connections close unexpectedly beyond a small
  * tolerance. See bench/README.md.
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { option } from './lib/cli.js';
 import { adminApi, type DemoServer, ROOT, startDemoServer } from './lib/demo-server.js';
 import { jwt } from './lib/jwt.js';
+import { writeResults } from './lib/results.js';
 import {
   CORES,
   cpuMs,
   freePort,
   pinLoadToCore0,
   pinned,
-  run,
+  requireOpenFiles,
   runGuarded,
   running,
   STEP_TIMEOUT_MS,
@@ -386,13 +387,8 @@ function table(samples: Sample[]): string {
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<boolean> {
-  const limit = Number(run('sh', ['-c', 'ulimit -n']));
-  const needed = CONNECTIONS + 1000;
-  if (Number.isFinite(limit) && limit < needed) {
-    throw new Error(
-      `ulimit -n is ${limit}; ${CONNECTIONS} connections need ${needed} (one fd each here and in the server, plus churn): raise it (ulimit -n ${needed}) or pass --connections`,
-    );
-  }
+  // One fd per connection here and in the server, plus churn; or pass --connections.
+  requireOpenFiles(CONNECTIONS + 1000, `${CONNECTIONS} connections`);
   pinLoadToCore0();
   tokenTtlS = Math.ceil(RUN_MS / 1000) + 3600;
   probePort = await freePort();
@@ -520,9 +516,6 @@ async function main(): Promise<boolean> {
         `checks: ${JSON.stringify(checks)} -> ${passed ? 'PASS' : 'FAIL'}`,
       ].join('\n'),
     );
-    const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
-    const file = `${ROOT}bench/results/soak-${date}Z.json`;
-    mkdirSync(`${ROOT}bench/results`, { recursive: true });
     const machine = { cores: CORES, cpu: cpus()[0]?.model, node: process.version, pinned };
     const options = { connections: CONNECTIONS, minutes: MINUTES, quick, users: USERS };
     const bounds = {
@@ -530,8 +523,9 @@ async function main(): Promise<boolean> {
       fd_tolerance: FD_TOLERANCE,
       failure_share: FAILURE_SHARE,
     };
-    const json = { date: new Date().toISOString(), machine, options, bounds, ...result, samples };
-    writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
+    const date = new Date().toISOString();
+    const json = { date, machine, options, bounds, ...result, samples };
+    const file = writeResults('soak', date, json);
     console.log(`written ${file}`);
     return passed;
   } finally {

@@ -133,6 +133,16 @@ export function cpuMsPrecise(child: ChildProcess): number {
   return cpuMs(child);
 }
 
+/** Throws unless `ulimit -n` allows `needed` descriptors, saying what needs them. */
+export function requireOpenFiles(needed: number, what: string): void {
+  const limit = Number(run('sh', ['-c', 'ulimit -n']));
+  if (Number.isFinite(limit) && limit < needed) {
+    throw new Error(
+      `ulimit -n is ${limit}; ${what} need ${needed}: run "ulimit -n ${needed}" first`,
+    );
+  }
+}
+
 /** Polls `check` every `everyMs` until it holds, at most `ms`; throws with `what` otherwise. */
 export async function until(
   what: () => string,
