@@ -14,7 +14,7 @@ export const METRICS = {
   ping_p99_ms: { label: 'ping p99 ms', unit: 'ms', better: 'lower' },
   ping_max_ms: { label: 'ping max ms', unit: 'ms', better: 'lower' },
   ping_cpu_us: { label: 'CPU µs/ping', unit: 'µs', better: 'lower' },
-  ping_first_cpu_us: { label: 'CPU µs/ping (warm-up)', unit: 'µs', better: 'lower' },
+  ping_warmup_cpu_us: { label: 'CPU µs/ping (warm-up)', unit: 'µs', better: 'lower' },
   // Already ratios to raw ws (bench/load/interleaved.ts): raw ws's own value is 1.
   connect_per_s_interleaved: { label: 'connections/s, interleaved', unit: '×', better: 'higher' },
   connect_cpu_interleaved: { label: 'CPU/connection, interleaved', unit: '×', better: 'lower' },

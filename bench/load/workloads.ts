@@ -200,7 +200,7 @@ export async function runPass(target: Target, clients: number, run: number): Pro
     const pingers = sockets.slice(0, PING_CLIENTS);
     window = new Window(target);
     const warmup = await pingEach(pingers, WARMUP_PINGS_PER_CLIENT);
-    m.ping_first_cpu_us = round((window.close(pass) * 1000) / warmup.length, 1);
+    m.ping_warmup_cpu_us = round((window.close(pass) * 1000) / warmup.length, 1);
     window = new Window(target);
     const latencies = await pingEach(pingers, PINGS_PER_CLIENT);
     m.ping_cpu_us = round((window.close(pass) * 1000) / latencies.length, 1);

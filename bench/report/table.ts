@@ -21,7 +21,7 @@ const COSTS: MetricKey[] = [
   'event_cpu_us',
   'user_cpu_us',
   'ping_cpu_us',
-  'ping_first_cpu_us',
+  'ping_warmup_cpu_us',
   'ping_cpu_interleaved',
   'rss_per_connection',
   'heap_per_connection',
