@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
@@ -8,6 +7,7 @@ import { OriginPolicy } from '../auth/origin-policy.js';
 import { extractToken } from '../auth/token-extractor.js';
 import { TokenVerifier } from '../auth/token-verifier.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import { randomId } from '../random-id.js';
 import { RealtimeEvents } from '../realtime-events.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import { attachConnection, RealtimeConnection } from '../registry/realtime-connection.js';
@@ -103,7 +103,7 @@ export class ConnectionAdmission {
     }
     this.evictBeyondUserLimit(principal.userId);
     const connection = new RealtimeConnection(
-      randomUUID(),
+      randomId(),
       socket,
       principal,
       remoteAddress,

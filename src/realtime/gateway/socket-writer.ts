@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import {
@@ -10,6 +9,7 @@ import {
   type ErrorData,
 } from '../../protocol/index.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import { randomId } from '../random-id.js';
 import { RealtimeMetrics } from '../realtime-metrics.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { ConnectionCloser } from './connection-closer.js';
@@ -141,7 +141,7 @@ function encodeDirect(type: string, data: unknown, inReplyTo?: string): Buffer {
       type,
       data,
       timestamp: isoNow(),
-      id: randomUUID(),
+      id: randomId(),
       ...(inReplyTo === undefined ? {} : { in_reply_to: inReplyTo }),
     };
     return Buffer.from(encodeServerMessage(envelope));
@@ -156,7 +156,7 @@ function encodeDirect(type: string, data: unknown, inReplyTo?: string): Buffer {
 function encodeDirectJson(type: string, dataJson: string, inReplyTo?: string): Buffer {
   const tail = inReplyTo === undefined ? '}' : `,"in_reply_to":${JSON.stringify(inReplyTo)}}`;
   return Buffer.from(
-    `{"type":${JSON.stringify(type)},"data":${dataJson},"timestamp":"${isoNow()}","id":"${randomUUID()}"${tail}`,
+    `{"type":${JSON.stringify(type)},"data":${dataJson},"timestamp":"${isoNow()}","id":"${randomId()}"${tail}`,
   );
 }
 
