@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RealtimeService } from '../src/realtime/index.js';
+import { MessageHistory } from '../src/realtime/recovery/message-history.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
@@ -60,4 +61,82 @@ describe('presence on one instance', () => {
     assert.deepEqual(statusesOf(watch, 'dave'), ['online', 'offline']);
     watch.close();
   });
+});
+
+describe('presence nobody has watched yet (one instance)', () => {
+  const STREAM = 'event:user.status_changed';
+  let server: TestApp;
+  before(async () => {
+    server = await startTestApp();
+  });
+  after(() => server.close());
+
+  const open = (userId: string) => TestClient.open(server.wsUrl, server.token(userId));
+
+  async function subscribed(userId: string): Promise<TestClient> {
+    const client = await open(userId);
+    await client.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+    return client;
+  }
+
+  /** The status changes the history keeps, as `user:status`. */
+  async function kept(): Promise<string[]> {
+    const history = server.app.get(MessageHistory, { strict: false });
+    const { epoch } = await history.readAfter(STREAM, '0', '', 1);
+    const read = await history.readAfter(STREAM, '0', epoch, 100);
+    return read.entries.map((entry) => {
+      const { data } = JSON.parse(entry.frame) as { data: { user_id: string; status: string } };
+      return `${data.user_id}:${data.status}`;
+    });
+  }
+
+  async function closed(client: TestClient): Promise<void> {
+    client.close();
+    await eventually(() => client.closeInfo !== undefined, 3000, 'closed');
+  }
+
+  it('keeps no status change before a first subscriber, then announces and keeps every one', async () => {
+    // Nobody can receive these, now or by resuming: no client holds a position in the stream.
+    await closed(await open('early'));
+    const stays = await open('stays');
+    assert.deepEqual(await kept(), []);
+
+    const watch = await subscribed('watcher');
+    await closed(stays); // connected before anyone watched: its offline is announced
+    await closed(await open('late'));
+    await eventually(() => statusesOf(watch).length === 3, 3000, 'three announced');
+    assert.deepEqual(statusesOf(watch), ['stays:offline', 'late:online', 'late:offline']);
+    assert.deepEqual(await kept(), ['stays:offline', 'late:online', 'late:offline']);
+    watch.close();
+  });
+
+  it('keeps announcing once the watchers left, so that one resuming misses nothing', async () => {
+    const watch = await subscribed('watcher-2');
+    await closed(await open('first'));
+    await eventually(() => statusesOf(watch).includes('first:offline'), 3000, 'first announced');
+    const last = watch.ofType('user.status_changed').at(-1)!;
+    await closed(watch); // no subscriber left on this instance
+
+    await closed(await open('meanwhile'));
+    const again = await subscribed('watcher-2');
+    const result = await again.request({
+      type: 'resume',
+      data: { positions: [{ stream: last.stream, offset: last.offset, epoch: last.epoch }] },
+    });
+    assert.equal(result.data.recovered, true);
+    // Replayed: its own departure and all of `meanwhile`; then, live, its own return.
+    assert.deepEqual(statusesOf(again), [
+      'watcher-2:offline',
+      'meanwhile:online',
+      'meanwhile:offline',
+      'watcher-2:online',
+    ]);
+    again.close();
+  });
+
+  function statusesOf(client: TestClient): string[] {
+    return client
+      .ofType('user.status_changed')
+      .map((m) => `${String(m.data.user_id)}:${String(m.data.status)}`);
+  }
 });

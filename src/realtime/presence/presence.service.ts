@@ -6,9 +6,11 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
-import { CloseCode, CloseReason, ErrorCode } from '../../protocol/index.js';
+import { CloseCode, CloseReason, ErrorCode, ServerMessageType } from '../../protocol/index.js';
+import { InProcessBus } from '../bus/in-process.bus.js';
 import { RealtimeBus } from '../bus/realtime-bus.js';
 import { ConnectionCloser } from '../gateway/connection-closer.js';
+import { isThenable } from '../gateway/thenable.js';
 import { SocketWriter } from '../gateway/socket-writer.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
 import {
@@ -19,7 +21,7 @@ import {
 import { RealtimeService } from '../realtime.service.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
-import { type PresenceEntry, PresenceStore } from './presence-store.js';
+import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
 
 const EVICT_TOPIC = 'presence.evict';
 
@@ -46,9 +48,10 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   onModuleInit(): void {
+    this.registry.watchFirstSubscriber(ServerMessageType.USER_STATUS_CHANGED);
     this.subscriptions = [
-      this.events.opened.subscribe((event) => void this.opened(event)),
-      this.events.closed.subscribe((event) => void this.closed(event)),
+      this.events.opened.subscribe((event) => this.opened(event)),
+      this.events.closed.subscribe((event) => this.closed(event)),
     ];
     this.bus.handle(EVICT_TOPIC, (payload) => this.evictLocal(payload));
     this.bus.onClusterChange((change) => {
@@ -64,26 +67,41 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     await this.store.close();
   }
 
-  private async opened(event: ConnectionOpenedEvent): Promise<void> {
+  private opened(event: ConnectionOpenedEvent): void {
     const connection = this.registry.get(event.connectionId);
     if (!connection) return; // closed already
-    const result = await this.guard('add', () =>
+    const userId = event.userId;
+    const result = this.call('add', () =>
       this.store.add(this.entryOf(connection), this.options.maxConnectionsPerUser),
     );
-    if (!result) return;
-    if (result.cameOnline) this.announce(event.userId, 'online');
-    for (const entry of result.evict) await this.evict(entry);
+    if (isThenable(result)) void result.then((answer) => this.added(userId, answer));
+    else this.added(userId, result);
   }
 
-  private async closed(event: ConnectionClosedEvent): Promise<void> {
-    const wentOffline = await this.guard('remove', () =>
+  private added(userId: string, result: PresenceAddResult | undefined): void {
+    if (!result) return;
+    if (result.cameOnline) this.announce(userId, 'online');
+    if (result.evict.length > 0) void this.evictAll(result.evict);
+  }
+
+  private async evictAll(entries: readonly PresenceEntry[]): Promise<void> {
+    for (const entry of entries) await this.evict(entry);
+  }
+
+  private closed(event: ConnectionClosedEvent): void {
+    const userId = event.userId;
+    const wentOffline = this.call('remove', () =>
       this.store.remove({
         connectionId: event.connectionId,
-        userId: event.userId,
+        userId,
         instanceId: this.bus.instanceId,
       }),
     );
-    if (wentOffline) this.announce(event.userId, 'offline');
+    if (isThenable(wentOffline)) {
+      void wentOffline.then((offline) => {
+        if (offline) this.announce(userId, 'offline');
+      });
+    } else if (wentOffline) this.announce(userId, 'offline');
   }
 
   private async reap(instanceIds: string[]): Promise<void> {
@@ -139,6 +157,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private announce(userId: string, status: 'online' | 'offline'): void {
+    if (!this.announcementCanBeSeen()) return;
     this.realtime.sendUserStatusChanged(userId, status).catch((error: unknown) => {
       this.logger.warn({
         event: 'presence.announce_failed',
@@ -147,6 +166,21 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
         error: String(error),
       });
     });
+  }
+
+  /**
+   * Whether anyone can ever receive a status change announced now. On a bus with other instances,
+   * always (their clients may watch). Alone (the in-process bus), only once a client here has subscribed to
+   * `user.status_changed`: before that, no client holds a position in its stream to resume from
+   * (positions come only with delivered messages, and the in-memory history and its epoch end
+   * with this process), so the message would reach nobody, now or in a replay. An application
+   * that never watches presence pays nothing for it on each connect and close.
+   */
+  private announcementCanBeSeen(): boolean {
+    return (
+      !(this.bus instanceof InProcessBus) ||
+      this.registry.hadSubscriber(ServerMessageType.USER_STATUS_CHANGED)
+    );
   }
 
   private entryOf(connection: RealtimeConnection): PresenceEntry {
@@ -163,8 +197,36 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     try {
       return await call();
     } catch (error) {
-      this.logger.debug?.({ event: 'presence.store_failed', operation, error: String(error) });
+      this.storeFailed(operation, error);
       return undefined;
     }
+  }
+
+  /**
+   * As {@link guard} for a store call that may answer at once (every connect and close makes
+   * one): an answer given at once is handled at once, without a promise.
+   */
+  private call<T>(
+    operation: string,
+    call: () => T | Promise<T>,
+  ): T | undefined | Promise<T | undefined> {
+    try {
+      const answer = call();
+      if (!isThenable(answer)) return answer;
+      return answer.then(
+        (value) => value,
+        (error: unknown) => {
+          this.storeFailed(operation, error);
+          return undefined;
+        },
+      );
+    } catch (error) {
+      this.storeFailed(operation, error);
+      return undefined;
+    }
+  }
+
+  private storeFailed(operation: string, error: unknown): void {
+    this.logger.debug?.({ event: 'presence.store_failed', operation, error: String(error) });
   }
 }

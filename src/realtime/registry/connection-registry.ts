@@ -23,6 +23,8 @@ export class ConnectionRegistry {
   private readonly byAddress = new SetIndex<string, RealtimeConnection>();
   /** Rooms joined by user id: the user's later connections join them too. */
   private readonly userRooms = new SetIndex<string, string>();
+  /** Events asked about with {@link watchFirstSubscriber}: whether one has had a subscriber. */
+  private readonly watchedEvents = new Map<string, boolean>();
 
   /** Registers a connection; it joins its user's rooms, except those already at `roomLimit`. */
   add(connection: RealtimeConnection, roomLimit = Number.POSITIVE_INFINITY): void {
@@ -96,6 +98,18 @@ export class ConnectionRegistry {
   subscribe(connection: RealtimeConnection, event: string): void {
     connection.subscriptions.add(event);
     this.byEvent.add(event, connection);
+    if (this.watchedEvents.get(event) === false) this.watchedEvents.set(event, true);
+  }
+
+  /** From now on, remembers whether `event` ever has a subscriber (see {@link hadSubscriber}). */
+  watchFirstSubscriber(event: string): void {
+    if (!this.watchedEvents.has(event))
+      this.watchedEvents.set(event, this.byEvent.sizeOf(event) > 0);
+  }
+
+  /** True once a connection subscribed to a watched `event`, even if none is subscribed now. */
+  hadSubscriber(event: string): boolean {
+    return this.watchedEvents.get(event) === true;
   }
 
   unsubscribe(connection: RealtimeConnection, event: string): boolean {
