@@ -42,11 +42,13 @@ interface PropertyRules {
 
 /**
  * Compiles, once per DTO class, what class-validator and class-transformer do for a flat payload:
- * every key a decorated property, every value a string, number or boolean. The rules are
+ * every key a decorated property, every value a string, number or boolean, or an array of those
+ * (validators with `each` check every item, as for `subscribe`'s event names). The rules are
  * class-validator's own validators and conditions, called directly instead of through its
- * executor (which rebuilds grouped metadata and error objects per message). Undefined when the
- * class needs more than that (nested, `each`, async constraints, class-transformer decorators,
- * default values), so that the pipe handles all of it.
+ * executor (which rebuilds grouped metadata and error objects per message, and made every
+ * `subscribe` several promises). Undefined when the class needs more than that (nested objects,
+ * async constraints, class-transformer decorators, default values), so that the pipe handles
+ * all of it.
  */
 export function compileDtoFastCheck(
   metatype: DtoClass,
@@ -77,8 +79,8 @@ export function compileDtoFastCheck(
     }
     let rules = properties.get(name);
     if (!rules) properties.set(name, (rules = { name, conditions: [], checks: [] }));
-    if (metadata.each) return undefined;
     if (metadata.type === 'conditionalValidation') {
+      if (metadata.each) return undefined;
       const condition = metadata.constraints[0] as Rule;
       rules.conditions.push(condition);
     } else if (metadata.type === 'customValidation' || metadata.type === 'isDefined') {
@@ -90,6 +92,7 @@ export function compileDtoFastCheck(
         const constraints = metadata.constraints as unknown[];
         const validateIf = metadata.validateIf;
         const property = name;
+        const each = metadata.each === true;
         rules.checks.push((object, value) => {
           if (validateIf && !validateIf(object, value)) return true;
           const args: ValidationArguments = {
@@ -99,7 +102,10 @@ export function compileDtoFastCheck(
             value,
             constraints,
           };
-          return validator.validate(value, args);
+          // `each` on an array: every item, each checked with the whole array as `args.value`.
+          return each && Array.isArray(value)
+            ? everyItem(value, (item) => validator.validate(item, args))
+            : validator.validate(value, args);
         });
       }
     } else if (metadata.type !== 'whitelistValidation') {
@@ -129,8 +135,11 @@ function buildCheck(metatype: DtoClass, properties: PropertyRules[]): DtoFastChe
     const dto = new metatype() as Record<string, unknown>;
     for (const key of keys) {
       const item = source[key];
-      if (!known.has(key) || !isPrimitive(item)) return undefined;
-      dto[key] = item;
+      if (!known.has(key)) return undefined;
+      if (isPrimitive(item)) dto[key] = item;
+      // class-transformer gives an array property a new array of the same items.
+      else if (Array.isArray(item) && item.every(isPrimitive)) dto[key] = [...item];
+      else return undefined;
     }
     for (const rules of properties) {
       const item = dto[rules.name];
@@ -145,6 +154,15 @@ function buildCheck(metatype: DtoClass, properties: PropertyRules[]): DtoFastChe
     }
     return dto;
   };
+}
+
+/** True when `check` holds for every item; a promise (an async check) is returned as it is. */
+function everyItem(items: readonly unknown[], check: (item: unknown) => unknown): unknown {
+  for (const item of items) {
+    const valid = check(item);
+    if (!valid || isThenable(valid)) return valid;
+  }
+  return true;
 }
 
 function isPrimitive(value: unknown): value is string | number | boolean {

@@ -4,6 +4,8 @@ import { type ArgumentMetadata, ValidationPipe } from '@nestjs/common';
 import { Transform } from 'class-transformer';
 import {
   Allow,
+  ArrayMaxSize,
+  IsArray,
   IsBoolean,
   IsDefined,
   IsInt,
@@ -52,6 +54,18 @@ class ChildDto extends FlatDto {
   @IsString()
   @MaxLength(3)
   extra?: string;
+}
+
+class EachDto {
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(3)
+  @IsInt({ each: true })
+  @Min(0, { each: true })
+  numbers?: number[];
+
+  @IsString({ each: true })
+  label!: string | string[];
 }
 
 class TransformedDto {
@@ -109,6 +123,8 @@ const key = fc.constantFrom(
   'pingId',
   'upload_id',
   'name',
+  'events',
+  'numbers',
   'other',
   '__proto__',
   'constructor',
@@ -123,9 +139,22 @@ const primitive = fc.oneof(
   fc.constant([]),
   fc.constant({}),
 );
+const item = fc.oneof(
+  fc.string({ maxLength: 210 }),
+  fc.constantFrom('a', 'user.status_changed', 'a b', 'é', 'x'.repeat(200), 'x'.repeat(201)),
+  fc.integer({ min: -2, max: 5 }),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constant([]),
+);
+const value = fc.oneof(
+  primitive,
+  fc.array(item, { maxLength: 4 }),
+  fc.array(item, { maxLength: 55 }),
+);
 // Built as JSON.parse builds it (so that "__proto__" is an own key).
 const payload = fc
-  .dictionary(key, primitive, { maxKeys: 5 })
+  .dictionary(key, value, { maxKeys: 5 })
   .map((object) => JSON.parse(JSON.stringify(object)) as unknown);
 
 /** The pipes a realtime handler meets: the demo's global one, then the module's. */
@@ -136,7 +165,7 @@ const pipes: [string, () => ValidationPipe][] = [
 
 describe('RealtimeValidationPipe', () => {
   for (const [pipeName, makePipe] of pipes) {
-    for (const metatype of [PingDto, UploadCancelDto, FlatDto, ChildDto]) {
+    for (const metatype of [PingDto, UploadCancelDto, EventNamesDto, FlatDto, ChildDto, EachDto]) {
       it(`${pipeName} gives ${metatype.name} the pipe's own result for flat payloads`, async () => {
         const pipe = makePipe();
         // A DTO instance too: what the module's pipe gets from a global one.
@@ -176,6 +205,11 @@ describe('RealtimeValidationPipe', () => {
       { ...(fast(pipe, { upload_id: 'u1' }, body(UploadCancelDto)) as object) },
       { upload_id: 'u1' },
     );
+    const events = ['chat.message', 'user.status_changed'];
+    const subscribe = fast(pipe, { events }, body(EventNamesDto)) as EventNamesDto;
+    assert.ok(subscribe instanceof EventNamesDto);
+    assert.deepEqual(subscribe.events, events);
+    assert.notEqual(subscribe.events, events, 'a new array, as class-transformer makes');
   });
 
   it('leaves classes the shortcut cannot mirror to the pipe', () => {
@@ -184,7 +218,6 @@ describe('RealtimeValidationPipe', () => {
       [TransformedDto, { name: 'a' }],
       [DefaultsDto, {}],
       [NoRulesDto, {}],
-      [EventNamesDto, { events: ['a'] }],
       [ResumeDto, { positions: [] }],
     ];
     for (const [metatype, value] of cases) {
