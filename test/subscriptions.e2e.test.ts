@@ -174,6 +174,21 @@ describe('built-in handlers (PROTOCOL 4)', () => {
     bob.close();
   });
 
+  it('keeps the order of the names when only some go to the authorizer', async () => {
+    const alice = await open('alice');
+    const ack = await alice.request({
+      type: 'subscribe',
+      data: { events: ['system.notification', 'room:42', 'nope', 'review.created', 'room:42'] },
+    });
+    assert.deepEqual(ack.data, {
+      events: ['system.notification', 'room:42', 'review.created'],
+      invalid_events: ['nope'],
+    });
+    assert.equal(await service.sendToEvent('room:42', { n: 1 }), 1);
+    assert.deepEqual((await alice.next('room:42')).data, { n: 1 });
+    alice.close();
+  });
+
   it('refuses a name when the authorizer throws, and keeps the connection', async () => {
     const client = await open('alice');
     const ack = await client.request({

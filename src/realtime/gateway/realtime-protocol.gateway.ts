@@ -1,5 +1,10 @@
 import { MessageBody, SubscribeMessage } from '@nestjs/websockets';
-import { ClientMessageType, ErrorCode, ServerMessageType } from '../../protocol/index.js';
+import {
+  ClientMessageType,
+  ErrorCode,
+  ServerMessageType,
+  type SubscriptionAcknowledgedData,
+} from '../../protocol/index.js';
 import { EventNamesDto } from '../dto/event-names.dto.js';
 import { PingDto } from '../dto/ping.dto.js';
 import { ResumeDto } from '../dto/resume.dto.js';
@@ -46,24 +51,12 @@ export class RealtimeProtocolGateway {
   }
 
   @SubscribeMessage(ClientMessageType.SUBSCRIBE)
-  async subscribe(
+  subscribe(
     @MessageBody() dto: EventNamesDto,
     @CurrentConnection() connection: RealtimeConnection,
-  ): Promise<RealtimeReply[]> {
-    const result = await this.subscriptions.subscribe(connection, dto.events);
-    const replies: RealtimeReply[] = [
-      { type: ServerMessageType.SUBSCRIPTION_ACKNOWLEDGED, data: result },
-    ];
-    if (result.events.length === 0) {
-      replies.push({
-        type: ServerMessageType.ERROR,
-        data: {
-          code: ErrorCode.SUBSCRIPTION_FAILED,
-          message: `No event could be subscribed: ${result.invalid_events.join(', ')}`,
-        },
-      });
-    }
-    return replies;
+  ): RealtimeReply[] | Promise<RealtimeReply[]> {
+    const result = this.subscriptions.subscribe(connection, dto.events);
+    return result instanceof Promise ? result.then(subscribeReplies) : subscribeReplies(result);
   }
 
   @SubscribeMessage(ClientMessageType.UNSUBSCRIBE)
@@ -105,4 +98,21 @@ export class RealtimeProtocolGateway {
     const result = await this.recovery.resume(connection, dto.positions);
     return { type: ServerMessageType.RESUME_RESULT, data: result };
   }
+}
+
+/** `subscription.acknowledged`, and an error when nothing could be subscribed. */
+function subscribeReplies(result: SubscriptionAcknowledgedData): RealtimeReply[] {
+  const replies: RealtimeReply[] = [
+    { type: ServerMessageType.SUBSCRIPTION_ACKNOWLEDGED, data: result },
+  ];
+  if (result.events.length === 0) {
+    replies.push({
+      type: ServerMessageType.ERROR,
+      data: {
+        code: ErrorCode.SUBSCRIPTION_FAILED,
+        message: `No event could be subscribed: ${result.invalid_events.join(', ')}`,
+      },
+    });
+  }
+  return replies;
 }
