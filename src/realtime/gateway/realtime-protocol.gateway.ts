@@ -1,10 +1,5 @@
 import { MessageBody, SubscribeMessage } from '@nestjs/websockets';
-import {
-  ClientMessageType,
-  ErrorCode,
-  ServerMessageType,
-  type SubscriptionAcknowledgedData,
-} from '../../protocol/index.js';
+import { ClientMessageType, ErrorCode, ServerMessageType } from '../../protocol/index.js';
 import { EventNamesDto } from '../dto/event-names.dto.js';
 import { PingDto } from '../dto/ping.dto.js';
 import { ResumeDto } from '../dto/resume.dto.js';
@@ -51,12 +46,24 @@ export class RealtimeProtocolGateway {
   }
 
   @SubscribeMessage(ClientMessageType.SUBSCRIBE)
-  subscribe(
+  async subscribe(
     @MessageBody() dto: EventNamesDto,
     @CurrentConnection() connection: RealtimeConnection,
-  ): RealtimeReply[] | Promise<RealtimeReply[]> {
-    const result = this.subscriptions.subscribe(connection, dto.events);
-    return result instanceof Promise ? result.then(subscribeReplies) : subscribeReplies(result);
+  ): Promise<RealtimeReply[]> {
+    const result = await this.subscriptions.subscribe(connection, dto.events);
+    const replies: RealtimeReply[] = [
+      { type: ServerMessageType.SUBSCRIPTION_ACKNOWLEDGED, data: result },
+    ];
+    if (result.events.length === 0) {
+      replies.push({
+        type: ServerMessageType.ERROR,
+        data: {
+          code: ErrorCode.SUBSCRIPTION_FAILED,
+          message: `No event could be subscribed: ${result.invalid_events.join(', ')}`,
+        },
+      });
+    }
+    return replies;
   }
 
   @SubscribeMessage(ClientMessageType.UNSUBSCRIBE)
@@ -98,21 +105,4 @@ export class RealtimeProtocolGateway {
     const result = await this.recovery.resume(connection, dto.positions);
     return { type: ServerMessageType.RESUME_RESULT, data: result };
   }
-}
-
-/** `subscription.acknowledged`, and an error when nothing could be subscribed. */
-function subscribeReplies(result: SubscriptionAcknowledgedData): RealtimeReply[] {
-  const replies: RealtimeReply[] = [
-    { type: ServerMessageType.SUBSCRIPTION_ACKNOWLEDGED, data: result },
-  ];
-  if (result.events.length === 0) {
-    replies.push({
-      type: ServerMessageType.ERROR,
-      data: {
-        code: ErrorCode.SUBSCRIPTION_FAILED,
-        message: `No event could be subscribed: ${result.invalid_events.join(', ')}`,
-      },
-    });
-  }
-  return replies;
 }

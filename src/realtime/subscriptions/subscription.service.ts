@@ -17,45 +17,17 @@ export class SubscriptionService {
     this.allowed = new Set(options.events);
   }
 
-  /**
-   * Subscribes to what the allow-list admits at once; only names left to the host's authorizer
-   * make it asynchronous. Why: an `async` subscribe for every client was measured to make V8
-   * pretenure objects that later pings allocate, tripling the scavenge time of every ping after
-   * (bench/README.md, "W3 after the fan-out workloads").
-   */
-  subscribe(
+  async subscribe(
     connection: RealtimeConnection,
     names: readonly string[],
-  ): SubscriptionAcknowledgedData | Promise<SubscriptionAcknowledgedData> {
-    const unique = [...new Set(names)];
+  ): Promise<SubscriptionAcknowledgedData> {
     const events: string[] = [];
     const invalid: string[] = [];
-    for (let i = 0; i < unique.length; i++) {
-      const name = unique[i]!;
-      if (!this.fits(connection, name) || (!this.allowed.has(name) && !this.authorizes())) {
-        invalid.push(name);
-      } else if (this.allowed.has(name)) {
-        if (connection.closing) break;
-        this.registry.subscribe(connection, name);
-        events.push(name);
-      } else {
-        return this.subscribeAuthorized(connection, unique, i, events, invalid);
-      }
-    }
-    return { events, invalid_events: invalid };
-  }
-
-  /** The rest of {@link subscribe} from `names[from]` on, asking the authorizer where needed. */
-  private async subscribeAuthorized(
-    connection: RealtimeConnection,
-    names: readonly string[],
-    from: number,
-    events: string[],
-    invalid: string[],
-  ): Promise<SubscriptionAcknowledgedData> {
-    for (let i = from; i < names.length; i++) {
-      const name = names[i]!;
-      if (this.fits(connection, name) && (await this.mayJoin(connection, name))) {
+    for (const name of new Set(names)) {
+      const fits =
+        connection.subscriptions.has(name) ||
+        connection.subscriptions.size < this.options.maxSubscriptionsPerConnection;
+      if (fits && (await this.mayJoin(connection, name))) {
         if (connection.closing) break;
         this.registry.subscribe(connection, name);
         events.push(name);
@@ -64,17 +36,6 @@ export class SubscriptionService {
       }
     }
     return { events, invalid_events: invalid };
-  }
-
-  private fits(connection: RealtimeConnection, name: string): boolean {
-    return (
-      connection.subscriptions.has(name) ||
-      connection.subscriptions.size < this.options.maxSubscriptionsPerConnection
-    );
-  }
-
-  private authorizes(): boolean {
-    return this.options.subscriptionAuthorizer !== undefined;
   }
 
   unsubscribe(connection: RealtimeConnection, names: readonly string[]): string[] {
