@@ -71,11 +71,11 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     const connection = this.registry.get(event.connectionId);
     if (!connection) return; // closed already
     const userId = event.userId;
-    const result = this.call('add', () =>
-      this.store.add(this.entryOf(connection), this.options.maxConnectionsPerUser),
+    this.withAnswer(
+      'add',
+      () => this.store.add(this.entryOf(connection), this.options.maxConnectionsPerUser),
+      (result) => this.added(userId, result),
     );
-    if (isThenable(result)) void result.then((answer) => this.added(userId, answer));
-    else this.added(userId, result);
   }
 
   private added(userId: string, result: PresenceAddResult | undefined): void {
@@ -90,18 +90,18 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
 
   private closed(event: ConnectionClosedEvent): void {
     const userId = event.userId;
-    const wentOffline = this.call('remove', () =>
-      this.store.remove({
-        connectionId: event.connectionId,
-        userId,
-        instanceId: this.bus.instanceId,
-      }),
+    this.withAnswer(
+      'remove',
+      () =>
+        this.store.remove({
+          connectionId: event.connectionId,
+          userId,
+          instanceId: this.bus.instanceId,
+        }),
+      (wentOffline) => {
+        if (wentOffline) this.announce(userId, 'offline');
+      },
     );
-    if (isThenable(wentOffline)) {
-      void wentOffline.then((offline) => {
-        if (offline) this.announce(userId, 'offline');
-      });
-    } else if (wentOffline) this.announce(userId, 'offline');
   }
 
   private async reap(instanceIds: string[]): Promise<void> {
@@ -169,12 +169,13 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Whether anyone can ever receive a status change announced now. On a bus with other instances,
-   * always (their clients may watch). Alone (the in-process bus), only once a client here has subscribed to
-   * `user.status_changed`: before that, no client holds a position in its stream to resume from
-   * (positions come only with delivered messages, and the in-memory history and its epoch end
-   * with this process), so the message would reach nobody, now or in a replay. An application
-   * that never watches presence pays nothing for it on each connect and close.
+   * Whether anyone can ever receive a status change announced now. On a bus with other
+   * instances, always (their clients may watch). Alone (the in-process bus), only once a client
+   * here has subscribed to `user.status_changed`: before that, no client holds a position in its
+   * stream to resume from (positions come only with delivered messages, and the in-memory
+   * history and its epoch end with this process), so the message would reach nobody, now or in
+   * a replay. An application that never watches presence pays nothing for it on each connect
+   * and close.
    */
   private announcementCanBeSeen(): boolean {
     return (
@@ -193,37 +194,31 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** Runs a store call; a failure (Redis unreachable) is logged and repaired on reconnect. */
-  private async guard<T>(operation: string, call: () => Promise<T>): Promise<T | undefined> {
-    try {
-      return await call();
-    } catch (error) {
-      this.storeFailed(operation, error);
-      return undefined;
-    }
+  private guard<T>(operation: string, call: () => Promise<T>): Promise<T | undefined> {
+    return new Promise((resolve) => this.withAnswer(operation, call, resolve));
   }
 
   /**
-   * As {@link guard} for a store call that may answer at once (every connect and close makes
-   * one): an answer given at once is handled at once, without a promise.
+   * As {@link guard}, handing the answer to `next`: at once when the store answered at once, as
+   * the in-process one does on every connect and close, so that those make no promise.
    */
-  private call<T>(
+  private withAnswer<T>(
     operation: string,
     call: () => T | Promise<T>,
-  ): T | undefined | Promise<T | undefined> {
+    next: (answer: T | undefined) => void,
+  ): void {
+    let answer: T | Promise<T>;
     try {
-      const answer = call();
-      if (!isThenable(answer)) return answer;
-      return answer.then(
-        (value) => value,
-        (error: unknown) => {
-          this.storeFailed(operation, error);
-          return undefined;
-        },
-      );
+      answer = call();
     } catch (error) {
       this.storeFailed(operation, error);
-      return undefined;
+      return next(undefined);
     }
+    if (!isThenable(answer)) return next(answer as T);
+    void (answer as Promise<T>).then(next, (error: unknown) => {
+      this.storeFailed(operation, error);
+      next(undefined);
+    });
   }
 
   private storeFailed(operation: string, error: unknown): void {
