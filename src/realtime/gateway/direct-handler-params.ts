@@ -7,6 +7,7 @@ import {
 } from '@nestjs/core/internal';
 import { DEFAULT_CALLBACK_METADATA } from '@nestjs/websockets/context/ws-metadata-constants.js';
 import { isThenable } from './thenable.js';
+import { WsExecutionContext } from './ws-execution-context.js';
 import { NO_SHORTCUT, type PipeShortcut, validationShortcut } from './validation-shortcut.js';
 
 const SOCKET = 0; // WsParamtype
@@ -100,11 +101,7 @@ export function compileParams(
       const { factory, data } = param;
       if (typeof factory !== 'function') return undefined;
       const gatewayClass = instance.constructor as Type;
-      extract = (args) => {
-        const host = new ExecutionContextHost(args, gatewayClass, method);
-        host.setType('ws');
-        return factory(data, host);
-      };
+      extract = (args) => factory(data, new WsExecutionContext(args, gatewayClass, method));
       type = 'custom';
     } else {
       const kind = Number(key.split(':')[0]);

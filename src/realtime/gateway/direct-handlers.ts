@@ -16,6 +16,7 @@ import type { InboundContext } from './inbound-context.js';
 import { compileParams, resolveParams } from './direct-handler-params.js';
 import { gatewayProviders } from './gateway-providers.js';
 import { isThenable } from './thenable.js';
+import { WsExecutionContext } from './ws-execution-context.js';
 
 type Method = (...args: unknown[]) => unknown;
 type Handler = (data: unknown, context: InboundContext) => unknown;
@@ -98,11 +99,8 @@ function compileHandler(
   const pattern: unknown = Reflect.getMetadata('message', method) ?? 'unknown';
   const argsLength = params.length > 0 ? Math.max(...params.map((param) => param.index)) + 1 : 0;
 
-  const context = (args: unknown[]): ExecutionContextHost => {
-    const host = new ExecutionContextHost(args, gatewayClass, method);
-    host.setType('ws');
-    return host;
-  };
+  const context = (args: unknown[]): ExecutionContextHost =>
+    new WsExecutionContext(args, gatewayClass, method);
   const call = (args: unknown[]): unknown => {
     // As Nest when the parameter metadata is empty: the method gets the raw arguments.
     if (params.length === 0) return method.apply(instance, args);
