@@ -7,9 +7,8 @@ type WsArgumentsHost = ReturnType<ExecutionContext['switchToWs']>;
 /**
  * Nest's execution context for one inbound ws message, whose `switchToWs()` answers from the
  * prototype. Nest's own assigns an object literal of three new closures onto the context on
- * every call: garbage per message, and once V8 pretenures that literal (it does after bursts in
- * which contexts outlive a scavenge), each message's closures, context and arguments stay alive
- * until a full GC. What guards, filters and parameter decorators read is the same.
+ * every call, and the guard and `@CurrentConnection` call it on every message (~450 bytes of
+ * garbage per ping). What guards, filters and parameter decorators read is the same.
  */
 export class WsExecutionContext extends ExecutionContextHost implements WsArgumentsHost {
   constructor(args: unknown[], gatewayClass: Type, handler: Method) {
