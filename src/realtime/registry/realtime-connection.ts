@@ -5,11 +5,13 @@ import type { RealtimePrincipal } from '../auth/realtime-principal.js';
 export type BoundMessageHandler = (data: unknown, context: unknown) => unknown;
 
 const IDLE: Promise<void> = Promise.resolve();
+const NONE: ReadonlySet<string> = new Set<string>();
 
 /** One authenticated WebSocket connection and what the module knows of it. */
 export class RealtimeConnection {
-  readonly subscriptions = new Set<string>();
-  readonly rooms = new Set<string>();
+  // Made on first use: a connection that never subscribes or joins a room carries no empty Sets.
+  private subscribed: Set<string> | undefined = undefined;
+  private joined: Set<string> | undefined = undefined;
   lastActivity: number;
   lastHeartbeat: number;
   /** When the server's next WebSocket ping is due (Date.now() ms); 0 until the supervisor sees it. */
@@ -55,6 +57,36 @@ export class RealtimeConnection {
 
   get userId(): string {
     return this.principal.userId;
+  }
+
+  /** The events it is subscribed to; changed through ConnectionRegistry, which indexes them. */
+  get subscriptions(): ReadonlySet<string> {
+    return this.subscribed ?? NONE;
+  }
+
+  /** The rooms it is in; changed through ConnectionRegistry, which indexes them. */
+  get rooms(): ReadonlySet<string> {
+    return this.joined ?? NONE;
+  }
+
+  /** For ConnectionRegistry only. */
+  addSubscription(event: string): void {
+    (this.subscribed ??= new Set()).add(event);
+  }
+
+  /** For ConnectionRegistry only: false when not subscribed. */
+  deleteSubscription(event: string): boolean {
+    return this.subscribed?.delete(event) ?? false;
+  }
+
+  /** For ConnectionRegistry only. */
+  addRoom(room: string): void {
+    (this.joined ??= new Set()).add(room);
+  }
+
+  /** For ConnectionRegistry only: false when not in the room. */
+  deleteRoom(room: string): boolean {
+    return this.joined?.delete(room) ?? false;
   }
 }
 
