@@ -20,7 +20,8 @@ export class ConnectionRegistry {
   private readonly byUser = new SetIndex<string, RealtimeConnection>();
   private readonly byEvent = new SetIndex<string, RealtimeConnection>();
   private readonly byRoom = new SetIndex<string, RealtimeConnection>();
-  private readonly byAddress = new SetIndex<string, RealtimeConnection>();
+  // Per remote address only a count is needed; a Set there holds every connection behind a proxy.
+  private readonly perAddress = new Map<string, number>();
   /** Rooms joined by user id: the user's later connections join them too. */
   private readonly userRooms = new SetIndex<string, string>();
   /** Events asked about with {@link watchFirstSubscriber}: whether one has had a subscriber. */
@@ -30,7 +31,8 @@ export class ConnectionRegistry {
   add(connection: RealtimeConnection, roomLimit = Number.POSITIVE_INFINITY): void {
     this.byId.set(connection.id, connection);
     this.byUser.add(connection.userId, connection);
-    this.byAddress.add(connection.remoteAddress, connection);
+    const address = connection.remoteAddress;
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     for (const room of this.userRooms.get(connection.userId)) {
       if (this.byRoom.sizeOf(room) < roomLimit) this.addToRoom(connection, room);
     }
@@ -41,7 +43,10 @@ export class ConnectionRegistry {
     if (this.byId.get(connection.id) !== connection) return false;
     this.byId.delete(connection.id);
     this.byUser.delete(connection.userId, connection);
-    this.byAddress.delete(connection.remoteAddress, connection);
+    const address = connection.remoteAddress;
+    const left = (this.perAddress.get(address) ?? 1) - 1;
+    if (left > 0) this.perAddress.set(address, left);
+    else this.perAddress.delete(address);
     for (const event of connection.subscriptions) this.byEvent.delete(event, connection);
     for (const room of connection.rooms) this.byRoom.delete(room, connection);
     if (this.byUser.sizeOf(connection.userId) === 0) {
@@ -77,7 +82,7 @@ export class ConnectionRegistry {
   }
 
   countOfAddress(address: string): number {
-    return this.byAddress.sizeOf(address);
+    return this.perAddress.get(address) ?? 0;
   }
 
   /** The user's longest-standing connection (ties broken by id), the one the per-user limit evicts. */
@@ -96,7 +101,7 @@ export class ConnectionRegistry {
   }
 
   subscribe(connection: RealtimeConnection, event: string): void {
-    connection.subscriptions.add(event);
+    connection.addSubscription(event);
     this.byEvent.add(event, connection);
     if (this.watchedEvents.get(event) === false) this.watchedEvents.set(event, true);
   }
@@ -113,7 +118,7 @@ export class ConnectionRegistry {
   }
 
   unsubscribe(connection: RealtimeConnection, event: string): boolean {
-    if (!connection.subscriptions.delete(event)) return false;
+    if (!connection.deleteSubscription(event)) return false;
     this.byEvent.delete(event, connection);
     return true;
   }
@@ -130,7 +135,7 @@ export class ConnectionRegistry {
   }
 
   leave(connection: RealtimeConnection, room: string): boolean {
-    if (!connection.rooms.delete(room)) return false;
+    if (!connection.deleteRoom(room)) return false;
     this.byRoom.delete(room, connection);
     return true;
   }
@@ -168,7 +173,7 @@ export class ConnectionRegistry {
   }
 
   private addToRoom(connection: RealtimeConnection, room: string): void {
-    connection.rooms.add(room);
+    connection.addRoom(room);
     this.byRoom.add(room, connection);
   }
 }
