@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { extractToken, parseProtocols, pathToken, queryParam } from './token-extractor.js';
+import {
+  extractToken,
+  parseProtocols,
+  pathToken,
+  queryParam,
+  requestTarget,
+} from './token-extractor.js';
 
 const JWT = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl';
 const OTHER = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI3In0.b3RoZXI';
@@ -180,6 +186,56 @@ describe('queryParam', () => {
         assert.equal(queryParam(search, 'token'), new URLSearchParams(search).get('token'));
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('requestTarget', () => {
+  /** What the WHATWG URL parser makes of a request URL: the reference. */
+  function parsed(url: string): { pathname: string; search: string } | undefined {
+    try {
+      const { pathname, search } = new URL(url, 'http://localhost');
+      return { pathname, search };
+    } catch {
+      return undefined;
+    }
+  }
+
+  it('answers as new URL does, by hand or through URL', () => {
+    const cases = [
+      '/ws',
+      '/ws?token=a.b-c_d~e&user=7',
+      '/ws?',
+      '/',
+      '',
+      '/ws/',
+      '/ws//x',
+      '//evil/ws',
+      '/ws/./x',
+      '/ws/../ws',
+      '/.well-known',
+      '/ws?token=a b',
+      '/ws?token=%41',
+      '/w s',
+      '/ws#frag',
+      '/ws?token=a#frag',
+      '/ws\\x',
+      'http://other/ws?token=x',
+      '/ws?token=é',
+      'http://[::1',
+    ];
+    for (const url of cases) assert.deepEqual(requestTarget(request(url)), parsed(url), url);
+  });
+
+  it('answers as new URL does for any target (fast-check)', () => {
+    const part = fc.constantFrom('/', 'ws', '.', '..', '?', '&', '=', '%', '%2e', '#', ' ', '\\');
+    const more = fc.constantFrom('~', '-', '_', 'é', ':', '@', '+', 'token', 'a.b');
+    fc.assert(
+      fc.property(fc.array(fc.oneof(part, more), { maxLength: 10 }), (parts) => {
+        const url = parts.join('');
+        assert.deepEqual(requestTarget(request(url)), parsed(url));
+      }),
+      { numRuns: 5000 },
     );
   });
 });

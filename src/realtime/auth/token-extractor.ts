@@ -29,32 +29,45 @@ export function extractToken(
   if (bearerAt >= 0) {
     return { source: 'subprotocol', token: nonEmpty(protocols[bearerAt + 1]) };
   }
-  const url = requestUrl(request);
-  if (!url) return undefined;
-  const queryToken = queryParam(url.search, 'token');
+  const target = requestTarget(request);
+  if (!target) return undefined;
+  const queryToken = queryParam(target.search, 'token');
   if (queryToken !== null) return { source: 'query', token: nonEmpty(queryToken) };
-  const segment = pathToken(url.pathname, basePath);
+  const segment = pathToken(target.pathname, basePath);
   if (segment !== undefined) return { source: 'path', token: nonEmpty(segment) };
   return undefined;
 }
 
-const parsedUrls = new WeakMap<IncomingMessage, URL | null>();
+/** The path and query of a request's URL, as `new URL(url, 'http://localhost')` gives them. */
+export interface RequestTarget {
+  pathname: string;
+  search: string;
+}
+
+// Targets the URL parser returns unchanged: non-empty segments of unreserved characters that do
+// not start with a dot, and a query of the same characters, '=' and '&'. Everything else (escapes,
+// dot segments, characters it encodes, an absolute form) goes through URL.
+const PLAIN_PATH = /^(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$|^\/$/;
+const PLAIN_QUERY = /^[A-Za-z0-9._~=&-]*$/;
 
 /**
- * The request's URL, parsed once per request (routing and token extraction both read it);
- * undefined when it cannot be parsed.
+ * The request's path and query; undefined when its URL cannot be parsed. A plain target (a
+ * client's `/ws?token=…`) is split by hand: building a URL showed in connection profiles.
  */
-export function requestUrl(request: IncomingMessage): URL | undefined {
-  let url = parsedUrls.get(request);
-  if (url === undefined) {
-    try {
-      url = new URL(request.url ?? '/', 'http://localhost');
-    } catch {
-      url = null;
-    }
-    parsedUrls.set(request, url);
+export function requestTarget(request: IncomingMessage): RequestTarget | undefined {
+  const url = request.url ?? '/';
+  const mark = url.indexOf('?');
+  const pathname = mark < 0 ? url : url.slice(0, mark);
+  const query = mark < 0 ? '' : url.slice(mark + 1);
+  if (PLAIN_PATH.test(pathname) && PLAIN_QUERY.test(query)) {
+    return { pathname, search: query.length === 0 ? '' : `?${query}` };
   }
-  return url ?? undefined;
+  try {
+    const parsed = new URL(url, 'http://localhost');
+    return { pathname: parsed.pathname, search: parsed.search };
+  } catch {
+    return undefined;
+  }
 }
 
 /**

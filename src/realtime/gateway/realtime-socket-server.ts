@@ -3,7 +3,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { ConnectionEstablishedData, ConnectionLimits } from '../../protocol/index.js';
-import { BEARER_PROTOCOL, pathToken, requestUrl } from '../auth/token-extractor.js';
+import { BEARER_PROTOCOL, pathToken, requestTarget } from '../auth/token-extractor.js';
 import {
   announcedLimits,
   REALTIME_OPTIONS,
@@ -119,7 +119,7 @@ export class RealtimeSocketServer {
   private routeUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const server = this.server;
     if (!server) return;
-    const pathname = requestUrl(request)?.pathname;
+    const pathname = requestTarget(request)?.pathname;
     const { path } = this.options;
     if (pathname === path || (pathname !== undefined && pathToken(pathname, path) !== undefined)) {
       // Before the handshake and the token check, so that a flood costs as little as possible.
