@@ -52,7 +52,8 @@ const PLAIN_QUERY = /^[A-Za-z0-9._~=&-]*$/;
 
 /**
  * The request's path and query; undefined when its URL cannot be parsed. A plain target (a
- * client's `/ws?token=…`) is split by hand: building a URL showed in connection profiles.
+ * client's `/ws?token=…`) is split by hand: building a URL showed in connection profiles. Routing
+ * and token extraction each call it; not cached, as a plain split costs ~0.2 µs.
  */
 export function requestTarget(request: IncomingMessage): RequestTarget | undefined {
   const url = request.url ?? '/';
