@@ -127,14 +127,14 @@ export async function pingEach(clients: LoadClient[], count: number): Promise<nu
 }
 
 /** Opens one client per identity, `window` handshakes in flight; on any failure closes them all. */
-export async function connectAll(
-  connect: Connect,
+export async function connectAll<Client extends { close(): void } = LoadClient>(
+  connect: (port: number, who: Identity, onMessage: OnMessage) => Promise<Client>,
   port: number,
   identities: Identity[],
   window: number,
   onMessage: OnMessage,
-): Promise<LoadClient[]> {
-  const clients: LoadClient[] = [];
+): Promise<Client[]> {
+  const clients: Client[] = [];
   try {
     await windowed(identities.length, window, async (i) => {
       const who = identities[i]!;
