@@ -2,6 +2,8 @@
 export const METRICS = {
   connect_per_s: { label: 'connections/s', unit: '/s', better: 'higher' },
   connect_cpu_us: { label: 'CPU µs/connection', unit: 'µs', better: 'lower' },
+  // The load's own CPU in W4: next to 1 s / connections/s it shows whether the load was the bound.
+  connect_load_cpu_us: { label: 'load CPU µs/connection', unit: 'µs', better: 'lower' },
   rss_per_connection: { label: 'RSS B/connection', unit: 'B', better: 'lower' },
   heap_per_connection: { label: 'heap B/connection', unit: 'B', better: 'lower' },
   all_per_s: { label: 'fan-out all deliveries/s', unit: '/s', better: 'higher' },

@@ -71,11 +71,16 @@ class Window {
 
   constructor(private readonly target: Target) {}
 
+  /** This process's CPU ms so far: the load's side of the window. */
+  loadMs(): number {
+    const load = process.cpuUsage(this.load);
+    return (load.user + load.system) / 1000;
+  }
+
   /** Server CPU ms so far; records other processes' CPU share into `pass`. */
   close(pass: Pass, end = performance.now()): number {
     const server = cpuMs(this.target.process.child) - this.server;
-    const load = process.cpuUsage(this.load);
-    const loadMs = (load.user + load.system) / 1000;
+    const loadMs = this.loadMs();
     const other = machineBusyMs() - this.machine - server - loadMs;
     const percent = (ms: number) =>
       round((Math.max(0, ms) / Math.max(1, end - this.start)) * 100, 0);
@@ -118,6 +123,8 @@ export async function runPass(target: Target, clients: number, run: number): Pro
     sockets = await connectAll(target.connect, target.port, identities, CONNECT_WINDOW, onMessage);
     const connectMs = performance.now() - window.start;
     m.connect_per_s = round((clients * 1000) / connectMs, 0);
+    // ws's client is heavy: when this is about the window's length, the load set the rate.
+    m.connect_load_cpu_us = round((window.loadMs() * 1000) / clients, 1);
     m.connect_cpu_us = round((window.close(pass) * 1000) / clients, 1);
 
     // W2: idle memory per connection, after GC.

@@ -17,6 +17,7 @@ const RATES: MetricKey[] = [
 const COSTS: MetricKey[] = [
   'connect_cpu_us',
   'connect_cpu_interleaved',
+  'connect_load_cpu_us',
   'all_cpu_us',
   'event_cpu_us',
   'user_cpu_us',
