@@ -1,4 +1,5 @@
 import { createHmac, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { HmacSha256 } from './hmac-sha256.js';
 
 export interface HmacFastVerifierOptions {
   /** The prepared secret, as jsonwebtoken is given it. */
@@ -30,8 +31,12 @@ export class HmacFastVerifier {
   /** An issuer's tokens share one header: the last one seen and the hash it names, if any. */
   private lastHeader = '';
   private lastHash: string | undefined;
+  /** HS256 in JavaScript (see hmac-sha256.ts); the other hashes through `createHmac`. */
+  private readonly sha256: HmacSha256;
 
   constructor(private readonly options: HmacFastVerifierOptions) {
+    const { key } = options;
+    this.sha256 = new HmacSha256(Buffer.isBuffer(key) ? key : key.export());
     for (const alg of options.algorithms) {
       const hash = HASH_OF[alg];
       if (hash !== undefined) this.hashes.set(alg, hash);
@@ -63,19 +68,20 @@ export class HmacFastVerifier {
 
     // jwa compares the base64url text, not the decoded bytes: a signature spelled with other
     // spare bits in its last character decodes to the same bytes but is refused there.
-    const expected = createHmac(hash, this.options.key)
-      .update(token.slice(0, secondDot))
-      .digest('base64url');
-    if (expected.length !== signature.length) return undefined;
-    if (!timingSafeEqual(Buffer.from(expected, 'latin1'), Buffer.from(signature, 'latin1'))) {
-      return undefined;
-    }
+    if (!this.signatureMatches(hash, token.slice(0, secondDot), signature)) return undefined;
 
     // With typ 'JWT' jws parses the payload, otherwise jsonwebtoken does; either way a payload
     // that is not an object (or is an array) is left to jsonwebtoken.
     const payload = parseJson(Buffer.from(encodedPayload, 'base64').toString('utf8'));
     if (!isPlainObject(payload)) return undefined;
     return this.claimsAccepted(payload, clockTimestamp) ? payload : undefined;
+  }
+
+  private signatureMatches(hash: string, signed: string, signature: string): boolean {
+    if (hash === 'sha256') return this.sha256.matches(signed, signature);
+    const expected = createHmac(hash, this.options.key).update(signed).digest('base64url');
+    if (expected.length !== signature.length) return false;
+    return timingSafeEqual(Buffer.from(expected, 'latin1'), Buffer.from(signature, 'latin1'));
   }
 
   /** The hash of the header's `alg` when that is a configured HS algorithm. */
