@@ -15,6 +15,7 @@ import { ConnectionCloser } from './connection-closer.js';
 import { MessageDispatcher } from './message-dispatcher.js';
 import { isoNow } from './iso-clock.js';
 import { giveProtocolErrorsAReason } from './protocol-error-closer.js';
+import { skipSecondReceiverEnd } from './receiver-end-guard.js';
 import { SocketWriter } from './socket-writer.js';
 import { refuseTooManyUpgrades, UpgradeRateLimiter } from './upgrade-rate-limiter.js';
 
@@ -138,6 +139,7 @@ export class RealtimeSocketServer {
   private onConnection(socket: WebSocket, request: IncomingMessage): void {
     socket.on('error', onSocketError);
     giveProtocolErrorsAReason(socket);
+    skipSecondReceiverEnd(socket);
     const connection = this.admission.admit(socket, request);
     if (!connection) return;
     socket.on('message', this.onMessage);
