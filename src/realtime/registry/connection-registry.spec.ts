@@ -320,5 +320,48 @@ describe('ConnectionRegistry', () => {
       assert.deepEqual(registry.subscriptionCounts(), {});
       assert.deepEqual(registry.roomCounts(), {});
     });
+
+    describe('watchFirstSubscriber', () => {
+      it('calls back once, inside the first subscribe to the event, and not for other events', () => {
+        const calls: string[] = [];
+        registry.watchFirstSubscriber('user.status_changed', () =>
+          calls.push(`first, had=${registry.hadSubscriber('user.status_changed')}`),
+        );
+        const c = connection('c1', 'alice');
+        registry.add(c);
+        registry.subscribe(c, 'upload.progress');
+        assert.deepEqual(calls, []);
+        assert.equal(registry.hadSubscriber('user.status_changed'), false);
+
+        registry.subscribe(c, 'user.status_changed');
+        assert.deepEqual(calls, ['first, had=true']);
+        registry.unsubscribe(c, 'user.status_changed');
+        registry.subscribe(c, 'user.status_changed');
+        registry.subscribe(connection('c2', 'bob'), 'user.status_changed');
+        assert.deepEqual(calls, ['first, had=true']);
+        assert.equal(registry.hadSubscriber('user.status_changed'), true);
+      });
+
+      it('calls every callback of the event, in order', () => {
+        const calls: number[] = [];
+        registry.watchFirstSubscriber('user.status_changed', () => calls.push(1));
+        registry.watchFirstSubscriber('user.status_changed', () => calls.push(2));
+        registry.subscribe(connection('c1', 'alice'), 'user.status_changed');
+        assert.deepEqual(calls, [1, 2]);
+      });
+
+      it('calls back at once when the event has (or had) a subscriber already', () => {
+        const c = connection('c1', 'alice');
+        registry.subscribe(c, 'user.status_changed');
+        let calls = 0;
+        registry.watchFirstSubscriber('user.status_changed', () => calls++);
+        assert.equal(calls, 1);
+        registry.unsubscribe(c, 'user.status_changed');
+        registry.watchFirstSubscriber('user.status_changed', () => calls++);
+        assert.equal(calls, 2, 'had a subscriber once: still called');
+        registry.subscribe(c, 'user.status_changed');
+        assert.equal(calls, 2);
+      });
+    });
   });
 });

@@ -26,6 +26,8 @@ export class ConnectionRegistry {
   private readonly userRooms = new SetIndex<string, string>();
   /** Events asked about with {@link watchFirstSubscriber}: whether one has had a subscriber. */
   private readonly watchedEvents = new Map<string, boolean>();
+  /** What to call when a watched event that never had a subscriber gets its first one. */
+  private readonly firstSubscriberCallbacks = new Map<string, (() => void)[]>();
 
   /** Registers a connection; it joins its user's rooms, except those already at `roomLimit`. */
   add(connection: RealtimeConnection, roomLimit = Number.POSITIVE_INFINITY): void {
@@ -103,13 +105,22 @@ export class ConnectionRegistry {
   subscribe(connection: RealtimeConnection, event: string): void {
     connection.addSubscription(event);
     this.byEvent.add(event, connection);
-    if (this.watchedEvents.get(event) === false) this.watchedEvents.set(event, true);
+    if (this.watchedEvents.get(event) === false) this.firstSubscribed(event);
   }
 
-  /** From now on, remembers whether `event` ever has a subscriber (see {@link hadSubscriber}). */
-  watchFirstSubscriber(event: string): void {
+  /**
+   * From now on, remembers whether `event` ever has a subscriber (see {@link hadSubscriber}), and
+   * calls `onFirst` once when it has had one: at once if so already, otherwise synchronously
+   * inside the first {@link subscribe} to it, before that subscription is acknowledged.
+   */
+  watchFirstSubscriber(event: string, onFirst?: () => void): void {
     if (!this.watchedEvents.has(event))
       this.watchedEvents.set(event, this.byEvent.sizeOf(event) > 0);
+    if (!onFirst) return;
+    if (this.watchedEvents.get(event) === true) return onFirst();
+    const callbacks = this.firstSubscriberCallbacks.get(event);
+    if (callbacks) callbacks.push(onFirst);
+    else this.firstSubscriberCallbacks.set(event, [onFirst]);
   }
 
   /** True once a connection subscribed to a watched `event`, even if none is subscribed now. */
@@ -170,6 +181,13 @@ export class ConnectionRegistry {
 
   connectionsPerUser(): Record<string, number> {
     return this.byUser.counts();
+  }
+
+  private firstSubscribed(event: string): void {
+    this.watchedEvents.set(event, true);
+    const callbacks = this.firstSubscriberCallbacks.get(event);
+    this.firstSubscriberCallbacks.delete(event);
+    for (const callback of callbacks ?? []) callback();
   }
 
   private addToRoom(connection: RealtimeConnection, room: string): void {
