@@ -95,13 +95,22 @@ describe('endUnlessFinished', () => {
   });
 });
 
+/** A ws server on a free loopback port, and its first connection to come. */
+async function listening(): Promise<{
+  server: WebSocketServer;
+  port: number;
+  accepted: Promise<[WebSocket]>;
+}> {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return { server, port, accepted: once(server, 'connection') as Promise<[WebSocket]> };
+}
+
 describe('skipSecondReceiverEnd on a ws server socket', () => {
   it("replaces the receiver's end (a ws internal: a ws upgrade that moves it fails here)", async () => {
-    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    const { server, port, accepted } = await listening();
     try {
-      await once(server, 'listening');
-      const { port } = server.address() as AddressInfo;
-      const accepted = once(server, 'connection') as Promise<[WebSocket]>;
       const client = new WebSocket(`ws://127.0.0.1:${port}`);
       await once(client, 'open');
       const [socket] = await accepted;
@@ -116,11 +125,8 @@ describe('skipSecondReceiverEnd on a ws server socket', () => {
   });
 
   it('leaves the close of a connection whose peer sent FIN as it was', async () => {
-    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    const { server, port, accepted } = await listening();
     try {
-      await once(server, 'listening');
-      const { port } = server.address() as AddressInfo;
-      const accepted = once(server, 'connection') as Promise<[WebSocket]>;
       // A raw TCP client that upgrades and then ends: the FIN path, where ws ends twice.
       const tcp = connect(port, '127.0.0.1');
       tcp.write(

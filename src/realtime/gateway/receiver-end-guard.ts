@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 
-const writableEnd: (this: Writable) => Writable = Writable.prototype.end;
+const writableEnd = Writable.prototype.end as (this: Writable, ...args: unknown[]) => Writable;
 
 /**
  * `end()` as Writable's, except that on a finished stream it returns at once. There, with no
@@ -10,7 +10,7 @@ const writableEnd: (this: Writable) => Writable = Writable.prototype.end;
  */
 export function endUnlessFinished(this: Writable, ...args: unknown[]): Writable {
   if (args.length === 0 && this.writableFinished && this.writableCorked === 0) return this;
-  return (Writable.prototype.end as (...a: unknown[]) => Writable).apply(this, args);
+  return writableEnd.apply(this, args);
 }
 
 /**
