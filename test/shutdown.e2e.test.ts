@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tryUpgrade } from './support/jwt-craft.js';
@@ -115,5 +118,36 @@ describe('shutdown: an idle client', () => {
     clients.push(idle);
     await closeWithin(server);
     assert.deepEqual(await idle.waitClose(), GOING_AWAY);
+  });
+});
+
+describe('shutdown: a peer refused with 404 that keeps its side open', () => {
+  let server: TestApp;
+  let peer: Socket | undefined;
+  before(async () => {
+    server = await startTestApp();
+  });
+  after(async () => {
+    peer?.destroy();
+    await server.close();
+  });
+
+  it('drops the refused socket, so that app.close() does not wait for the peer', async () => {
+    const { port } = new URL(server.wsUrl);
+    // allowHalfOpen: the peer reads the answer and its end, and never ends its own side.
+    peer = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+    peer.on('error', () => undefined);
+    await once(peer, 'connect');
+    let answer = '';
+    peer.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    const ended = once(peer, 'end');
+    peer.write(
+      `GET /other HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+        'Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`,
+    );
+    await ended;
+    assert.match(answer, /^HTTP\/1\.1 404 /);
+    await closeWithin(server);
   });
 });

@@ -18,6 +18,7 @@ import { giveProtocolErrorsAReason } from './protocol-error-closer.js';
 import { skipSecondReceiverEnd } from './receiver-end-guard.js';
 import { SocketWriter } from './socket-writer.js';
 import { refuseTooManyUpgrades, UpgradeRateLimiter } from './upgrade-rate-limiter.js';
+import { refuseUpgrade } from './upgrade-refusal.js';
 
 /** Hands each admitted socket to the app's gateways: the adapter's GatewayConnector. */
 export interface GatewayConnections {
@@ -132,7 +133,7 @@ export class RealtimeSocketServer {
       socket.uncork();
     } else if (this.httpServer?.listenerCount('upgrade') === 1) {
       // No other endpoint will answer: refuse rather than leave the socket hanging.
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseUpgrade(socket, '404 Not Found');
     }
   }
 

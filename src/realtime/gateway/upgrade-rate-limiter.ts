@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { KeyedWindowCounter } from './keyed-window-counter.js';
+import { refuseUpgrade } from './upgrade-refusal.js';
 
 /**
  * Counts WebSocket upgrades per remote address in one-second windows, so that a flood is refused
@@ -12,12 +13,7 @@ export class UpgradeRateLimiter extends KeyedWindowCounter {
   }
 }
 
-/** Answers a refused upgrade with 429 and drops the socket once the answer is written. */
+/** Answers a refused upgrade with 429 and drops the socket. */
 export function refuseTooManyUpgrades(socket: Duplex, retryAfterSeconds: number): void {
-  socket.once('finish', () => socket.destroy());
-  socket.end(
-    'HTTP/1.1 429 Too Many Requests\r\n' +
-      `Retry-After: ${retryAfterSeconds}\r\n` +
-      'Connection: close\r\nContent-Length: 0\r\n\r\n',
-  );
+  refuseUpgrade(socket, '429 Too Many Requests', [`Retry-After: ${retryAfterSeconds}`]);
 }
