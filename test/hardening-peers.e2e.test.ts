@@ -416,3 +416,45 @@ async function naiveReconnects(server: TestApp, userId: string, maxConnects: num
   }
   return { connects, refused, survivor: undefined };
 }
+
+describe('hardening: a peer that ends the session and then never reads or ends its side', () => {
+  const GRACE_MS = 500;
+  let server: TestApp;
+  const peers: RawUpgrade[] = [];
+  before(async () => {
+    server = await startTestApp({ realtime: { closeGraceMs: GRACE_MS } });
+  });
+  after(async () => {
+    for (const peer of peers) peer.socket.destroy();
+    await server.close();
+  });
+
+  const endings: Record<string, Buffer> = {
+    // Masked close frame, code 1000.
+    'a close frame': Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]),
+    // A client frame must be masked: a protocol error, which the server answers with a close.
+    'an unmasked frame': Buffer.from([0x81, 0x02, 0x68, 0x69]),
+  };
+  for (const [what, bytes] of Object.entries(endings)) {
+    it(`drops the socket and the connection within closeGraceMs after ${what} (ws would wait 30 s)`, async () => {
+      const registry = server.app.get(ConnectionRegistry);
+      const userId = `ending-${peers.length}`;
+      const peer = await rawUpgrade(server.port, '/ws', server.token(userId));
+      peers.push(peer);
+      await eventually(() => registry.ofUser(userId).size === 1, 3000, 'registered');
+      const serverSide = [...registry.ofUser(userId)][0]!.socket;
+      const socketClosed = new Promise<number>((resolve) => {
+        const started = Date.now();
+        // The ws 'close' event: the TCP socket is gone, not just the WebSocket closing.
+        serverSide.once('close', () => resolve(Date.now() - started));
+      });
+      peer.socket.allowHalfOpen = true;
+      peer.socket.pause();
+      peer.socket.write(bytes);
+      const within = GRACE_MS + 2000;
+      const closedAfter = await Promise.race([socketClosed, sleep(within).then(() => -1)]);
+      assert.notEqual(closedAfter, -1, `server socket still open after ${within} ms`);
+      assert.equal(registry.ofUser(userId).size, 0);
+    });
+  }
+});

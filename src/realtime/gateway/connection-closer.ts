@@ -1,6 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { WebSocket } from 'ws';
-import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
 import { RealtimeEvents } from '../realtime-events.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import { connectionOf, type RealtimeConnection } from '../registry/realtime-connection.js';
@@ -13,7 +12,6 @@ import { TokenExpirySchedule } from '../registry/token-expiry-schedule.js';
 @Injectable()
 export class ConnectionCloser {
   constructor(
-    @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
     private readonly registry: ConnectionRegistry,
     private readonly expiry: TokenExpirySchedule,
     private readonly events: RealtimeEvents,
@@ -26,16 +24,18 @@ export class ConnectionCloser {
     this.closeSocket(connection.socket, code, reason);
   }
 
-  /** Closes a socket that may never have been admitted. */
+  /**
+   * Closes a socket that may never have been admitted. ws destroys it `closeGraceMs` after the
+   * close if the peer has not completed it (the server's `closeTimeout`), and drops that timer
+   * as soon as the socket closes: a timer here kept every closed socket alive for the grace.
+   */
   closeSocket(socket: WebSocket, code: number, reason: string): void {
     if (socket.readyState === WebSocket.CLOSED) return;
     try {
       socket.close(code, reason);
     } catch {
       socket.terminate();
-      return;
     }
-    setTimeout(() => socket.terminate(), this.options.closeGraceMs).unref();
   }
 
   /** Called when a socket's close completed, whoever started it. */

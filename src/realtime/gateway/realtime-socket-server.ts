@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import { type RawData, type ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import type { ConnectionEstablishedData, ConnectionLimits } from '../../protocol/index.js';
 import { BEARER_PROTOCOL, pathToken, requestTarget } from '../auth/token-extractor.js';
 import {
@@ -75,12 +75,17 @@ export class RealtimeSocketServer {
   attach(httpServer: HttpServer): WebSocketServer {
     if (this.server) return this.server;
     this.httpServer = httpServer;
-    this.server = new WebSocketServer({
+    const serverOptions: ServerOptions & { closeTimeout: number } = {
       noServer: true,
       maxPayload: this.options.maxMessageSize,
       perMessageDeflate: false,
       handleProtocols: (offered) => (offered.has(BEARER_PROTOCOL) ? BEARER_PROTOCOL : false),
-    });
+      // How long ws waits for the peer's side of a closing socket before destroying it, whoever
+      // started the close: the grace of every close. ws's default, 30 s, held a peer that sent a
+      // close frame and then never read, its connection still counted against every limit.
+      closeTimeout: this.options.closeGraceMs,
+    };
+    this.server = new WebSocketServer(serverOptions);
     this.server.on('connection', (socket: WebSocket, request: IncomingMessage) =>
       this.onConnection(socket, request),
     );
