@@ -347,6 +347,10 @@ describe('admin API: GET /ws/connections', () => {
     'limit=1.5',
     'limit=1001',
     'offset=x',
+    // Past it, offset + limit is no longer an exact integer for the other instances.
+    'offset=1e20',
+    // A misspelled filter would otherwise list every connection.
+    'userId=alice',
   ]) {
     it(`answers 400 on ?${query}`, async () => {
       failure(await server.http('GET', `/ws/connections?${query}`, server.adminToken()), 400);
@@ -598,6 +602,15 @@ describe('admin API: POST /ws/broadcast', () => {
     ['a target that is not an object', { type: 'x', data: {}, target: 'alice' }],
     ['an empty event', { type: 'x', data: {}, target: { event: '' } }],
     ['a JSON array', '[{"type": "x", "data": {}}]'],
+    // A target that names nobody must not fall back to everyone.
+    ['a target that is an empty object', { type: 'x', data: {}, target: {} }],
+    ['a target that is null', { type: 'x', data: {}, target: null }],
+    ['a target that is an array', { type: 'x', data: {}, target: [] }],
+    ['users that is null', { type: 'x', data: {}, target: { users: null } }],
+    ['an event that is null', { type: 'x', data: {}, target: { event: null } }],
+    ['a room that is null', { type: 'x', data: {}, target: { room: null } }],
+    ['a misspelled target key', { type: 'x', data: {}, target: { user: ['alice'] } }],
+    ['an unknown top-level key', { type: 'x', data: {}, targets: { users: ['alice'] } }],
   ];
   for (const [what, body] of invalidBodies) {
     it(`answers 400 on ${what}`, async () => {

@@ -34,7 +34,16 @@ export function createAdminController(prefix: string): Type<unknown> {
   @Controller(prefix)
   @UseGuards(AdminAuthGuard)
   @UseFilters(AdminExceptionFilter)
-  @UsePipes(new ValidationPipe({ whitelist: true, transform: true, forbidUnknownValues: true }))
+  // forbidNonWhitelisted: a misspelled key (`user` for `users`, `userId`) is an error, not a
+  // filter or target silently left out, which would reach or list everyone.
+  @UsePipes(
+    new ValidationPipe({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: true,
+      forbidUnknownValues: true,
+    }),
+  )
   class RealtimeAdminController {
     constructor(
       private readonly cluster: ClusterAdminService,
@@ -99,14 +108,20 @@ function found<T>(lookup: Lookup<T>, id: string): T {
   throw new NotFoundException(`No connection with id ${id}`);
 }
 
+/** Everyone only when `target` is left out: a target that names nobody is refused. */
 function toTarget(body: BroadcastDto): DeliveryTarget {
-  const target = body.target ?? {};
-  const chosen = [target.users, target.event, target.room].filter((v) => v !== undefined);
-  if (chosen.length > 1) {
-    throw new BadRequestException('target takes one of users, event or room');
+  const { target } = body;
+  if (target === undefined) return { kind: 'all' };
+  const { users, event, room } = target;
+  const chosen = [users, event, room].filter((value) => value !== undefined).length;
+  if (chosen !== 1) {
+    throw new BadRequestException(
+      chosen === 0
+        ? 'target must name one of users, event or room; leave target out to reach everyone'
+        : 'target takes one of users, event or room',
+    );
   }
-  if (target.users) return { kind: 'users', userIds: target.users };
-  if (target.event) return { kind: 'event', event: target.event };
-  if (target.room) return { kind: 'room', room: target.room };
-  return { kind: 'all' };
+  if (users !== undefined) return { kind: 'users', userIds: users };
+  if (event !== undefined) return { kind: 'event', event };
+  return { kind: 'room', room: room! };
 }

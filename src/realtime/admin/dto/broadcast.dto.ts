@@ -5,14 +5,17 @@ import {
   IsArray,
   IsNotEmpty,
   IsObject,
-  IsOptional,
   IsString,
   MaxLength,
+  ValidateIf,
   ValidateNested,
 } from 'class-validator';
 
+/** Validated unless left out: `null` is an invalid value, not "no target" (which means everyone). */
+const present = (_: object, value: unknown): boolean => value !== undefined;
+
 export class BroadcastTargetDto {
-  @IsOptional()
+  @ValidateIf(present)
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(10_000)
@@ -20,13 +23,13 @@ export class BroadcastTargetDto {
   @MaxLength(256, { each: true })
   users?: string[];
 
-  @IsOptional()
+  @ValidateIf(present)
   @IsString()
   @IsNotEmpty()
   @MaxLength(200)
   event?: string;
 
-  @IsOptional()
+  @ValidateIf(present)
   @IsString()
   @IsNotEmpty()
   @MaxLength(200)
@@ -42,7 +45,9 @@ export class BroadcastDto {
   @IsObject()
   data!: Record<string, unknown>;
 
-  @IsOptional()
+  // Left out, the broadcast reaches everyone; null or anything else that names nobody is refused.
+  @ValidateIf(present)
+  @IsObject()
   @ValidateNested()
   @Type(() => BroadcastTargetDto)
   target?: BroadcastTargetDto;

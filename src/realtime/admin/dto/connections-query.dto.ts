@@ -20,5 +20,7 @@ export class ConnectionsQueryDto {
   @Type(() => Number)
   @IsInt()
   @Min(0)
+  // Beyond any registry; and offset + limit stays an exact integer for every instance asked.
+  @Max(1_000_000_000)
   offset: number = 0;
 }
