@@ -231,6 +231,46 @@ describe('recovery: stream positions and resume (PROTOCOL 9)', () => {
     }
   });
 
+  it('replays the streams of users and rooms whose names are not plain ASCII', async () => {
+    // Any sub the server accepts names a stream a client can resume: accents, spaces, a long one.
+    for (const [userId, room] of [
+      ['Zoë', 'café'],
+      ['user 42', 'team chat'],
+      ['u'.repeat(256), 'r'.repeat(400)],
+    ] as const) {
+      const first = await open(userId);
+      service.joinRoom(room, { userId });
+      await service.sendToUser(userId, 'n.named', { n: 1 });
+      await service.sendToRoom(room, 'n.named-room', { n: 1 });
+      const lastUser = position(await first.next('n.named'));
+      const lastRoom = position(await first.next('n.named-room'));
+      assert.equal(lastUser.stream, `user:${userId}`);
+      first.close();
+      await eventually(() => first.closeInfo !== undefined);
+      await sleep(50);
+      await service.sendToUser(userId, 'n.named', { n: 2 });
+
+      const again = await open(userId);
+      try {
+        service.joinRoom(room, { userId });
+        await service.sendToRoom(room, 'n.named-room', { n: 2 });
+        const result = await again.request({
+          type: 'resume',
+          data: { positions: [lastUser, lastRoom] },
+        });
+        assert.equal(result.type, 'resume.result', JSON.stringify(result.data).slice(0, 200));
+        assert.equal(result.data.recovered, true, JSON.stringify(result.data).slice(0, 200));
+        assert.deepEqual(
+          again.ofType('n.named').map((m) => m.data.n),
+          [2],
+        );
+      } finally {
+        service.leaveRoom(room, { userId });
+        again.close();
+      }
+    }
+  });
+
   it('says recovered: false (gap_too_old) past the history, after replaying what is left', async () => {
     const userId = nextUser();
     const last = await positionThenLeave(userId, 'n.gap', () =>
@@ -283,6 +323,8 @@ describe('recovery: stream positions and resume (PROTOCOL 9)', () => {
         [],
         [{ stream: 'user:x', offset: 'abc', epoch: 'e' }],
         [{ stream: 'nope', offset: '1', epoch: 'e' }],
+        [{ stream: 'user:', offset: '1', epoch: 'e' }],
+        [{ stream: `room:${'r'.repeat(4100)}`, offset: '1', epoch: 'e' }],
         [{ stream: 'all', offset: '1' }],
         Array.from({ length: 101 }, () => ({ stream: 'all', offset: '1', epoch: 'e' })),
         'all',

@@ -14,8 +14,11 @@ import { MAX_RESUME_POSITIONS } from '../../protocol/index.js';
 /** One stream position a client holds: the last message it got from that stream. */
 export class StreamPositionDto {
   @IsString()
-  @MaxLength(300)
-  @Matches(/^(all|(user|event|room):[\x21-\x7e]+)$/, {
+  // Any name a stream can have: a user id is any sub the server accepts (up to 256 characters,
+  // accents and spaces included) and a room any name the host gives it. Bounded still, as is the
+  // whole message by maxMessageSize.
+  @MaxLength(4096)
+  @Matches(/^(all|(user|event|room):[\s\S]+)$/, {
     message: 'stream must be all, user:<id>, event:<name> or room:<name>',
   })
   stream!: string;

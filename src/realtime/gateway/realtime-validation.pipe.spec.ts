@@ -252,4 +252,14 @@ describe('RealtimeValidationPipe', () => {
         'Invalid data: pingId must be shorter than or equal to 128 characters; pingId must be a string',
     });
   });
+
+  it('names nested failures by their path, with one prefix', async () => {
+    const pipe = new RealtimeValidationPipe();
+    const positions = [{ stream: 'nope', offset: '1', epoch: 'e' }];
+    await assert.rejects(pipe.transform({ positions }, body(ResumeDto)), {
+      code: 'INVALID_MESSAGE_FORMAT',
+      message:
+        'Invalid data: positions.0.stream must be all, user:<id>, event:<name> or room:<name>',
+    });
+  });
 });

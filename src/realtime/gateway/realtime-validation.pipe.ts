@@ -35,13 +35,19 @@ export function createRealtimeValidationPipe(): RealtimeValidationPipe {
   return new RealtimeValidationPipe();
 }
 
-function describe(errors: ValidationError[], parent = ''): string {
+function describe(errors: ValidationError[]): string {
+  const parts = constraintTexts(errors, '');
+  return parts.length > 0 ? `Invalid data: ${parts.join('; ')}` : 'Invalid data';
+}
+
+/** Each failed constraint's text, its property named by its path (`positions.0.stream`). */
+function constraintTexts(errors: ValidationError[], parent: string): string[] {
   const parts: string[] = [];
   for (const error of errors) {
     const path = parent ? `${parent}.${error.property}` : error.property;
     for (const text of Object.values(error.constraints ?? {}))
       parts.push(text.replace(error.property, path));
-    if (error.children?.length) parts.push(describe(error.children, path));
+    if (error.children?.length) parts.push(...constraintTexts(error.children, path));
   }
-  return parts.length > 0 ? `Invalid data: ${parts.join('; ')}` : 'Invalid data';
+  return parts;
 }
