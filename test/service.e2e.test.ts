@@ -352,6 +352,17 @@ describe('RealtimeService', () => {
       () => service.sendToUser(u, 'ok.type', 'text' as any),
       () => service.broadcast('ok.type', 7 as any),
       () => service.sendToEvent('', {}),
+      // Not encodable as JSON: a plain TypeError from JSON.stringify otherwise.
+      () => service.sendToUser(u, 'ok.type', { n: 1n } as any),
+      () => {
+        const circular: Record<string, unknown> = {};
+        circular.self = circular;
+        return service.sendToUser(u, 'ok.type', circular);
+      },
+      // Encoded as something other than the object they are: {} or a string.
+      () => service.sendToUser(u, 'ok.type', new Map([['a', 1]]) as any),
+      () => service.sendToUser(u, 'ok.type', new Set([1]) as any),
+      () => service.sendToUser(u, 'ok.type', new Date(0) as any),
     ];
     for (const [i, send] of bad.entries()) {
       await assert.rejects(send(), (error: unknown) => {
