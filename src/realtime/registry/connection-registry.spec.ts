@@ -313,6 +313,17 @@ describe('ConnectionRegistry', () => {
       assert.deepEqual(registry.roomCounts(), { r2: 1 });
     });
 
+    it('counts users and rooms named like Object.prototype members as their own keys', () => {
+      const proto = connection('p1', '__proto__');
+      const ctor = connection('c1', 'constructor');
+      for (const c of [proto, ctor]) registry.add(c);
+      registry.join(proto, '__proto__', 10);
+      const perUser = registry.connectionsPerUser();
+      assert.deepEqual(Object.keys(perUser).sort(), ['__proto__', 'constructor']);
+      assert.equal(Object.getPrototypeOf(perUser), Object.prototype);
+      assert.equal(JSON.stringify(registry.roomCounts()), '{"__proto__":1}');
+    });
+
     it('starts empty', () => {
       assert.equal(registry.size, 0);
       assert.equal(registry.userCount, 0);

@@ -36,10 +36,13 @@ export class SetIndex<K, V> {
     return this.map.keys();
   }
 
-  /** Key to set size, for stats. */
+  /**
+   * Key to set size, for stats. Own properties whatever the key: assigning `result['__proto__']`
+   * on a plain object would set its prototype instead, and a user named so would go uncounted.
+   */
   counts(): Record<string, number> {
-    const result: Record<string, number> = {};
-    for (const [key, set] of this.map) result[String(key)] = set.size;
-    return result;
+    const entries: [string, number][] = [];
+    for (const [key, set] of this.map) entries.push([String(key), set.size]);
+    return Object.fromEntries(entries);
   }
 }
