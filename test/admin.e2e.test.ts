@@ -611,6 +611,10 @@ describe('admin API: POST /ws/broadcast', () => {
     ['a room that is null', { type: 'x', data: {}, target: { room: null } }],
     ['a misspelled target key', { type: 'x', data: {}, target: { user: ['alice'] } }],
     ['an unknown top-level key', { type: 'x', data: {}, targets: { users: ['alice'] } }],
+    // Nest's ValidationPipe would delete these keys, and the rest would be sent without them.
+    ['a data key named constructor', '{"type": "x", "data": {"constructor": {"a": 1}, "b": 2}}'],
+    ['a nested data key named __proto__', '{"type": "x", "data": {"a": [{"__proto__": {}}]}}'],
+    ['a data key named prototype', '{"type": "x", "data": {"prototype": 2}}'],
   ];
   for (const [what, body] of invalidBodies) {
     it(`answers 400 on ${what}`, async () => {

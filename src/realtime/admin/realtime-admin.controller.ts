@@ -24,6 +24,7 @@ import { AdminExceptionFilter } from './admin-exception.filter.js';
 import { BroadcastDto } from './dto/broadcast.dto.js';
 import { ConnectionsQueryDto } from './dto/connections-query.dto.js';
 import { ClusterAdminService, type Lookup } from './cluster-admin.service.js';
+import { ReservedKeysPipe } from './reserved-keys.pipe.js';
 
 function success<T>(data: T): { status: 'success'; data: T } {
   return { status: 'success', data };
@@ -37,6 +38,7 @@ export function createAdminController(prefix: string): Type<unknown> {
   // forbidNonWhitelisted: a misspelled key (`user` for `users`, `userId`) is an error, not a
   // filter or target silently left out, which would reach or list everyone.
   @UsePipes(
+    new ReservedKeysPipe(),
     new ValidationPipe({
       whitelist: true,
       forbidNonWhitelisted: true,
