@@ -73,8 +73,10 @@ export class ConnectionLifecycle {
   accept(data: ConnectionEstablishedData): void {
     this.socket.stopConnectTimer();
     this.established = data;
-    this.reconnects.reset();
-    this.liveness.start(data.limits);
+    const intervalMs = this.liveness.start(data.limits);
+    // A connection that outlives one heartbeat interval has carried traffic both ways: only
+    // then does the backoff start over, so that accept-then-close servers still see it grow.
+    this.reconnects.resetWhenStable(intervalMs);
   }
 
   /** For `close()`: stops every timer and returns the released socket, still to be closed. */
@@ -128,7 +130,18 @@ export class ConnectionLifecycle {
     const envelope = parseServerFrame(raw);
     if (!envelope) return;
     this.liveness.markAlive();
-    this.hooks.onMessage(envelope);
+    try {
+      this.hooks.onMessage(envelope);
+    } catch (error) {
+      // Thrown here it would escape the socket's listener: in Node, an uncaught exception.
+      this.listeners.emit(
+        'error',
+        new RealtimeClientError(
+          ClientErrorCode.INVALID_SERVER_MESSAGE,
+          `Cannot handle ${envelope.type}: ${errorMessage(error)}`,
+        ),
+      );
+    }
   }
 
   /** Gives up on the current socket without waiting for its close handshake. */
@@ -143,6 +156,8 @@ export class ConnectionLifecycle {
     this.socket.release();
     this.established = undefined;
     this.liveness.stop();
+    // The connection did not last: the backoff goes on from where it was.
+    this.reconnects.cancel();
     this.hooks.onSocketLost(code, reason);
     if (this.stateMachine.state === 'closed') return;
     const decision = this.options.reconnect ? closeDecision(code) : 'stop';

@@ -78,15 +78,38 @@ export class CurrentSocket {
   }
 }
 
+/** How long `close()` waits for the server to answer the close before it terminates. */
+export const CLOSE_GRACE_MS = 1_000;
+
+/** `WebSocket.CLOSED`: the same number in every implementation. */
+const WEBSOCKET_CLOSED = 3;
+
 /**
  * Closes without waiting: `terminate()` where the implementation has it (`ws`, whose `close()`
- * would wait up to 30 s for a dead server's answer), `close()` otherwise. Never throws.
+ * would wait up to 30 s for a dead server's answer), `close()` otherwise. A normal close gets
+ * the close handshake, but with `ws` only for {@link CLOSE_GRACE_MS}: then it terminates, so that
+ * a server that never answers cannot keep a Node process alive for `ws`'s 30 s. Never throws.
  */
 export function closeQuietly(socket: WebSocketLike, code: number, reason: string): void {
   try {
     const terminate = (socket as { terminate?: () => void }).terminate;
-    if (code !== CloseCode.NORMAL && typeof terminate === 'function') terminate.call(socket);
-    else socket.close(code, reason);
+    if (typeof terminate !== 'function') {
+      socket.close(code, reason);
+    } else if (code !== CloseCode.NORMAL) {
+      terminate.call(socket);
+    } else {
+      socket.close(code, reason);
+      const timer = setTimeout(() => {
+        try {
+          if (socket.readyState !== WEBSOCKET_CLOSED) terminate.call(socket);
+        } catch {
+          // Closed meanwhile: nothing left to release.
+        }
+      }, CLOSE_GRACE_MS);
+      // The grace itself must not keep the process alive.
+      (timer as { unref?: () => void }).unref?.();
+      socket.addEventListener('close', () => clearTimeout(timer));
+    }
   } catch {
     // Already closing or closed: nothing left to release.
   }

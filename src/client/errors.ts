@@ -14,6 +14,8 @@ export const ClientErrorCode = {
   TOKEN_UNAVAILABLE: 'TOKEN_UNAVAILABLE',
   /** `close()` was called. */
   CLIENT_CLOSED: 'CLIENT_CLOSED',
+  /** A server message the client cannot use (a reply or announcement of the wrong shape). */
+  INVALID_SERVER_MESSAGE: 'INVALID_SERVER_MESSAGE',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 

@@ -3,6 +3,14 @@ import { defaults } from './options.js';
 import { encodeFrame } from './wire.js';
 
 /**
+ * Bounds on the server's announced heartbeat interval: below 1 s the client would flood the
+ * server; above 10 min a dead server goes unnoticed for too long (and a delay of 2^31 ms or
+ * more makes `setInterval` fire every millisecond).
+ */
+export const MIN_HEARTBEAT_INTERVAL_MS = 1_000;
+export const MAX_HEARTBEAT_INTERVAL_MS = 600_000;
+
+/**
  * Keeps an established connection alive with heartbeats and declares the server dead once it
  * has been silent for the connection timeout: a dead peer does not always close the socket.
  */
@@ -20,11 +28,13 @@ export class LivenessMonitor {
     this.lastReceivedAt = performance.now();
   }
 
-  /** Starts the heartbeat with the server's limits (defaults where they are unusable). */
-  start(limits: ConnectionLimits | undefined): void {
+  /**
+   * Starts the heartbeat with the server's limits (defaults where they are unusable, clamped to
+   * sane bounds); returns the heartbeat interval used, in milliseconds.
+   */
+  start(limits: ConnectionLimits | undefined): number {
     this.stop();
-    const intervalMs = positiveSeconds(limits?.heartbeat_interval) ?? defaults.heartbeatIntervalMs;
-    const timeoutMs = positiveSeconds(limits?.connection_timeout) ?? defaults.connectionTimeoutMs;
+    const { intervalMs, timeoutMs } = livenessTimings(limits);
     this.timer = setInterval(() => {
       const silentMs = performance.now() - this.lastReceivedAt;
       if (silentMs >= timeoutMs) {
@@ -36,6 +46,7 @@ export class LivenessMonitor {
       // server is never mistaken for a dead one.
       this.write(encodeFrame(silentMs >= intervalMs ? 'ping' : 'heartbeat', {}));
     }, intervalMs);
+    return intervalMs;
   }
 
   stop(): void {
@@ -45,8 +56,34 @@ export class LivenessMonitor {
   }
 }
 
+/**
+ * The heartbeat interval and connection timeout to use, in milliseconds. The timeout is at
+ * least two intervals: the check runs once per interval, and a quiet server pinged at one tick
+ * must have until the next one to answer.
+ */
+export function livenessTimings(limits: ConnectionLimits | undefined): {
+  intervalMs: number;
+  timeoutMs: number;
+} {
+  const intervalMs = clamp(
+    positiveSeconds(limits?.heartbeat_interval) ?? defaults.heartbeatIntervalMs,
+    MIN_HEARTBEAT_INTERVAL_MS,
+    MAX_HEARTBEAT_INTERVAL_MS,
+  );
+  const timeoutMs = clamp(
+    positiveSeconds(limits?.connection_timeout) ?? defaults.connectionTimeoutMs,
+    2 * intervalMs,
+    2 * MAX_HEARTBEAT_INTERVAL_MS,
+  );
+  return { intervalMs, timeoutMs };
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(Math.max(value, min), max);
+}
+
 /** Seconds from `connection.established` as milliseconds, when usable. */
-function positiveSeconds(seconds: number | undefined): number | undefined {
+function positiveSeconds(seconds: unknown): number | undefined {
   return typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0
     ? seconds * 1000
     : undefined;

@@ -490,8 +490,9 @@ describe('RealtimeClient (fake WebSocket)', () => {
   describe('heartbeat', () => {
     it('sends heartbeats (or a ping when the server is quiet) at the announced interval', async () => {
       const t = setup();
-      await Promise.all([t.client.connect(), t.establish(0, { heartbeat_interval: 0.02 })]);
-      await waitFor(() => t.socket(0).sent.length >= 2, 'two heartbeats');
+      // 1 s: the shortest interval the client accepts from a server.
+      await Promise.all([t.client.connect(), t.establish(0, { heartbeat_interval: 1 })]);
+      await waitFor(() => t.socket(0).sent.length >= 2, 'two heartbeats', 3000);
       for (const message of t.socket(0).sent) {
         assert.ok(['heartbeat', 'ping'].includes(message.type), message.type);
       }
@@ -499,10 +500,10 @@ describe('RealtimeClient (fake WebSocket)', () => {
 
     it('sends a plain heartbeat while the server talks', async () => {
       const t = setup();
-      await Promise.all([t.client.connect(), t.establish(0, { heartbeat_interval: 0.05 })]);
+      await Promise.all([t.client.connect(), t.establish(0, { heartbeat_interval: 1 })]);
       const chatter = setInterval(() => t.socket(0).push('system.notification', {}), 5);
       try {
-        await waitFor(() => t.socket(0).sent.length >= 1, 'a heartbeat');
+        await waitFor(() => t.socket(0).sent.length >= 1, 'a heartbeat', 2000);
       } finally {
         clearInterval(chatter);
       }
@@ -513,9 +514,9 @@ describe('RealtimeClient (fake WebSocket)', () => {
       const t = setup();
       await Promise.all([
         t.client.connect(),
-        t.establish(0, { heartbeat_interval: 0.01, connection_timeout: 0.05 }),
+        t.establish(0, { heartbeat_interval: 1, connection_timeout: 2 }),
       ]);
-      await waitFor(() => t.sockets.length === 2, 'a new socket', 2000);
+      await waitFor(() => t.sockets.length === 2, 'a new socket', 4000);
       assert.ok(t.socket(0).terminated, 'the dead socket is terminated');
       assert.equal(t.closes[0]?.code, 4000);
       assert.equal(t.closes[0]?.willReconnect, true);

@@ -11,11 +11,12 @@ import { ConnectWaiters } from './connect-waiters.js';
 import { ConnectionLifecycle } from './connection-lifecycle.js';
 import { type ConnectionState, ConnectionStateMachine } from './connection-state.js';
 import { closeQuietly } from './current-socket.js';
-import { ClientErrorCode, describeClose, RealtimeClientError } from './errors.js';
+import { ClientErrorCode, describeClose, errorMessage, RealtimeClientError } from './errors.js';
 import { ListenerRegistry, type StoredListener } from './event-emitter.js';
 import type { ClientEventHandler } from './events.js';
 import { type RealtimeClientOptions, resolveOptions, type ResolvedOptions } from './options.js';
 import { Outbox, type QueuedSend } from './outbox.js';
+import { subscriptionAck } from './reply-shapes.js';
 import { RequestIds } from './request-ids.js';
 import { RequestTracker } from './request-tracker.js';
 import { emitServerEvent } from './server-events.js';
@@ -129,7 +130,14 @@ export class RealtimeClient {
   /** Subscribes to events; resolves with the acknowledgement (rejects when none was accepted). */
   async subscribe(events: readonly string[]): Promise<SubscriptionAcknowledgedData> {
     const reply = await this.request('subscribe', { events: [...events] });
-    const ack = reply.data as unknown as SubscriptionAcknowledgedData;
+    const ack = subscriptionAck(reply.data);
+    if (!ack) {
+      throw new RealtimeClientError(
+        ClientErrorCode.INVALID_SERVER_MESSAGE,
+        'Malformed subscription.acknowledged',
+        { requestId: reply.in_reply_to },
+      );
+    }
     // The server follows an all-refused acknowledgement with a SUBSCRIPTION_FAILED error that
     // answers the same id; rejecting here gives the caller that outcome.
     if (ack.events.length === 0) {
@@ -208,11 +216,25 @@ export class RealtimeClient {
         (error) => this.listeners.emit('error', error),
       )
       .then(() => this.recovery.resume());
-    void restored.then(() => {
+    const turnOpen = () => {
       if (socket !== this.lifecycle.currentSocket || this.state === 'closed') return;
       this.stateMachine.set('open');
       this.connectWaiters.resolveAll(data);
       this.outbox.flush();
+    };
+    // A failure of the restore must neither go unhandled nor keep a live connection from
+    // turning open: it is reported, and the connection goes on with what was restored.
+    void restored.then(turnOpen, (error: unknown) => {
+      this.listeners.emit(
+        'error',
+        error instanceof RealtimeClientError
+          ? error
+          : new RealtimeClientError(
+              ClientErrorCode.INVALID_SERVER_MESSAGE,
+              `Restoring the connection failed: ${errorMessage(error)}`,
+            ),
+      );
+      turnOpen();
     });
   }
 

@@ -10,6 +10,7 @@ type ReconnectOptions = Pick<
 export class ReconnectScheduler {
   private attempt = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private stableTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly options: ReconnectOptions) {}
 
@@ -17,9 +18,22 @@ export class ReconnectScheduler {
     return this.attempt < this.options.maxReconnectAttempts;
   }
 
-  /** A connection succeeded (or a fresh `connect()` began): the backoff starts over. */
+  /** A fresh `connect()` began: the backoff starts over. */
   reset(): void {
+    this.cancelStable();
     this.attempt = 0;
+  }
+
+  /**
+   * A connection was accepted: the backoff starts over only once it has stayed up for
+   * `stableMs`, so that a server that accepts and then closes at once is not hammered.
+   */
+  resetWhenStable(stableMs: number): void {
+    this.cancelStable();
+    this.stableTimer = setTimeout(() => {
+      this.stableTimer = undefined;
+      this.attempt = 0;
+    }, stableMs);
   }
 
   schedule(reconnect: () => void): void {
@@ -38,9 +52,17 @@ export class ReconnectScheduler {
     }, delay);
   }
 
+  /** Cancels the scheduled reconnect, and the reset of a connection that is now gone. */
   cancel(): void {
+    this.cancelStable();
     if (this.timer === undefined) return;
     clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  private cancelStable(): void {
+    if (this.stableTimer === undefined) return;
+    clearTimeout(this.stableTimer);
+    this.stableTimer = undefined;
   }
 }

@@ -7,6 +7,7 @@ import {
   type StreamResyncData,
 } from '../protocol/index.js';
 import { ClientErrorCode, RealtimeClientError } from './errors.js';
+import { streamResults } from './reply-shapes.js';
 import { ResumeGate } from './resume-gate.js';
 import { positionOf, StreamPositions } from './stream-positions.js';
 
@@ -51,8 +52,12 @@ export class StreamRecovery {
    * each from its new position on, and tell the app to reload.
    */
   private serverLost(envelope: ServerEnvelope): void {
-    const streams = (envelope.data as Partial<StreamResyncData>).streams;
-    if (!Array.isArray(streams) || streams.length === 0) return;
+    const streams = streamResults((envelope.data as Partial<StreamResyncData>).streams);
+    if (!streams) {
+      this.hooks.error(malformed(ServerMessageType.STREAM_RESYNC));
+      return;
+    }
+    if (streams.length === 0) return;
     this.positions.settle(streams);
     this.hooks.resync(streams);
   }
@@ -72,13 +77,24 @@ export class StreamRecovery {
   /** After {@link begin} and the subscriptions restored: replays what was missed. */
   async resume(): Promise<void> {
     if (!this.gate.holding) return;
+    try {
+      await this.replayGap();
+    } finally {
+      // Whatever went wrong, live messages must not stay held for good.
+      if (this.gate.holding) this.release();
+    }
+  }
+
+  private async replayGap(): Promise<void> {
     const positions = this.positions.list();
     const streams: ResumeStreamResult[] = [];
     try {
       for (let i = 0; i < positions.length; i += MAX_RESUME_POSITIONS) {
         const chunk = positions.slice(i, i + MAX_RESUME_POSITIONS);
         const reply = await this.hooks.requestResume({ positions: chunk });
-        streams.push(...(reply.data as unknown as ResumeResultData).streams);
+        const results = streamResults((reply.data as Partial<ResumeResultData>).streams);
+        if (!results) throw malformed(ServerMessageType.RESUME_RESULT, reply.in_reply_to);
+        streams.push(...results);
       }
     } catch (error) {
       if (
@@ -110,4 +126,12 @@ export class StreamRecovery {
       if (!position || this.positions.accept(position)) this.hooks.deliver(envelope);
     }
   }
+}
+
+function malformed(type: string, requestId?: string): RealtimeClientError {
+  return new RealtimeClientError(
+    ClientErrorCode.INVALID_SERVER_MESSAGE,
+    `Malformed ${type}: its streams cannot be used`,
+    { requestId },
+  );
 }

@@ -1,9 +1,6 @@
-import {
-  MAX_EVENTS_PER_REQUEST,
-  type ServerEnvelope,
-  type SubscriptionAcknowledgedData,
-} from '../protocol/index.js';
-import { RealtimeClientError } from './errors.js';
+import { MAX_EVENTS_PER_REQUEST, type ServerEnvelope } from '../protocol/index.js';
+import { ClientErrorCode, RealtimeClientError } from './errors.js';
+import { subscriptionAck } from './reply-shapes.js';
 
 /** Events the server acknowledged; subscribed again after every reconnect. */
 export class SubscriptionSet {
@@ -36,9 +33,19 @@ export class SubscriptionSet {
       sends.push(
         subscribe(chunk).then(
           (envelope) => {
-            const ack = envelope.data as unknown as SubscriptionAcknowledgedData;
+            const ack = subscriptionAck(envelope.data);
+            if (!ack) {
+              onError(
+                new RealtimeClientError(
+                  ClientErrorCode.INVALID_SERVER_MESSAGE,
+                  `Malformed subscription.acknowledged: ${chunk.length} events not restored`,
+                  { requestId: envelope.in_reply_to },
+                ),
+              );
+              return;
+            }
             // Events the server no longer accepts are forgotten rather than retried forever.
-            this.delete(ack.invalid_events ?? []);
+            this.delete(ack.invalid_events);
           },
           (error: unknown) => {
             if (error instanceof RealtimeClientError) onError(error);
