@@ -87,6 +87,16 @@ function answer(socket: WebSocket, type: string, reply: (request: ClientFrame) =
   });
 }
 
+/** A `subscription.acknowledged` answering `request`, with `invalid` as `invalid_events`. */
+const ack = (invalid: unknown) => (request: ClientFrame) =>
+  frame(
+    'subscription.acknowledged',
+    { events: request.data?.events, invalid_events: invalid },
+    { in_reply_to: request.id },
+  );
+const resumeResult = (streams: unknown) => (request: ClientFrame) =>
+  frame('resume.result', { recovered: true, streams }, { in_reply_to: request.id });
+
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -198,15 +208,6 @@ describe('SDK against malformed server replies', () => {
     });
   });
 
-  const ack = (invalid: unknown) => (request: ClientFrame) =>
-    frame(
-      'subscription.acknowledged',
-      { events: request.data?.events, invalid_events: invalid },
-      { in_reply_to: request.id },
-    );
-  const resumeResult = (streams: unknown) => (request: ClientFrame) =>
-    frame('resume.result', { recovered: true, streams }, { in_reply_to: request.id });
-
   /**
    * Connection 1 acknowledges the subscription, sends one stream message (a position to resume
    * from) and is cut; the next connections answer the restore with `answerRestore`.
@@ -312,4 +313,100 @@ describe('SDK close() against a server that never answers the close', () => {
     const elapsed = performance.now() - started;
     assert.ok(elapsed < 2000, `closed ${Math.round(elapsed)} ms after close()`);
   });
+});
+
+describe('SDK with more streams than it keeps positions for', () => {
+  it('resumes the newest 1,000 streams (10 requests), reports the rest unrecovered', async () => {
+    const STREAMS = 1500;
+    const resumeSizes: number[] = [];
+    const asked = new Set<string>();
+    let first: WebSocket | undefined;
+    const { client } = await setup((socket, n) => {
+      socket.send(established());
+      if (n === 1) {
+        first = socket;
+        for (let i = 0; i < STREAMS; i++) {
+          socket.send(frame('x', { i }, { stream: `room:r${i}`, offset: '1', epoch: 'e' }));
+        }
+        return;
+      }
+      socket.on('message', (raw) => {
+        const request = JSON.parse(String(raw)) as ClientFrame & {
+          data: { positions: { stream: string }[] };
+        };
+        if (request.type !== 'resume') return;
+        const { positions } = request.data;
+        resumeSizes.push(positions.length);
+        for (const { stream } of positions) asked.add(stream);
+        const streams = positions.map(({ stream }) => ({ stream, recovered: true, replayed: 0 }));
+        socket.send(
+          frame('resume.result', { recovered: true, streams }, { in_reply_to: request.id }),
+        );
+      });
+    });
+    let seen = 0;
+    client.on('x', () => seen++);
+    const resumed: ResumeResultData[] = [];
+    const resynced: string[][] = [];
+    client.on('resumed', (result) => resumed.push(result));
+    client.on('resync', ({ streams }) => resynced.push(streams.map(({ stream }) => stream)));
+    await client.connect();
+    await eventually(() => seen === STREAMS, 'every stream message');
+    first!.terminate();
+    await eventually(() => resumed.length === 1 && client.state === 'open', 'open again');
+    assert.equal(resumeSizes.length, 10);
+    assert.equal(asked.size, 1000);
+    // The most recently updated are kept.
+    assert.ok(asked.has(`room:r${STREAMS - 1}`) && !asked.has('room:r0'));
+    const evicted = Array.from({ length: STREAMS - 1000 }, (_, i) => `room:r${i}`);
+    const result = resumed[0]!;
+    assert.equal(result.recovered, false);
+    assert.equal(result.streams.length, STREAMS);
+    assert.deepEqual(
+      result.streams.filter((stream) => !stream.recovered),
+      evicted.map((stream) => ({ stream, recovered: false, replayed: 0 })),
+    );
+    assert.deepEqual(resynced, [evicted]);
+  });
+});
+
+describe('SDK close() while a reconnect is restored', () => {
+  /**
+   * Connection 1 acknowledges a subscription, sends one stream message and is cut; connection 2
+   * leaves unanswered the requests of `type` (and answers the others).
+   */
+  for (const unanswered of ['resume', 'subscribe']) {
+    it(`emits nothing after close() with a ${unanswered} in flight`, async () => {
+      const received: string[] = [];
+      const { client } = await setup((socket, n) => {
+        socket.send(established());
+        socket.on('message', (raw) => {
+          const request = JSON.parse(String(raw)) as ClientFrame;
+          received.push(`${n}:${request.type}`);
+          if (n > 1 && request.type === unanswered) return;
+          if (request.type === 'subscribe') socket.send(ack([])(request));
+          if (request.type === 'resume') {
+            const streams = [{ stream: 'user:u', recovered: true, replayed: 0 }];
+            socket.send(resumeResult(streams)(request));
+          }
+          if (n > 1 || request.type !== 'subscribe') return;
+          socket.send(frame('x', {}, { stream: 'user:u', offset: '1', epoch: 'e' }));
+          setTimeout(() => socket.terminate(), 50);
+        });
+      });
+      const after: string[] = [];
+      let closed = false;
+      for (const type of ['error', 'resumed', 'resync', 'state', 'close', 'established']) {
+        client.on(type, () => closed && after.push(type));
+      }
+      await client.connect();
+      await client.subscribe(['upload.progress']);
+      await eventually(() => received.includes(`2:${unanswered}`), `the ${unanswered} sent`);
+      client.close();
+      closed = true;
+      await sleep(100);
+      assert.equal(client.state, 'closed');
+      assert.deepEqual(after, []);
+    });
+  }
 });

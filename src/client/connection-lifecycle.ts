@@ -34,6 +34,8 @@ export class ConnectionLifecycle {
   private established: ConnectionEstablishedData | undefined;
   /** Bumped by `stop()`, so that an awaited `getToken()` that finishes later is ignored. */
   private generation = 0;
+  /** Bounds the `getToken()` in progress; cleared by `stop()` so that no timer outlives it. */
+  private tokenTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -82,6 +84,7 @@ export class ConnectionLifecycle {
   /** For `close()`: stops every timer and returns the released socket, still to be closed. */
   stop(): WebSocketLike | undefined {
     this.generation++;
+    this.clearTokenTimer();
     this.reconnects.cancel();
     this.liveness.stop();
     const socket = this.socket.release();
@@ -93,7 +96,7 @@ export class ConnectionLifecycle {
     const generation = this.generation;
     let token: string;
     try {
-      token = presetToken ?? (await this.options.getToken());
+      token = presetToken ?? (await this.fetchToken());
     } catch (error) {
       if (generation !== this.generation) return;
       this.listeners.emit(
@@ -168,41 +171,75 @@ export class ConnectionLifecycle {
     this.afterConnectionLost(code, reason, decision);
   }
 
-  /** After a 4001: reconnect only when `getToken()` yields a token other than the refused one. */
+  /**
+   * After a 4001: reconnect only when `getToken()` yields a token other than the refused one. The
+   * connection is gone already: `close` and `reconnecting` come first, not once the token does.
+   */
   private async reconnectWithNewToken(code: number, reason: string): Promise<void> {
     const generation = this.generation;
     const refused = this.socket.token;
+    if (!this.announceClose(code, reason, 'reconnect')) return;
     let token: string | undefined;
     try {
-      token = await this.options.getToken();
+      token = await this.fetchToken();
     } catch {
       token = undefined;
     }
     if (generation !== this.generation || this.stateMachine.state === 'closed') return;
-    const isNew = token !== undefined && token !== refused;
-    this.afterConnectionLost(code, reason, isNew ? 'reconnect' : 'stop', token);
-  }
-
-  private afterConnectionLost(
-    code: number,
-    reason: string,
-    decision: 'reconnect' | 'stop',
-    presetToken?: string,
-  ): void {
-    const willReconnect = decision === 'reconnect' && this.reconnects.hasAttemptsLeft;
-    this.listeners.emit('close', { code, reason, willReconnect });
-    if (!willReconnect) {
-      this.giveUp(
-        new RealtimeClientError(
-          ClientErrorCode.CONNECTION_CLOSED,
-          `Connection closed (${describeClose(code, reason)})`,
-          { closeCode: code },
-        ),
-      );
+    if (token === undefined || token === refused) {
+      this.giveUp(closedError(code, reason));
       return;
     }
+    this.reconnects.schedule(() => void this.openSocket(token));
+  }
+
+  /**
+   * `getToken()`, bounded by the connect timeout: one that never settles would otherwise keep
+   * the client from ever connecting again. A timeout rejects, like a failed fetch.
+   */
+  private fetchToken(): Promise<string> {
+    this.clearTokenTimer();
+    const timeoutMs = this.options.connectTimeoutMs;
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`getToken() did not settle within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.tokenTimer = timer;
+      new Promise<string>((settle) => settle(this.options.getToken()))
+        .then(resolve, reject)
+        .finally(() => {
+          clearTimeout(timer);
+          if (this.tokenTimer === timer) this.tokenTimer = undefined;
+        });
+    });
+  }
+
+  private clearTokenTimer(): void {
+    if (this.tokenTimer === undefined) return;
+    clearTimeout(this.tokenTimer);
+    this.tokenTimer = undefined;
+  }
+
+  private afterConnectionLost(code: number, reason: string, decision: 'reconnect' | 'stop'): void {
+    if (this.announceClose(code, reason, decision)) {
+      this.reconnects.schedule(() => void this.openSocket());
+    }
+  }
+
+  /** Emits `close`; then either gives up or turns `reconnecting` (true: a reconnect is due). */
+  private announceClose(code: number, reason: string, decision: 'reconnect' | 'stop'): boolean {
+    const willReconnect = decision === 'reconnect' && this.reconnects.hasAttemptsLeft;
+    const generation = this.generation;
+    this.listeners.emit('close', { code, reason, willReconnect });
+    // A `close` listener may have called close(): nothing is left to do.
+    if (generation !== this.generation) return false;
+    if (!willReconnect) {
+      this.giveUp(closedError(code, reason));
+      return false;
+    }
     this.stateMachine.set('reconnecting');
-    this.reconnects.schedule(() => void this.openSocket(presetToken));
+    return true;
   }
 
   private giveUp(error: RealtimeClientError): void {
@@ -211,4 +248,12 @@ export class ConnectionLifecycle {
     this.liveness.stop();
     this.hooks.onGiveUp(error);
   }
+}
+
+function closedError(code: number, reason: string): RealtimeClientError {
+  return new RealtimeClientError(
+    ClientErrorCode.CONNECTION_CLOSED,
+    `Connection closed (${describeClose(code, reason)})`,
+    { closeCode: code },
+  );
 }

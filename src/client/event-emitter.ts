@@ -8,8 +8,11 @@ export type StoredListener = (...args: never[]) => void;
  */
 export class ListenerRegistry {
   private readonly listeners = new Map<string, Set<StoredListener>>();
-  /** Wrappers made by `once`, keyed by the original, so that `off(original)` removes them. */
-  private readonly onceWrappers = new Map<StoredListener, StoredListener>();
+  /**
+   * Wrappers made by `once`, per type and then keyed by the original, so that `off(type,
+   * original)` removes them: one listener may be registered `once` for several types.
+   */
+  private readonly onceWrappers = new Map<string, Map<StoredListener, StoredListener>>();
 
   constructor(private readonly onListenerError: (error: unknown) => void) {}
 
@@ -22,22 +25,26 @@ export class ListenerRegistry {
     set.add(listener);
   }
 
+  /** Like `on`, registering the same listener `once` for a type twice keeps one. */
   once(type: string, listener: StoredListener): void {
+    let wrappers = this.onceWrappers.get(type);
+    if (!wrappers) {
+      wrappers = new Map();
+      this.onceWrappers.set(type, wrappers);
+    }
+    if (wrappers.has(listener)) return;
     const wrapper = ((...args: never[]) => {
-      this.off(type, listener);
+      // Only the wrapper goes: the same listener may also be registered with `on`.
+      this.removeOnce(type, listener);
       listener(...args);
     }) as StoredListener;
-    this.onceWrappers.set(listener, wrapper);
+    wrappers.set(listener, wrapper);
     this.on(type, wrapper);
   }
 
   off(type: string, listener: StoredListener): void {
-    const set = this.listeners.get(type);
-    if (!set) return;
-    const wrapper = this.onceWrappers.get(listener);
-    if (wrapper && set.delete(wrapper)) this.onceWrappers.delete(listener);
-    set.delete(listener);
-    if (set.size === 0) this.listeners.delete(type);
+    this.removeOnce(type, listener);
+    this.remove(type, listener);
   }
 
   has(type: string): boolean {
@@ -60,5 +67,21 @@ export class ListenerRegistry {
   clear(): void {
     this.listeners.clear();
     this.onceWrappers.clear();
+  }
+
+  private removeOnce(type: string, listener: StoredListener): void {
+    const wrappers = this.onceWrappers.get(type);
+    const wrapper = wrappers?.get(listener);
+    if (!wrappers || !wrapper) return;
+    wrappers.delete(listener);
+    if (wrappers.size === 0) this.onceWrappers.delete(type);
+    this.remove(type, wrapper);
+  }
+
+  private remove(type: string, listener: StoredListener): void {
+    const set = this.listeners.get(type);
+    if (!set) return;
+    set.delete(listener);
+    if (set.size === 0) this.listeners.delete(type);
   }
 }

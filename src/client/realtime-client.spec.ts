@@ -271,7 +271,62 @@ describe('RealtimeClient (fake WebSocket)', () => {
       await waitFor(() => t.client.state === 'closed', 'closed');
       await new Promise((resolve) => setTimeout(resolve, 30));
       assert.equal(t.sockets.length, 1);
-      assert.deepEqual(t.closes, [{ code: 4001, reason: 'Unauthorized', willReconnect: false }]);
+      // `close` comes before the token is known: it says what the client set out to do.
+      assert.deepEqual(t.closes, [{ code: 4001, reason: 'Unauthorized', willReconnect: true }]);
+      assert.deepEqual(
+        t.states.map((change) => change.newState),
+        ['connecting', 'open', 'reconnecting', 'closed'],
+      );
+    });
+
+    it('after 4001, emits close and turns reconnecting before getToken settles', async () => {
+      let calls = 0;
+      let release: (token: string) => void = () => undefined;
+      const t = setup({
+        getToken: () =>
+          ++calls === 1 ? 'first' : new Promise<string>((resolve) => (release = resolve)),
+      });
+      await Promise.all([t.client.connect(), t.establish(0)]);
+      t.socket(0).serverClose(4001, 'Token expired');
+      assert.equal(t.client.state, 'reconnecting');
+      assert.equal(t.client.connection, undefined);
+      assert.deepEqual(t.closes, [{ code: 4001, reason: 'Token expired', willReconnect: true }]);
+      await assert.rejects(t.client.ping(), { code: 'NOT_CONNECTED' });
+      release('second');
+      await t.establish(1);
+      await waitFor(() => t.client.state === 'open', 'open again');
+      assert.deepEqual(t.socket(1).protocols, ['bearer', 'second']);
+      assert.equal(t.closes.length, 1);
+    });
+
+    it('after 4001, gives up when getToken never settles within connectTimeoutMs', async () => {
+      let calls = 0;
+      const t = setup({
+        connectTimeoutMs: 50,
+        getToken: () => (++calls === 1 ? 'first' : new Promise<string>(() => undefined)),
+      });
+      const connected = t.client.connect();
+      await t.establish(0);
+      await connected;
+      t.socket(0).serverClose(4001, 'Token expired');
+      await waitFor(() => t.client.state === 'closed', 'closed', 1000);
+      assert.equal(t.sockets.length, 1);
+      await assert.rejects(t.client.ping(), { code: 'NOT_CONNECTED' });
+    });
+
+    it('retries a connect whose getToken never settles within connectTimeoutMs', async () => {
+      let calls = 0;
+      const t = setup({
+        connectTimeoutMs: 50,
+        getToken: () => (++calls === 1 ? new Promise<string>(() => undefined) : 'second'),
+      });
+      const errors: string[] = [];
+      t.client.on('error', (error) => errors.push(error.code));
+      const connected = t.client.connect();
+      await t.establish(0);
+      await connected;
+      assert.deepEqual(errors, ['TOKEN_UNAVAILABLE']);
+      assert.deepEqual(t.socket(0).protocols, ['bearer', 'second']);
     });
 
     it('after 4001, stops when getToken fails', async () => {
@@ -628,15 +683,32 @@ describe('RealtimeClient (fake WebSocket)', () => {
     });
 
     it('ignores a token that arrives after close()', async () => {
+      const baseline = activeTimers();
       let release: (token: string) => void = () => undefined;
       const t = setup({ getToken: () => new Promise<string>((resolve) => (release = resolve)) });
       const connected = t.client.connect();
       t.client.close();
+      // Not even the bound on getToken() outlives close().
+      assert.equal(activeTimers(), baseline);
       await assert.rejects(connected, { code: 'CLIENT_CLOSED' });
       release('late');
       await new Promise((resolve) => setTimeout(resolve, 10));
       assert.equal(t.sockets.length, 0);
       assert.equal(t.client.state, 'closed');
+    });
+
+    it('stays closed when a close listener calls close(), after 1006 or 4001', async () => {
+      for (const code of [1006, 4001]) {
+        const baseline = activeTimers();
+        const t = setup();
+        await Promise.all([t.client.connect(), t.establish(0)]);
+        t.client.on('close', () => t.client.close());
+        t.socket(0).serverClose(code);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        assert.equal(t.client.state, 'closed');
+        assert.equal(t.sockets.length, 1);
+        assert.equal(activeTimers(), baseline);
+      }
     });
 
     it('can connect again after close()', async () => {

@@ -71,7 +71,8 @@ export class StreamRecovery {
    * resume, so that the positions it asks from are the ones the previous connection reached.
    */
   begin(): void {
-    if (this.enabled && this.positions.size > 0 && !this.gate.holding) this.gate.start();
+    const known = this.positions.size + this.positions.evicted;
+    if (this.enabled && known > 0 && !this.gate.holding) this.gate.start();
   }
 
   /** After {@link begin} and the subscriptions restored: replays what was missed. */
@@ -87,6 +88,8 @@ export class StreamRecovery {
 
   private async replayGap(): Promise<void> {
     const positions = this.positions.list();
+    // Taken now: streams evicted from here on, by this connection's messages, lost nothing yet.
+    const evicted = this.positions.takeEvicted();
     const streams: ResumeStreamResult[] = [];
     try {
       for (let i = 0; i < positions.length; i += MAX_RESUME_POSITIONS) {
@@ -99,22 +102,27 @@ export class StreamRecovery {
     } catch (error) {
       if (
         error instanceof RealtimeClientError &&
-        error.code === ClientErrorCode.CONNECTION_CLOSED
+        (error.code === ClientErrorCode.CONNECTION_CLOSED ||
+          error.code === ClientErrorCode.CLIENT_CLOSED)
       ) {
         // The next connection resumes from the same positions: what was held comes again.
+        // After close() the app hears nothing more.
+        this.positions.restoreEvicted(evicted);
         this.gate.release();
         return;
       }
       // Without an answer nothing is known about the gap: the app must reload.
       if (error instanceof RealtimeClientError) this.hooks.error(error);
       this.release();
-      const unknown = positions.map(({ stream }) => ({ stream, recovered: false, replayed: 0 }));
+      const unknown = [...positions.map(({ stream }) => stream), ...evicted].map(notRecovered);
       this.hooks.resumed({ recovered: false, streams: unknown });
       this.hooks.resync(unknown);
       return;
     }
     this.release();
     this.positions.settle(streams);
+    // Streams evicted from the positions were not asked for: their gap is unknown, as above.
+    streams.push(...evicted.map(notRecovered));
     const missed = streams.filter((stream) => !stream.recovered);
     this.hooks.resumed({ recovered: missed.length === 0, streams });
     if (missed.length > 0) this.hooks.resync(missed);
@@ -126,6 +134,10 @@ export class StreamRecovery {
       if (!position || this.positions.accept(position)) this.hooks.deliver(envelope);
     }
   }
+}
+
+function notRecovered(stream: string): ResumeStreamResult {
+  return { stream, recovered: false, replayed: 0 };
 }
 
 function malformed(type: string, requestId?: string): RealtimeClientError {

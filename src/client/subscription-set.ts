@@ -48,7 +48,13 @@ export class SubscriptionSet {
             this.delete(ack.invalid_events);
           },
           (error: unknown) => {
-            if (error instanceof RealtimeClientError) onError(error);
+            // After close() the app hears nothing more.
+            if (
+              error instanceof RealtimeClientError &&
+              error.code !== ClientErrorCode.CLIENT_CLOSED
+            ) {
+              onError(error);
+            }
           },
         ),
       );
