@@ -312,14 +312,18 @@ describe('hardening: per-user eviction (maxConnectionsPerUser 1) without a storm
   });
   after(() => server.close());
 
-  /** Largest count of server connections `userId` held, sampled at each admission. */
+  /**
+   * Largest count of server connections `userId` held, sampled right after each admission (a
+   * microtask after `connectionOpened$`: the new connection is announced before the one it
+   * replaces is closed, so that the user is never without a connection in between).
+   */
   function watchPeak(userId: string) {
     const registry = server.app.get(ConnectionRegistry);
     const watch = { peak: 0 };
     const subscription = server.app
       .get(RealtimeService)
-      .connectionOpened$.subscribe(
-        () => (watch.peak = Math.max(watch.peak, registry.ofUser(userId).size)),
+      .connectionOpened$.subscribe(() =>
+        queueMicrotask(() => (watch.peak = Math.max(watch.peak, registry.ofUser(userId).size))),
       );
     cleanups.push(() => subscription.unsubscribe());
     return watch;

@@ -64,6 +64,36 @@ describe('presence on one instance', () => {
   });
 });
 
+describe('presence and rooms through a replacement (maxConnectionsPerUser 1)', () => {
+  let server: TestApp;
+  let service: RealtimeService;
+  before(async () => {
+    server = await startTestApp({ realtime: { maxConnectionsPerUser: 1 } });
+    service = server.app.get(RealtimeService);
+  });
+  after(() => server.close());
+
+  it('keeps the user online and in their rooms when a new connection replaces the only one', async () => {
+    const watch = await TestClient.open(server.wsUrl, server.token('watcher'));
+    await watch.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+    const first = await TestClient.open(server.wsUrl, server.token('erin'));
+    assert.equal(service.joinRoom('erin-room', { userId: 'erin' }), 1);
+    const second = await TestClient.open(server.wsUrl, server.token('erin'));
+    assert.equal((await first.waitClose()).code, 4008);
+    await watch.request({ type: 'ping' });
+    const statuses = watch
+      .ofType('user.status_changed')
+      .filter((m) => m.data.user_id === 'erin')
+      .map((m) => m.data.status);
+    assert.deepEqual(statuses, ['online'], 'no offline/online flicker');
+    assert.deepEqual((await service.getRoomMembers('erin-room')).userIds, ['erin']);
+    assert.equal(await service.sendToRoom('erin-room', 'room.note', { n: 1 }), 1);
+    assert.deepEqual((await second.next('room.note')).data, { n: 1 });
+    second.close();
+    watch.close();
+  });
+});
+
 describe('presence nobody has watched yet (one instance)', () => {
   const STREAM = 'event:user.status_changed';
   let server: TestApp;

@@ -101,7 +101,6 @@ export class ConnectionAdmission {
         cause: 'eviction rate',
       });
     }
-    this.evictBeyondUserLimit(principal.userId);
     const connection = new RealtimeConnection(
       randomId(),
       socket,
@@ -134,6 +133,9 @@ export class ConnectionAdmission {
         connectedAt: new Date(connection.connectedAt),
       });
     }
+    // Only now: had the oldest gone first, a user at a limit of 1 would have had no connection
+    // for a moment, losing their rooms and flickering offline and online.
+    this.evictBeyondUserLimit(connection);
     return connection;
   }
 
@@ -146,11 +148,12 @@ export class ConnectionAdmission {
     return limit > 0 && this.registry.countOfAddress(address) >= limit;
   }
 
-  /** Makes room for one more connection of the user by closing the oldest ones (4008). */
-  private evictBeyondUserLimit(userId: string): void {
+  /** Closes the user's oldest connections (4008) while `newest` puts them past the limit. */
+  private evictBeyondUserLimit(newest: RealtimeConnection): void {
+    const { userId } = newest;
     const limit = this.options.maxConnectionsPerUser;
-    while (this.registry.ofUser(userId).size >= limit) {
-      const oldest = this.registry.oldestOf(userId);
+    while (this.registry.ofUser(userId).size > limit) {
+      const oldest = this.registry.oldestOf(userId, newest);
       if (!oldest) return;
       this.writer.sendError(oldest, {
         code: ErrorCode.CONNECTION_LIMIT_EXCEEDED,

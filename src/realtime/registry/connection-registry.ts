@@ -87,10 +87,14 @@ export class ConnectionRegistry {
     return this.perAddress.get(address) ?? 0;
   }
 
-  /** The user's longest-standing connection (ties broken by id), the one the per-user limit evicts. */
-  oldestOf(userId: string): RealtimeConnection | undefined {
+  /**
+   * The user's longest-standing connection (ties broken by id), the one the per-user limit
+   * evicts; never `except` (the connection being admitted).
+   */
+  oldestOf(userId: string, except?: RealtimeConnection): RealtimeConnection | undefined {
     let oldest: RealtimeConnection | undefined;
     for (const connection of this.byUser.get(userId)) {
+      if (connection === except) continue;
       if (
         !oldest ||
         connection.connectedAt < oldest.connectedAt ||
