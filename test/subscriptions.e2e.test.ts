@@ -17,6 +17,8 @@ import {
 } from './support/wire.js';
 
 describe('built-in handlers (PROTOCOL 4)', () => {
+  /** Whether the authorizer now refuses room:revocable. */
+  let revoked = false;
   let server: TestApp;
   let service: RealtimeService;
   let users = 0;
@@ -29,6 +31,7 @@ describe('built-in handlers (PROTOCOL 4)', () => {
             await sleep(100);
             return true;
           }
+          if (name === 'room:revocable') return !revoked;
           return name === 'room:42' && principal.userId === 'alice';
         },
       },
@@ -172,6 +175,27 @@ describe('built-in handlers (PROTOCOL 4)', () => {
     await assertNotReceived(service, bob, 'bob', 'room:42');
     alice.close();
     bob.close();
+  });
+
+  it('ends a subscription the authorizer refuses on a later subscribe, as the ack says', async () => {
+    const client = await open();
+    const granted = await client.request({
+      type: 'subscribe',
+      data: { events: ['room:revocable'] },
+    });
+    assert.deepEqual(granted.data.events, ['room:revocable']);
+    revoked = true;
+    try {
+      const refused = await client.request({
+        type: 'subscribe',
+        data: { events: ['room:revocable'] },
+      });
+      assert.deepEqual(refused.data, { events: [], invalid_events: ['room:revocable'] });
+      assert.equal(await service.sendToEvent('room:revocable', { text: 'after' }), 0);
+    } finally {
+      revoked = false;
+      client.close();
+    }
   });
 
   it('keeps the order of the names when only some go to the authorizer', async () => {

@@ -32,6 +32,9 @@ export class SubscriptionService {
         this.registry.subscribe(connection, name);
         events.push(name);
       } else {
+        // Refused now though held from before (the authorizer changed its answer): revocation
+        // wins, so that the acknowledgement says what the connection will receive.
+        this.registry.unsubscribe(connection, name);
         invalid.push(name);
       }
     }
