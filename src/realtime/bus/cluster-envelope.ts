@@ -1,5 +1,5 @@
 import { isJsonObject } from '../../protocol/index.js';
-import type { OutboundMessage } from './delivery-target.js';
+import type { DeliveryTarget, OutboundMessage } from './delivery-target.js';
 
 /**
  * What instances say to each other on Redis. Kinds are words, not numbers, so that
@@ -65,10 +65,31 @@ function isOutboundMessage(value: unknown): value is OutboundMessage {
     typeof value.id === 'string' &&
     typeof value.type === 'string' &&
     typeof value.frame === 'string' &&
-    isJsonObject(value.target) &&
-    typeof value.target.kind === 'string' &&
+    isDeliveryTarget(value.target) &&
     (value.position === undefined || isStreamPosition(value.position))
   );
+}
+
+/**
+ * A target of a known kind with the fields of that kind: anything else from another publisher
+ * on the channel threw during delivery, inside the Redis client's message handler.
+ */
+function isDeliveryTarget(value: unknown): value is DeliveryTarget {
+  if (!isJsonObject(value)) return false;
+  switch (value.kind) {
+    case 'connection':
+      return typeof value.connectionId === 'string';
+    case 'users':
+      return Array.isArray(value.userIds) && value.userIds.every((id) => typeof id === 'string');
+    case 'event':
+      return typeof value.event === 'string';
+    case 'room':
+      return typeof value.room === 'string';
+    case 'all':
+      return value.exceptUserId === undefined || typeof value.exceptUserId === 'string';
+    default:
+      return false;
+  }
 }
 
 function isStreamPosition(value: unknown): boolean {
