@@ -36,15 +36,19 @@ interface PendingCount {
 }
 
 // Renews this instance's lease with Redis's clock (no skew between machines) and returns the
-// instances whose lease is current, and those whose lease this call found ended (atomically,
-// so each ended instance is reported to one caller only).
+// instances whose lease is current, those whose lease this call found ended (atomically, so each
+// ended instance is reported to one caller only), and 1 when this instance's own lease was not
+// there any more (another instance reaped it, and its presence with it).
 const RENEW_LEASE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return { redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf'), gone }`;
+return { redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf'), gone, added }`;
+
+/** Characters of a payload that failed to be handled, logged to tell where it came from. */
+const LOGGED_PAYLOAD_CHARS = 80;
 
 /** A publish that waits for Redis: an envelope, or a stream send to append and publish then. */
 type QueuedPublish =
@@ -102,6 +106,10 @@ export class RedisBus extends RealtimeBus {
   private deliver: LocalDeliver | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private up = false;
+  /** This instance's lease was renewed since it last connected: a lease found gone had lapsed. */
+  private leased = false;
+  /** A lapsed lease was found: resync presence once more at the next renewal (see renewLease). */
+  private resyncAgain = false;
   /** Peers that announced themselves since this instance last reconnected. */
   private readonly rejoined = new Set<string>();
   private onRejoin: (() => void) | undefined;
@@ -585,6 +593,8 @@ export class RedisBus extends RealtimeBus {
   private onDown(): void {
     if (!this.up || this.closed) return;
     this.up = false;
+    // The 'ready' that ends the outage reports 'reconnected' itself.
+    this.leased = false;
     // Logged once per outage; ioredis reconnects with backoff and re-subscribes by itself.
     this.logger.warn({
       event: 'bus.disconnected',
@@ -601,15 +611,32 @@ export class RedisBus extends RealtimeBus {
   private async renewLease(): Promise<void> {
     if (this.closed || !this.up) return;
     try {
-      const [live, gone] = (await this.publisher.eval(
+      const [live, gone, added] = (await this.publisher.eval(
         RENEW_LEASE,
         1,
         this.instancesKey,
         this.instanceId,
         String(this.options.leaseMs),
-      )) as [string[], string[]];
+      )) as [string[], string[], number];
       this.peers = live.filter((id) => id !== this.instanceId);
+      // Only live peers may stay unwaited-for: ended or foreign ones would pile up for good.
+      const alive = new Set(live);
+      for (const peer of this.silent) if (!alive.has(peer)) this.silent.delete(peer);
       if (gone.length > 0) this.emitChange({ kind: 'instances_gone', instanceIds: gone });
+      const lapsed = added === 1 && this.leased;
+      this.leased = true;
+      if (lapsed) {
+        // Paused past its lease (a stopped process, a long GC): the others reaped it and its
+        // presence, though its connections are still open. Rebuilt as after a reconnect.
+        this.logger.warn({ event: 'bus.lease_lapsed', instance_id: this.instanceId });
+        this.resyncAgain = true;
+        this.emitChange({ kind: 'reconnected' });
+      } else if (this.resyncAgain) {
+        // The reaper clears the presence in a call of its own after the lease: one that landed
+        // after the first resync would undo it. A third of a lease later it has run.
+        this.resyncAgain = false;
+        this.emitChange({ kind: 'reconnected' });
+      }
     } catch {
       // Unreachable: the next 'ready' renews it.
     }
@@ -617,20 +644,32 @@ export class RedisBus extends RealtimeBus {
 
   private readonly onMessage = (channel: string, payload: string): void => {
     if (channel !== this.channel && channel !== this.inbox) return;
+    // A throw here would escape ioredis's event and end the process: one message is dropped.
+    try {
+      this.handleMessage(payload);
+    } catch (error) {
+      this.logger.warn({
+        event: 'bus.message_failed',
+        error: String(error),
+        payload_prefix: payload.slice(0, LOGGED_PAYLOAD_CHARS),
+      });
+    }
+  };
+
+  private handleMessage(payload: string): void {
     const envelope = parseClusterEnvelope(payload);
     if (!envelope) return;
     if (envelope.origin === this.instanceId) return this.onOwn(envelope);
     this.silent.delete(envelope.origin);
-    if (envelope.kind !== 'leave' && !this.peers.includes(envelope.origin)) {
-      this.peers = [...this.peers, envelope.origin];
-    }
     switch (envelope.kind) {
       case 'join':
+        void this.admitPeer(envelope.origin);
         this.welcome(envelope.origin);
         this.rejoined.add(envelope.origin);
         this.onRejoin?.();
         return;
       case 'welcome':
+        void this.admitPeer(envelope.origin);
         this.rejoined.add(envelope.origin);
         this.onRejoin?.();
         return;
@@ -663,7 +702,21 @@ export class RedisBus extends RealtimeBus {
         return;
       }
     }
-  };
+  }
+
+  /**
+   * Counts a joiner in before the next renewal, if its lease is there: any origin on the channel
+   * (Redis may be shared) would otherwise become a peer to wait for.
+   */
+  private async admitPeer(origin: string): Promise<void> {
+    if (this.peers.includes(origin)) return;
+    try {
+      if ((await this.publisher.zscore(this.instancesKey, origin)) === null) return;
+    } catch {
+      return; // the next renewal lists it
+    }
+    if (!this.closed && !this.peers.includes(origin)) this.peers = [...this.peers, origin];
+  }
 
   /** This instance's own stream sends come back to be delivered; marks end a {@link barrier}. */
   private onOwn(envelope: ClusterEnvelope): void {

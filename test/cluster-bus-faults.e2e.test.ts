@@ -1,0 +1,313 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { after, afterEach, before, beforeEach, describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { type OutboundMessage, RedisBus } from '../src/realtime/index.js';
+import { type Cluster, startCluster, uniqueNamespace } from './support/cluster.js';
+import { openOn, settleVia } from './support/cluster-clients.js';
+import { freePort } from './support/free-port.js';
+import {
+  killOnExit,
+  requireRedis,
+  type RedisServer,
+  startRedisServer,
+} from './support/redis-server.js';
+import { TEST_SECRET } from './support/test-app.js';
+import { eventually, TestClient } from './support/test-client.js';
+import { sleep } from './support/wire.js';
+
+/** Bound on a bus connecting to Redis. */
+const CONNECT_WAIT_MS = 5_000;
+
+/** Records uncaught exceptions while `run` runs: a throw in an ioredis event ends up there. */
+async function collectUncaught(run: () => Promise<void>): Promise<string[]> {
+  const errors: string[] = [];
+  const record = (error: unknown) => errors.push(String(error));
+  process.on('uncaughtException', record);
+  try {
+    await run();
+  } finally {
+    process.off('uncaughtException', record);
+  }
+  return errors;
+}
+
+function message(id: string, type: string): OutboundMessage {
+  return { id, type, frame: JSON.stringify({ type }), target: { kind: 'all' } };
+}
+
+/** What the private state of a bus holds, read by the tests of its bookkeeping. */
+function internals(bus: RedisBus): { silent: Set<string>; peers: string[] } {
+  return bus as unknown as { silent: Set<string>; peers: string[] };
+}
+
+describe('cluster bus faults: an envelope that fails while being handled', () => {
+  let redis: RedisServer | undefined;
+  let cluster: Cluster | undefined;
+  let raw: Redis | undefined;
+  const buses: RedisBus[] = [];
+
+  before(async () => {
+    redis = await startRedisServer();
+    if (!redis) return;
+    cluster = await startCluster(2, redis.url, {
+      redis: { requestTimeoutMs: 1500, leaseMs: 3000 },
+    });
+    raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  });
+  after(async () => {
+    raw?.disconnect();
+    for (const bus of buses) await bus.close();
+    try {
+      await cluster?.close();
+    } finally {
+      await redis?.kill();
+    }
+  });
+
+  it('is dropped; both instances stay up and a later send arrives once', async (t: TestContext) => {
+    if (!requireRedis(t, redis)) return;
+    const a = cluster!.instances[0]!;
+    const b = cluster!.instances[1]!;
+    const atB = await openOn(b, 'bad-envelope-user');
+    const errors = await collectUncaught(async () => {
+      // Shapes a foreign publisher may send on a shared Redis: unknown and incomplete targets.
+      const targets = [{ kind: 'bogus' }, { kind: 'users' }, { kind: 'room' }];
+      for (const [i, target] of targets.entries()) {
+        const envelope = {
+          kind: 'deliver',
+          origin: 'foreign-publisher',
+          message: { id: `bad-${i}`, type: 'bad', frame: '{"type":"bad"}', target },
+        };
+        await raw!.publish(`${cluster!.namespace}:bus`, JSON.stringify(envelope));
+      }
+      // Every instance handled them (or dropped them) before its own later publish comes back.
+      for (const instance of [a, b]) assert.equal(await instance.bus.barrier(), true);
+      await sleep(100);
+    });
+    assert.deepEqual(errors, [], 'no exception escaped the message handler');
+    for (const instance of [a, b]) assert.ok(instance.bus.isConnected(), 'still connected');
+
+    assert.equal(await a.service.sendToUser(atB.userId, 'after.bad', { ok: 1 }), 1);
+    const seen = await settleVia(a, [atB]);
+    assert.deepEqual(
+      seen
+        .get(atB)!
+        .map((m) => m.type)
+        .filter((type) => type !== 'connection.established'),
+      ['after.bad'],
+      'the later send arrived once',
+    );
+    atB.client.close();
+  });
+
+  // Reaches the guard whatever shapes the envelope parser accepts: the local delivery throws.
+  it('drops only the message whose local delivery throws', async (t: TestContext) => {
+    if (!requireRedis(t, redis)) return;
+    const namespace = uniqueNamespace('throwing');
+    const received: string[] = [];
+    const receiver = new RedisBus({ url: redis.url, namespace, requestTimeoutMs: 1000 });
+    const sender = new RedisBus({ url: redis.url, namespace, requestTimeoutMs: 1000 });
+    buses.push(receiver, sender);
+    receiver.subscribe((m) => {
+      if (m.type === 'boom') throw new Error('delivery failed');
+      received.push(m.type);
+      return 1;
+    });
+    sender.subscribe(() => 0);
+    await eventually(
+      () => receiver.liveInstances().length === 2 && sender.liveInstances().length === 2,
+      CONNECT_WAIT_MS,
+      'both buses connected and seeing each other',
+    );
+    const errors = await collectUncaught(async () => {
+      // Both go out before the first one's count times out (its receiver could not answer).
+      const counts = await Promise.all([
+        sender.publish(message('m-boom', 'boom')),
+        sender.publish(message('m-ok', 'ok')),
+      ]);
+      assert.deepEqual(counts, [0, 1], 'the later send counted');
+      await sleep(100);
+    });
+    assert.deepEqual(errors, [], 'no exception escaped the message handler');
+    assert.deepEqual(received, ['ok']);
+    assert.ok(receiver.isConnected());
+  });
+});
+
+/** The demo app of this build, run as its own process. */
+const DEMO_MAIN = fileURLToPath(new URL('../src/demo/main.js', import.meta.url));
+const PAUSE_LEASE_MS = 1500;
+
+describe('cluster bus faults: an instance paused longer than its lease', () => {
+  let redis: RedisServer | undefined;
+  let cluster: Cluster | undefined;
+  let demo: ChildProcess | undefined;
+  let demoOutput = '';
+  const sockets: TestClient[] = [];
+  const namespace = uniqueNamespace('paused');
+
+  before(async () => {
+    redis = await startRedisServer();
+    if (!redis) return;
+    cluster = await startCluster(1, redis.url, {
+      redis: { namespace, leaseMs: PAUSE_LEASE_MS, requestTimeoutMs: 1000 },
+    });
+  });
+  after(async () => {
+    for (const socket of sockets) socket.close();
+    // SIGKILL ends a stopped process too.
+    if (demo && demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL');
+    try {
+      await cluster?.close();
+    } finally {
+      await redis?.kill();
+    }
+  });
+
+  it('writes its presence again once it runs again', async (t: TestContext) => {
+    if (!requireRedis(t, redis)) return;
+    assert.ok(existsSync(DEMO_MAIN), `${DEMO_MAIN} exists (npm run build:test)`);
+    const observer = cluster!.instances[0]!;
+    const port = await freePort();
+    demo = spawn(process.execPath, [DEMO_MAIN], {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        REDIS_URL: redis.url,
+        REALTIME_REDIS_NAMESPACE: namespace,
+        JWT_SECRET: TEST_SECRET,
+        REALTIME_LEASE_MS: String(PAUSE_LEASE_MS),
+        NODE_ENV: 'test',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    killOnExit(demo);
+    const keep = (chunk: Buffer) => {
+      demoOutput = (demoOutput + chunk.toString()).slice(-8000);
+    };
+    demo.stdout!.on('data', keep);
+    demo.stderr!.on('data', keep);
+
+    try {
+      await eventually(
+        () =>
+          fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) }).then(
+            (response) => response.ok,
+            () => false,
+          ),
+        20_000,
+        'the demo answering HTTP on its port',
+      );
+    } catch (error) {
+      assert.fail(`${String(error)}; demo output:\n${demoOutput}`);
+    }
+    const onDemo = await TestClient.open(`ws://127.0.0.1:${port}/ws`, observer.token('paused'));
+    sockets.push(onDemo);
+    await eventually(
+      () => observer.service.isUserConnected('paused'),
+      3000,
+      'the user on the demo seen as connected',
+    );
+
+    demo.kill('SIGSTOP');
+    await sleep(4 * PAUSE_LEASE_MS);
+    assert.equal(observer.bus.liveInstances().length, 1, 'the paused instance was reaped');
+    assert.equal(await observer.service.isUserConnected('paused'), false, 'and its presence');
+    demo.kill('SIGCONT');
+
+    // It renews its lease within a third of one after waking, then writes its presence again.
+    const bound = 2 * PAUSE_LEASE_MS + 2000;
+    await eventually(
+      () => observer.service.isUserConnected('paused'),
+      bound,
+      `the user on the woken instance seen as connected within ${bound} ms`,
+    );
+    // And stays so: the second resync (after the reaper's own cleanup) keeps it.
+    await sleep(PAUSE_LEASE_MS);
+    assert.equal(await observer.service.isUserConnected('paused'), true);
+    assert.equal(onDemo.closeInfo, undefined, 'the connection stayed open');
+    assert.equal(await observer.service.sendToUser('paused', 'after.pause', {}), 1);
+    await onDemo.next('after.pause', 3000);
+  });
+});
+
+describe('cluster bus faults: peers that never answer', () => {
+  const LEASE_MS = 1200;
+  const TIMEOUT_MS = 1000;
+  let redis: RedisServer | undefined;
+  let raw: Redis | undefined;
+  let bus: RedisBus | undefined;
+  let namespace = '';
+
+  before(async () => {
+    redis = await startRedisServer();
+    if (redis) raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  });
+  after(async () => {
+    raw?.disconnect();
+    await redis?.kill();
+  });
+  beforeEach(async () => {
+    if (!redis) return;
+    namespace = uniqueNamespace('silent');
+    bus = new RedisBus({
+      url: redis.url,
+      namespace,
+      leaseMs: LEASE_MS,
+      requestTimeoutMs: TIMEOUT_MS,
+    });
+    bus.subscribe(() => 0);
+    await eventually(() => bus!.isConnected(), CONNECT_WAIT_MS, 'the bus connected');
+  });
+  afterEach(async () => {
+    await bus?.close();
+  });
+
+  it('are not taken from a flood of foreign origins', async (t: TestContext) => {
+    if (!requireRedis(t, redis)) return;
+    const flood = raw!.pipeline();
+    for (let i = 0; i < 5000; i++) {
+      const ack = { kind: 'ack', origin: `ghost-${i}`, ack: 'none', reached: 0 };
+      flood.publish(`${namespace}:bus`, JSON.stringify(ack));
+    }
+    await flood.exec();
+    // Published after the flood, so it comes back after the bus has handled all of it.
+    assert.equal(await bus!.barrier(), true);
+    assert.deepEqual(bus!.liveInstances(), [bus!.instanceId], 'no foreign origin became a peer');
+
+    const started = Date.now();
+    await bus!.publish(message('after-flood', 'after.flood'));
+    const took = Date.now() - started;
+    assert.ok(took < TIMEOUT_MS / 2, `the publish waited for nobody (took ${took} ms)`);
+    await sleep(LEASE_MS);
+    assert.equal(internals(bus!).silent.size, 0);
+  });
+
+  it('are forgotten once their lease is gone', async (t: TestContext) => {
+    if (!requireRedis(t, redis)) return;
+    // A peer with a lease that never answers: counted in, then left out after one timeout.
+    const [seconds] = await raw!.time();
+    const lease = Number(seconds) * 1000 + 60_000;
+    await raw!.zadd(`${namespace}:instances`, lease, 'mute-peer');
+    await eventually(
+      () => bus!.liveInstances().includes('mute-peer'),
+      LEASE_MS + 1000,
+      'the mute peer listed',
+    );
+    await bus!.publish(message('to-mute', 'to.mute'));
+    assert.deepEqual([...internals(bus!).silent], ['mute-peer'], 'left out after its timeout');
+
+    await raw!.zrem(`${namespace}:instances`, 'mute-peer');
+    await eventually(
+      () => internals(bus!).silent.size === 0,
+      LEASE_MS + 1000,
+      'the ended peer no longer kept as silent',
+    );
+    assert.deepEqual(bus!.liveInstances(), [bus!.instanceId]);
+  });
+});
