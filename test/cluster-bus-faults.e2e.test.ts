@@ -5,12 +5,14 @@ import { existsSync } from 'node:fs';
 import { after, afterEach, before, beforeEach, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { type OutboundMessage, RedisBus } from '../src/realtime/index.js';
+import { MAX_IN_FLIGHT } from '../src/realtime/bus/publish-queue.js';
+import { type OutboundMessage, RealtimeSendError, RedisBus } from '../src/realtime/index.js';
 import { type Cluster, startCluster, uniqueNamespace } from './support/cluster.js';
 import { openOn, settleVia } from './support/cluster-clients.js';
 import { freePort } from './support/free-port.js';
 import {
   killOnExit,
+  redisCommand,
   requireRedis,
   type RedisServer,
   startRedisServer,
@@ -309,5 +311,83 @@ describe('cluster bus faults: peers that never answer', () => {
       'the ended peer no longer kept as silent',
     );
     assert.deepEqual(bus!.liveInstances(), [bus!.instanceId]);
+  });
+});
+
+describe('cluster bus faults: a Redis that is slow to answer', () => {
+  const LIMIT = 50;
+  const PAUSE_MS = 2000;
+  let redis: RedisServer | undefined;
+
+  before(async () => {
+    redis = await startRedisServer();
+  });
+  after(async () => {
+    await redis?.kill();
+  });
+
+  it(`keeps at most ${MAX_IN_FLIGHT} publishes in flight and ${LIMIT} waiting; past that a send rejects with BUS_UNAVAILABLE`, async (t: TestContext) => {
+    if (!requireRedis(t, redis)) return;
+    const namespace = uniqueNamespace('slow');
+    const bus = new RedisBus({ url: redis!.url, namespace, maxBufferedPublishes: LIMIT });
+    const watcher = new Redis(redis!.url, { maxRetriesPerRequest: 1 });
+    const seen: string[] = [];
+    watcher.on('message', (_channel: string, raw: string) => {
+      const envelope = JSON.parse(raw) as { kind: string; message?: { id: string } };
+      if (envelope.kind === 'deliver' && envelope.message) seen.push(envelope.message.id);
+    });
+    try {
+      await watcher.subscribe(`${namespace}:bus`);
+      let delivered = 0;
+      bus.subscribe(() => ++delivered);
+      await eventually(() => bus.isConnected(), CONNECT_WAIT_MS, 'the bus connected');
+      assert.match(
+        (await redisCommand(redis!.port, `CLIENT PAUSE ${PAUSE_MS} ALL`)) ?? '',
+        /^\+OK/,
+      );
+
+      const total = MAX_IN_FLIGHT + LIMIT + 500;
+      const accepted: string[] = [];
+      const settled: Array<Promise<unknown>> = [];
+      let refused = 0;
+      for (let i = 0; i < total; i++) {
+        const id = `slow-${i}`;
+        const sent = bus.publish(message(id, 'slow'));
+        settled.push(
+          sent.then(
+            () => accepted.push(id),
+            (error: unknown) => {
+              assert.ok(error instanceof RealtimeSendError && error.code === 'BUS_UNAVAILABLE');
+              refused++;
+            },
+          ),
+        );
+      }
+      await sleep(100);
+      assert.equal(refused, total - MAX_IN_FLIGHT - LIMIT, 'past both bounds, refused');
+      assert.equal(delivered, MAX_IN_FLIGHT + LIMIT, 'a refused send is delivered nowhere');
+      const publisher = (bus as unknown as { publisher: { commandQueue: { length: number } } })
+        .publisher;
+      assert.ok(publisher.commandQueue.length <= MAX_IN_FLIGHT + 1, 'ioredis holds no more');
+
+      // Once Redis answers, what waited goes out in order without a reconnect.
+      await Promise.all(settled);
+      await eventually(
+        () => seen.length >= MAX_IN_FLIGHT + LIMIT,
+        PAUSE_MS + 5000,
+        'every accepted publish reached Redis',
+      );
+      assert.equal(bus.isConnected(), true);
+      assert.deepEqual(
+        seen,
+        Array.from({ length: MAX_IN_FLIGHT + LIMIT }, (_, i) => `slow-${i}`),
+        'in the order they were made, each once',
+      );
+      await bus.publish(message('after-slow', 'slow'));
+      await eventually(() => seen.at(-1) === 'after-slow', 2000, 'a later send went out');
+    } finally {
+      watcher.disconnect();
+      await bus.close();
+    }
   });
 });

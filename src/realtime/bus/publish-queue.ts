@@ -4,9 +4,14 @@ interface InFlight<T> {
   settled: boolean;
 }
 
+/** 10,000 unconfirmed 1 KB publishes hold about 10 MB; a burst of thousands still goes out. */
+export const MAX_IN_FLIGHT = 10_000;
+
 /**
  * Publishes in order, keeping those made while Redis is unreachable (at most `limit`) and
- * sending them, still in order, once it is back.
+ * sending them, still in order, once it is back. While Redis is slow, at most `maxInFlight` are
+ * sent unconfirmed; those after wait in the same queue, which `drained` announces once they are
+ * all confirmed.
  */
 export class PublishQueue<T> {
   private readonly pending: T[] = [];
@@ -17,6 +22,8 @@ export class PublishQueue<T> {
   constructor(
     private readonly send: (item: T) => Promise<unknown>,
     private readonly limit: number,
+    private readonly drained: () => void = () => undefined,
+    private readonly maxInFlight: number = MAX_IN_FLIGHT,
   ) {}
 
   get size(): number {
@@ -25,12 +32,15 @@ export class PublishQueue<T> {
 
   /** False when a publish could be neither sent now nor kept. */
   canAccept(connected: boolean): boolean {
-    return (connected && this.pending.length === 0) || this.pending.length < this.limit;
+    const sendNow =
+      connected && this.pending.length === 0 && this.inFlight.length < this.maxInFlight;
+    return sendNow || this.pending.length < this.limit;
   }
 
-  /** Sends now when nothing is waiting, else queues behind what is. */
+  /** Sends now when nothing is waiting and few are in flight, else queues behind what is. */
   push(item: T, connected: boolean): void {
-    if (!connected || this.pending.length > 0 || this.flushing) {
+    const full = this.inFlight.length >= this.maxInFlight;
+    if (!connected || this.pending.length > 0 || this.flushing || full) {
       this.pending.push(item);
       return;
     }
@@ -40,6 +50,8 @@ export class PublishQueue<T> {
       () => {
         entry.settled = true;
         while (this.inFlight[0]?.settled) this.inFlight.shift();
+        // Flushed only once none is in flight: a failure then cannot requeue ahead of a flush.
+        if (this.inFlight.length === 0 && this.pending.length > 0) this.drained();
       },
       () => {
         if (!entry.settled) this.requeueInFlight();
@@ -70,7 +82,8 @@ export class PublishQueue<T> {
    * On the first failure, every unconfirmed publish goes back to the front of the queue, in the
    * order it was made. Failures do not arrive in order (a publish refused at once can fail before
    * older ones still in flight), so requeueing each on its own failure would reorder them. One
-   * that had in fact reached Redis is then sent twice; receivers drop it by message id.
+   * that had in fact reached Redis is then sent twice; receivers drop it by message id. The queue
+   * then holds at most `maxInFlight + limit`, and refuses new publishes until it is below `limit`.
    */
   private requeueInFlight(): void {
     const unconfirmed = this.inFlight.filter((entry) => !entry.settled);

@@ -156,6 +156,10 @@ export class RedisBus extends RealtimeBus {
     this.queue = new PublishQueue<QueuedPublish>(
       (item) => this.sendQueued(item),
       this.options.maxBufferedPublishes,
+      // What waited behind a full window of publishes in flight goes out once they are confirmed.
+      () => {
+        if (this.up) void this.queue.flush();
+      },
     );
     this.deliveredFirst = new RecentIds(Math.max(8192, 4 * this.options.maxBufferedPublishes));
     this.start();
@@ -338,7 +342,7 @@ export class RedisBus extends RealtimeBus {
     if (!this.queue.canAccept(canPublish)) {
       throw new RealtimeSendError(
         'BUS_UNAVAILABLE',
-        `Redis is unreachable and ${this.queue.size} publishes are already waiting; the message was not sent`,
+        `Redis is unreachable or slow and ${this.queue.size} publishes are already waiting; the message was not sent`,
       );
     }
     const local = this.deliver ? this.deliver(message) : 0;
