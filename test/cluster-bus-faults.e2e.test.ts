@@ -1,23 +1,18 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { after, afterEach, before, beforeEach, describe, it, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { MAX_IN_FLIGHT } from '../src/realtime/bus/publish-queue.js';
 import { type OutboundMessage, RealtimeSendError, RedisBus } from '../src/realtime/index.js';
 import { type Cluster, startCluster, uniqueNamespace } from './support/cluster.js';
 import { openOn, settleVia } from './support/cluster-clients.js';
-import { freePort } from './support/free-port.js';
 import {
-  killOnExit,
   redisCommand,
   requireRedis,
   type RedisServer,
   startRedisServer,
 } from './support/redis-server.js';
-import { TEST_SECRET } from './support/test-app.js';
+import { type DemoProcess, spawnDemoProcess } from './support/demo-process.js';
 import { eventually, TestClient } from './support/test-client.js';
 import { sleep } from './support/wire.js';
 
@@ -140,15 +135,12 @@ describe('cluster bus faults: an envelope that fails while being handled', () =>
   });
 });
 
-/** The demo app of this build, run as its own process. */
-const DEMO_MAIN = fileURLToPath(new URL('../src/demo/main.js', import.meta.url));
 const PAUSE_LEASE_MS = 1500;
 
 describe('cluster bus faults: an instance paused longer than its lease', () => {
   let redis: RedisServer | undefined;
   let cluster: Cluster | undefined;
-  let demo: ChildProcess | undefined;
-  let demoOutput = '';
+  let demo: DemoProcess | undefined;
   const sockets: TestClient[] = [];
   const namespace = uniqueNamespace('paused');
 
@@ -161,8 +153,7 @@ describe('cluster bus faults: an instance paused longer than its lease', () => {
   });
   after(async () => {
     for (const socket of sockets) socket.close();
-    // SIGKILL ends a stopped process too.
-    if (demo && demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL');
+    demo?.kill();
     try {
       await cluster?.close();
     } finally {
@@ -172,42 +163,14 @@ describe('cluster bus faults: an instance paused longer than its lease', () => {
 
   it('writes its presence again once it runs again', async (t: TestContext) => {
     if (!requireRedis(t, redis)) return;
-    assert.ok(existsSync(DEMO_MAIN), `${DEMO_MAIN} exists (npm run build:test)`);
     const observer = cluster!.instances[0]!;
-    const port = await freePort();
-    demo = spawn(process.execPath, [DEMO_MAIN], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        REDIS_URL: redis.url,
-        REALTIME_REDIS_NAMESPACE: namespace,
-        JWT_SECRET: TEST_SECRET,
-        REALTIME_LEASE_MS: String(PAUSE_LEASE_MS),
-        NODE_ENV: 'test',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    demo = await spawnDemoProcess({
+      REDIS_URL: redis.url,
+      REALTIME_REDIS_NAMESPACE: namespace,
+      REALTIME_LEASE_MS: String(PAUSE_LEASE_MS),
     });
-    killOnExit(demo);
-    const keep = (chunk: Buffer) => {
-      demoOutput = (demoOutput + chunk.toString()).slice(-8000);
-    };
-    demo.stdout!.on('data', keep);
-    demo.stderr!.on('data', keep);
-
-    try {
-      await eventually(
-        () =>
-          fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) }).then(
-            (response) => response.ok,
-            () => false,
-          ),
-        20_000,
-        'the demo answering HTTP on its port',
-      );
-    } catch (error) {
-      assert.fail(`${String(error)}; demo output:\n${demoOutput}`);
-    }
+    const { port } = demo;
+    await demo.serving();
     const onDemo = await TestClient.open(`ws://127.0.0.1:${port}/ws`, observer.token('paused'));
     sockets.push(onDemo);
     await eventually(
@@ -216,11 +179,11 @@ describe('cluster bus faults: an instance paused longer than its lease', () => {
       'the user on the demo seen as connected',
     );
 
-    demo.kill('SIGSTOP');
+    demo.child.kill('SIGSTOP');
     await sleep(4 * PAUSE_LEASE_MS);
     assert.equal(observer.bus.liveInstances().length, 1, 'the paused instance was reaped');
     assert.equal(await observer.service.isUserConnected('paused'), false, 'and its presence');
-    demo.kill('SIGCONT');
+    demo.child.kill('SIGCONT');
 
     // It renews its lease within a third of one after waking, then writes its presence again.
     const bound = 2 * PAUSE_LEASE_MS + 2000;

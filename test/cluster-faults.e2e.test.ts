@@ -1,21 +1,12 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { RealtimeSendError } from '../src/realtime/index.js';
 import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
 import { type ClusterClient, CROSS_WAIT_MS, openOn, settleVia } from './support/cluster-clients.js';
-import { freePort } from './support/free-port.js';
-import {
-  killOnExit,
-  requireRedis,
-  type RedisServer,
-  startRedisServer,
-} from './support/redis-server.js';
+import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
-import { TEST_SECRET } from './support/test-app.js';
+import { type DemoProcess, spawnDemoProcess } from './support/demo-process.js';
 import { eventually, type ReceivedMessage, TestClient } from './support/test-client.js';
 import { sleep } from './support/wire.js';
 
@@ -451,15 +442,12 @@ describe('cluster faults: Redis stopped in the middle of a stream of sends', () 
   });
 });
 
-/** The demo app of this build, run as its own process. */
-const DEMO_MAIN = fileURLToPath(new URL('../src/demo/main.js', import.meta.url));
 const DEMO_LEASE_MS = 1500;
 
 describe('cluster faults: an instance killed with SIGKILL', () => {
   let redis: RedisServer | undefined;
   let cluster: Cluster | undefined;
-  let demo: ChildProcess | undefined;
-  let demoOutput = '';
+  let demo: DemoProcess | undefined;
   const sockets: TestClient[] = [];
 
   before(async () => {
@@ -472,7 +460,7 @@ describe('cluster faults: an instance killed with SIGKILL', () => {
   });
   after(async () => {
     for (const socket of sockets) socket.close();
-    if (demo && demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL');
+    demo?.kill();
     try {
       await cluster?.close();
     } finally {
@@ -482,9 +470,10 @@ describe('cluster faults: an instance killed with SIGKILL', () => {
 
   const demoExited = (ms: number) =>
     new Promise<boolean>((resolve) => {
-      if (!demo || demo.exitCode !== null || demo.signalCode !== null) return resolve(true);
+      const child = demo?.child;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return resolve(true);
       const timer = setTimeout(() => resolve(false), ms);
-      demo.once('exit', () => {
+      child.once('exit', () => {
         clearTimeout(timer);
         resolve(true);
       });
@@ -492,27 +481,12 @@ describe('cluster faults: an instance killed with SIGKILL', () => {
 
   it('vanishes from the liveInstances() of the others within a lease', async (t: TestContext) => {
     if (!requireRedis(t, redis)) return;
-    assert.ok(existsSync(DEMO_MAIN), `${DEMO_MAIN} exists (npm run build:test)`);
     const observer = cluster!.instances[0]!;
-    const port = await freePort();
-    demo = spawn(process.execPath, [DEMO_MAIN], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        REDIS_URL: redis.url,
-        JWT_SECRET: TEST_SECRET,
-        REALTIME_LEASE_MS: String(DEMO_LEASE_MS),
-        NODE_ENV: 'test',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    demo = await spawnDemoProcess({
+      REDIS_URL: redis.url,
+      REALTIME_LEASE_MS: String(DEMO_LEASE_MS),
     });
-    killOnExit(demo);
-    const keep = (chunk: Buffer) => {
-      demoOutput = (demoOutput + chunk.toString()).slice(-8000);
-    };
-    demo.stdout!.on('data', keep);
-    demo.stderr!.on('data', keep);
+    const { port } = demo;
 
     try {
       await eventually(
@@ -521,19 +495,11 @@ describe('cluster faults: an instance killed with SIGKILL', () => {
         'the demo process joining the cluster',
       );
     } catch (error) {
-      assert.fail(`${String(error)}; demo output:\n${demoOutput}`);
+      assert.fail(`${String(error)}; demo output:\n${demo.output()}`);
     }
     const demoId = observer.bus.liveInstances().find((id) => id !== observer.bus.instanceId)!;
     // It joins the cluster while booting, before it listens.
-    await eventually(
-      () =>
-        fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) }).then(
-          (response) => response.ok,
-          () => false,
-        ),
-      20_000,
-      'the demo answering HTTP on its port',
-    );
+    await demo.serving();
 
     // It really serves as part of the cluster: a send from here reaches its client.
     const onDemo = await TestClient.open(`ws://127.0.0.1:${port}/ws`, observer.token('on-demo'));
@@ -541,9 +507,9 @@ describe('cluster faults: an instance killed with SIGKILL', () => {
     assert.equal(await observer.service.sendToUser('on-demo', 'fault.hello', {}), 1);
     await onDemo.next('fault.hello', CROSS_WAIT_MS);
 
-    demo.kill('SIGKILL');
+    demo.child.kill('SIGKILL');
     assert.ok(await demoExited(5000), 'the demo process exited after SIGKILL');
-    assert.equal(demo.signalCode, 'SIGKILL');
+    assert.equal(demo.child.signalCode, 'SIGKILL');
     const killedAt = Date.now();
     // Its last lease renewal was at most a third of a lease before the kill, and the observer
     // reads the live set every third of its lease: gone within 4/3 of a lease, plus slack.
