@@ -16,7 +16,7 @@ import { ListenerRegistry, type StoredListener } from './event-emitter.js';
 import type { ClientEventHandler } from './events.js';
 import { type RealtimeClientOptions, resolveOptions, type ResolvedOptions } from './options.js';
 import { Outbox, type QueuedSend } from './outbox.js';
-import { subscriptionAck } from './reply-shapes.js';
+import { malformedReply, subscriptionAck } from './reply-shapes.js';
 import { RequestIds } from './request-ids.js';
 import { RequestTracker } from './request-tracker.js';
 import { emitServerEvent } from './server-events.js';
@@ -132,11 +132,7 @@ export class RealtimeClient {
     const reply = await this.request('subscribe', { events: [...events] });
     const ack = subscriptionAck(reply.data);
     if (!ack) {
-      throw new RealtimeClientError(
-        ClientErrorCode.INVALID_SERVER_MESSAGE,
-        'Malformed subscription.acknowledged',
-        { requestId: reply.in_reply_to },
-      );
+      throw malformedReply(reply.type, reply.in_reply_to);
     }
     // The server follows an all-refused acknowledgement with a SUBSCRIPTION_FAILED error that
     // answers the same id; rejecting here gives the caller that outcome.

@@ -4,6 +4,7 @@ import {
   type ResumeStreamResult,
   type SubscriptionAcknowledgedData,
 } from '../protocol/index.js';
+import { ClientErrorCode, RealtimeClientError } from './errors.js';
 
 /**
  * Checks of the server replies whose contents the client acts on (rather than only hands to the
@@ -41,4 +42,14 @@ export function streamResults(value: unknown): ResumeStreamResult[] | undefined 
 
 function isStringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+/** The error for a reply of `type` that failed these checks; `consequence` says what is lost. */
+export function malformedReply(
+  type: string,
+  requestId: string | undefined,
+  consequence?: string,
+): RealtimeClientError {
+  const message = consequence ? `Malformed ${type}: ${consequence}` : `Malformed ${type}`;
+  return new RealtimeClientError(ClientErrorCode.INVALID_SERVER_MESSAGE, message, { requestId });
 }

@@ -7,7 +7,7 @@ import {
   type StreamResyncData,
 } from '../protocol/index.js';
 import { ClientErrorCode, RealtimeClientError } from './errors.js';
-import { streamResults } from './reply-shapes.js';
+import { malformedReply, streamResults } from './reply-shapes.js';
 import { ResumeGate } from './resume-gate.js';
 import { positionOf, StreamPositions } from './stream-positions.js';
 
@@ -54,7 +54,7 @@ export class StreamRecovery {
   private serverLost(envelope: ServerEnvelope): void {
     const streams = streamResults((envelope.data as Partial<StreamResyncData>).streams);
     if (!streams) {
-      this.hooks.error(malformed(ServerMessageType.STREAM_RESYNC));
+      this.hooks.error(malformedReply(ServerMessageType.STREAM_RESYNC, undefined, UNUSABLE));
       return;
     }
     if (streams.length === 0) return;
@@ -96,7 +96,9 @@ export class StreamRecovery {
         const chunk = positions.slice(i, i + MAX_RESUME_POSITIONS);
         const reply = await this.hooks.requestResume({ positions: chunk });
         const results = streamResults((reply.data as Partial<ResumeResultData>).streams);
-        if (!results) throw malformed(ServerMessageType.RESUME_RESULT, reply.in_reply_to);
+        if (!results) {
+          throw malformedReply(ServerMessageType.RESUME_RESULT, reply.in_reply_to, UNUSABLE);
+        }
         streams.push(...results);
       }
     } catch (error) {
@@ -136,14 +138,8 @@ export class StreamRecovery {
   }
 }
 
+const UNUSABLE = 'its streams cannot be used';
+
 function notRecovered(stream: string): ResumeStreamResult {
   return { stream, recovered: false, replayed: 0 };
-}
-
-function malformed(type: string, requestId?: string): RealtimeClientError {
-  return new RealtimeClientError(
-    ClientErrorCode.INVALID_SERVER_MESSAGE,
-    `Malformed ${type}: its streams cannot be used`,
-    { requestId },
-  );
 }

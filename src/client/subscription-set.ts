@@ -1,6 +1,6 @@
 import { MAX_EVENTS_PER_REQUEST, type ServerEnvelope } from '../protocol/index.js';
 import { ClientErrorCode, RealtimeClientError } from './errors.js';
-import { subscriptionAck } from './reply-shapes.js';
+import { malformedReply, subscriptionAck } from './reply-shapes.js';
 
 /** Events the server acknowledged; subscribed again after every reconnect. */
 export class SubscriptionSet {
@@ -36,10 +36,10 @@ export class SubscriptionSet {
             const ack = subscriptionAck(envelope.data);
             if (!ack) {
               onError(
-                new RealtimeClientError(
-                  ClientErrorCode.INVALID_SERVER_MESSAGE,
-                  `Malformed subscription.acknowledged: ${chunk.length} events not restored`,
-                  { requestId: envelope.in_reply_to },
+                malformedReply(
+                  envelope.type,
+                  envelope.in_reply_to,
+                  `${chunk.length} events not restored`,
                 ),
               );
               return;
