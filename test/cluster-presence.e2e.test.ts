@@ -3,6 +3,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { Subscription } from 'rxjs';
+import { RealtimeService } from '../src/realtime/index.js';
 import { startCluster, type Cluster, uniqueNamespace } from './support/cluster.js';
 import { freePort } from './support/free-port.js';
 import { requireRedis, startRedisServer, type RedisServer } from './support/redis-server.js';
@@ -177,6 +180,57 @@ describe('an instance that dies without cleanup', () => {
     assert.deepEqual(statusesOf(watcher, 'ghost'), ['online', 'offline']);
     assert.deepEqual(survivor.bus.liveInstances(), [survivor.bus.instanceId]);
     ghost?.close();
+    watcher.close();
+  });
+});
+
+/** A host that closes, inside its own `connectionOpened$` observer, the users it is told to. */
+@Injectable()
+class CloseAtOpen implements OnModuleDestroy {
+  readonly refuse = new Set<string>();
+  private readonly subscription: Subscription;
+
+  constructor(service: RealtimeService) {
+    // In the constructor, before any onModuleInit: this observer runs ahead of presence's own.
+    this.subscription = service.connectionOpened$.subscribe(({ userId, connectionId }) => {
+      if (this.refuse.has(userId)) service.disconnectConnection(connectionId);
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.subscription.unsubscribe();
+  }
+}
+
+describe('presence of a connection a host closes as it opens (Redis)', () => {
+  let redis: RedisServer | undefined;
+  let cluster: Cluster | undefined;
+
+  before(async () => {
+    redis = await startRedisServer();
+    if (!redis) return;
+    cluster = await startCluster(1, redis.url, {}, { providers: [CloseAtOpen] });
+  });
+  after(async () => {
+    await cluster?.close();
+    await redis?.stop();
+  });
+
+  // The reference for the in-process store (presence.e2e): no offline without an online.
+  it('announces nothing for a user whose only connection closed in the observer', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const instance = cluster!.instances[0]!;
+    instance.app.get(CloseAtOpen).refuse.add('ghost');
+    const watcher = await TestClient.open(instance.wsUrl, instance.token('watcher'));
+    await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+    const ghost = TestClient.connect(instance.wsUrl, instance.token('ghost'));
+    assert.equal((await ghost.waitClose()).code, 4004);
+    // Presence calls reach Redis in order: the marker's come after whatever the ghost's gave.
+    const marker = await TestClient.open(instance.wsUrl, instance.token('marker'));
+    await eventually(() => statusesOf(watcher, 'marker').length === 1, 3000, 'marker online');
+    marker.close();
+    await eventually(() => statusesOf(watcher, 'marker').length === 2, 3000, 'marker offline');
+    assert.deepEqual(statusesOf(watcher, 'ghost'), []);
     watcher.close();
   });
 });

@@ -65,6 +65,24 @@ describe('message envelope (PROTOCOL 3, 6)', () => {
     await expectInvalidFormat('{"type":"ping","id":{"a":1}}');
   });
 
+  // PROTOCOL 4: `{ pingId?: string }`. Null is not a string, and left out is not null: as a null
+  // `id`, `timestamp` or `data` above, it is refused rather than echoed back.
+  it('refuses a pingId that is not a string, null included, and stays open', async () => {
+    const client = await open();
+    for (const [n, pingId] of [null, 5, ['p'], { p: 1 }].entries()) {
+      const reply = await client.request({ type: 'ping', data: { pingId }, id: `bad-ping-${n}` });
+      assert.equal(reply.type, 'error', `pingId ${JSON.stringify(pingId)}`);
+      assert.equal(reply.data.code, 'INVALID_MESSAGE_FORMAT');
+      assert.match(reply.data.message, /pingId must be a string/);
+    }
+    const pong = await client.request({ type: 'ping', data: {}, id: 'no-ping-id' });
+    assert.equal(pong.type, 'pong');
+    assert.equal('pingId' in pong.data, false, 'left out, it is left out of the pong');
+    assert.equal(client.closeInfo, undefined, 'the connection stays open');
+    assertAllEnvelopes(client);
+    client.close();
+  });
+
   it('refuses an id with control characters', async () => {
     await expectInvalidFormat(JSON.stringify({ type: 'ping', id: 'a\nb' }));
     await expectInvalidFormat(JSON.stringify({ type: 'ping', id: 'a\u0000b' }));

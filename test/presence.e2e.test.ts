@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { Subscription } from 'rxjs';
 import { RealtimeService } from '../src/realtime/index.js';
 import { RealtimeEvents } from '../src/realtime/realtime-events.js';
 import { MessageHistory } from '../src/realtime/recovery/message-history.js';
@@ -176,4 +178,84 @@ describe('presence nobody has watched yet (one instance)', () => {
       .ofType('user.status_changed')
       .map((m) => `${String(m.data.user_id)}:${String(m.data.status)}`);
   }
+});
+
+/** A host that ends connections inside its own `connectionOpened$` observer. */
+@Injectable()
+class CloseAtOpen implements OnModuleDestroy {
+  /** Users whose new connections are closed at once. */
+  readonly refuse = new Set<string>();
+  /** Users whose previous connection is closed when a new one opens. */
+  readonly replace = new Set<string>();
+  private readonly last = new Map<string, string>();
+  private readonly subscription: Subscription;
+
+  constructor(service: RealtimeService) {
+    // In the constructor, before any onModuleInit: this observer runs ahead of presence's own.
+    this.subscription = service.connectionOpened$.subscribe(({ userId, connectionId }) => {
+      const previous = this.last.get(userId);
+      this.last.set(userId, connectionId);
+      if (this.refuse.has(userId)) service.disconnectConnection(connectionId);
+      else if (this.replace.has(userId) && previous) service.disconnectConnection(previous);
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.subscription.unsubscribe();
+  }
+}
+
+describe('presence of connections a host closes as they open (one instance)', () => {
+  let server: TestApp;
+  let host: CloseAtOpen;
+  let watch: TestClient;
+  before(async () => {
+    server = await startTestApp({ providers: [CloseAtOpen] });
+    host = server.app.get(CloseAtOpen);
+    watch = await TestClient.open(server.wsUrl, server.token('watcher'));
+    await watch.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+  });
+  after(async () => {
+    watch.close();
+    await server.close();
+  });
+
+  function statuses(): string[] {
+    return watch
+      .ofType('user.status_changed')
+      .map((m) => `${String(m.data.user_id)}:${String(m.data.status)}`);
+  }
+
+  /** A user coming and going after the case: what the case announced is in by then. */
+  async function marker(userId: string): Promise<void> {
+    const client = await TestClient.open(server.wsUrl, server.token(userId));
+    await eventually(() => statuses().includes(`${userId}:online`), 3000, 'marker online');
+    client.close();
+    await eventually(() => statuses().includes(`${userId}:offline`), 3000, 'marker offline');
+  }
+
+  it('announces nothing for a user whose only connection closed in the observer', async () => {
+    host.refuse.add('ghost');
+    const ghost = TestClient.connect(server.wsUrl, server.token('ghost'));
+    assert.equal((await ghost.waitClose()).code, 4004);
+    await marker('marker-1');
+    assert.deepEqual(statuses(), ['marker-1:online', 'marker-1:offline'], 'no ghost:offline');
+  });
+
+  it('announces a user once while a new connection replaces the old one in the observer', async () => {
+    host.replace.add('swap');
+    const first = await TestClient.open(server.wsUrl, server.token('swap'));
+    await eventually(() => statuses().includes('swap:online'), 3000, 'swap online');
+    const second = await TestClient.open(server.wsUrl, server.token('swap'));
+    assert.equal((await first.waitClose()).code, 4004);
+    await marker('marker-2');
+    second.close();
+    await eventually(() => statuses().includes('swap:offline'), 3000, 'swap offline');
+    await watch.request({ type: 'ping' });
+    assert.deepEqual(
+      statuses().filter((s) => s.startsWith('swap:')),
+      ['swap:online', 'swap:offline'],
+      'never online twice: the user stayed connected throughout',
+    );
+  });
 });

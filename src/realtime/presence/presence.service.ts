@@ -25,6 +25,7 @@ import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './pre
 import { RegistryPresenceStore } from './registry-presence.store.js';
 
 const EVICT_TOPIC = 'presence.evict';
+const IGNORE = (): void => undefined;
 
 /**
  * Keeps the cluster's presence in step with this instance's connections: announces
@@ -81,6 +82,13 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       this.events.opened.subscribe((event) => this.opened(event)),
       this.events.closed.subscribe((event) => this.closed(event)),
     ];
+    // Alone, following starts at the first status subscriber: the connections already open are
+    // online all the same. The store learns of them now, silently (nobody could have seen their
+    // online), so that their last close is announced. At startup there are none.
+    const limit = this.options.maxConnectionsPerUser;
+    for (const connection of [...this.registry.all()]) {
+      this.withAnswer('add', () => this.store.add(this.entryOf(connection), limit), IGNORE);
+    }
   }
 
   private opened(event: ConnectionOpenedEvent): void {

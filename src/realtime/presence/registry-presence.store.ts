@@ -15,24 +15,34 @@ const WAS_ONLINE: PresenceAddResult = Object.freeze({
  * Presence of a single instance, read from the registry, which already knows every connection
  * by user: no second copy of each connection (290 bytes of heap per connection less, measured
  * at 5,000 connections). PresenceService calls `add` right after a connection joined the
- * registry and `remove` right after it left, so "the user's only connection" is "came online"
- * and "none left" is "went offline". Admission already enforced the per-user limit here, so
- * there is never anything to evict.
+ * registry and `remove` right after it left. Admission already enforced the per-user limit here,
+ * so there is never anything to evict.
+ *
+ * Only the users reported online are kept (one entry per user, not per connection): a host's
+ * `connectionOpened$` observer runs before PresenceService's and may close the connection there,
+ * so `remove` can come before (and instead of) `add`. Answering from the registry alone, that
+ * user went "offline" without ever having come online; and a connection replacing the user's
+ * only one in that observer came "online" a second time. As the Redis store, a transition is
+ * reported only against what was reported before.
  */
 export class RegistryPresenceStore extends PresenceStore {
+  private readonly online = new Set<string>();
+
   constructor(private readonly registry: ConnectionRegistry) {
     super();
   }
 
   add(entry: PresenceEntry): PresenceAddResult {
-    const only =
-      this.registry.ofUser(entry.userId).size === 1 &&
-      this.registry.get(entry.connectionId) !== undefined;
-    return only ? CAME_ONLINE : WAS_ONLINE;
+    // Closed already: its close was (or will be) reported without this connection counting.
+    if (this.registry.get(entry.connectionId) === undefined) return WAS_ONLINE;
+    if (this.online.has(entry.userId)) return WAS_ONLINE;
+    this.online.add(entry.userId);
+    return CAME_ONLINE;
   }
 
   remove(entry: Omit<PresenceEntry, 'connectedAt'>): boolean {
-    return this.registry.ofUser(entry.userId).size === 0;
+    if (this.registry.ofUser(entry.userId).size > 0) return false;
+    return this.online.delete(entry.userId);
   }
 
   isOnline(userId: string): Promise<boolean> {
@@ -49,6 +59,7 @@ export class RegistryPresenceStore extends PresenceStore {
   }
 
   close(): Promise<void> {
+    this.online.clear();
     return Promise.resolve();
   }
 }
