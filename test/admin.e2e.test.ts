@@ -1,3 +1,4 @@
+import { Body, Controller, HttpCode, Post } from '@nestjs/common';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RealtimeService } from '../src/realtime/index.js';
@@ -622,7 +623,7 @@ describe('admin API: POST /ws/broadcast', () => {
     });
   }
 
-  it('answers 400 without a stack trace on malformed JSON', async () => {
+  it('answers 400 in the admin shape on malformed JSON', async () => {
     // Refused by the host's body parser before the admin guard and filter run.
     const response = await server.http(
       'POST',
@@ -630,8 +631,43 @@ describe('admin API: POST /ws/broadcast', () => {
       server.adminToken(),
       '{"type": "x", "data": {',
     );
-    assert.equal(response.status, 400);
-    assertNoStack(response.body);
+    failure(response, 400);
+  });
+
+  it('counts type and target.room in UTF-16 code units, as RealtimeService does', async () => {
+    // 😀 is two UTF-16 code units; ❤️ is U+2764 and a variation selector, which class-validator's
+    // MaxLength does not count at all.
+    const emoji = '😀';
+    const longestType = emoji.repeat(50);
+    const longestRoom = emoji.repeat(100);
+    const result = await broadcast({ type: longestType, data: {}, target: { users: ['carol'] } });
+    assert.equal(result.connections_reached, 1);
+    await assertDelivery(result.message_id, longestType, {}, [carol]);
+    server.app.get(RealtimeService).joinRoom(longestRoom, { userId: 'bob' });
+    const inRoom = await broadcast({ type: 'r', data: {}, target: { room: longestRoom } });
+    assert.equal(inRoom.connections_reached, 1);
+    await assertDelivery(inRoom.message_id, 'r', {}, [bob]);
+
+    // One answer for a type one unit too long, whatever its characters: the DTO's, not a second
+    // check further in that the DTO let through.
+    const post = (body: unknown) => server.http('POST', '/ws/broadcast', server.adminToken(), body);
+    const typeAnswer = failure(await post({ type: 't'.repeat(101), data: {} }), 400);
+    assert.match(typeAnswer, /^type must be a string of 1 to 100 UTF-16 code units/);
+    for (const type of [`${longestType}x`, '❤️'.repeat(51), emoji.repeat(100)]) {
+      assert.equal(failure(await post({ type, data: {} }), 400), typeAnswer, type);
+    }
+    const roomAnswer = failure(
+      await post({ type: 'r', data: {}, target: { room: 'r'.repeat(201) } }),
+      400,
+    );
+    assert.match(roomAnswer, /room must be a string of 1 to 200 UTF-16 code units/);
+    for (const room of [`${longestRoom}x`, '❤️'.repeat(101)]) {
+      assert.equal(
+        failure(await post({ type: 'r', data: {}, target: { room } }), 400),
+        roomAnswer,
+        room,
+      );
+    }
   });
 
   it('delivered none of the refused broadcasts', async () => {
@@ -639,6 +675,73 @@ describe('admin API: POST /ws/broadcast', () => {
       const received = await drain(client);
       assert.equal(received.filter((m) => m.type === 'x').length, 0);
     }
+  });
+});
+
+/** A host route, to show that its errors keep the host's (Nest's default) shape. */
+@Controller('echo')
+class EchoController {
+  @Post()
+  @HttpCode(200)
+  echo(@Body() body: unknown): unknown {
+    return body;
+  }
+}
+
+describe('admin API: errors raised before the controller runs', () => {
+  let server: TestApp;
+  before(async () => {
+    server = await startTestApp({ controllers: [EchoController] });
+  });
+  after(() => server.close());
+
+  const overLimit = JSON.stringify({ type: 'x', data: { blob: 'x'.repeat(110_000) } });
+
+  it('answers a body of null with 400 in the admin shape', async () => {
+    // The host's JSON parser is strict: an object or an array at the top, or 400.
+    failure(await server.http('POST', '/ws/broadcast', server.adminToken(), 'null'), 400);
+  });
+
+  it('answers malformed JSON with 400 in the admin shape', async () => {
+    const response = await server.http('POST', '/ws/broadcast', server.adminToken(), '{"type":');
+    assert.match(failure(response, 400), /JSON/);
+  });
+
+  it('answers a body over the parser limit (100 kB) with 413 in the admin shape', async () => {
+    failure(await server.http('POST', '/ws/broadcast', server.adminToken(), overLimit), 413);
+  });
+
+  it('answers an undecodable :id with 400 in the admin shape, on GET and DELETE', async () => {
+    for (const method of ['GET', 'DELETE']) {
+      const response = await server.http(method, '/ws/connections/%E0%A4%A', server.adminToken());
+      assert.match(failure(response, 400), /decode/, method);
+    }
+  });
+
+  it('answers them so before authentication, which cannot run first', async () => {
+    failure(await server.http('POST', '/ws/broadcast', undefined, 'null'), 400);
+    failure(await server.http('GET', '/ws/connections/%E0%A4%A'), 400);
+  });
+
+  it('leaves the same errors on host routes in the host shape', async () => {
+    for (const [body, status] of [
+      ['null', 400],
+      [overLimit, 413],
+    ] as const) {
+      const response = await server.http('POST', '/echo', undefined, body);
+      assert.equal(response.status, status);
+      assert.equal(response.body.statusCode, status);
+      assert.equal(response.body.status, undefined);
+    }
+    assert.deepEqual((await server.http('POST', '/echo', undefined, { a: 1 })).body, { a: 1 });
+  });
+
+  it('still serves the admin routes afterwards', async () => {
+    success(await server.http('GET', '/ws/stats', server.adminToken()));
+    const result = success(
+      await server.http('POST', '/ws/broadcast', server.adminToken(), { type: 'x', data: {} }),
+    );
+    assert.equal(result.connections_reached, 0);
   });
 });
 
@@ -718,6 +821,16 @@ describe('admin API: adminPrefix "rt-admin"', () => {
     } finally {
       client.close();
     }
+  });
+
+  it('answers body parser errors in the admin shape under its own prefix only', async () => {
+    const malformed = '{"type": "x", "data": {';
+    failure(await server.http('POST', '/rt-admin/broadcast', server.adminToken(), malformed), 400);
+    // /ws/broadcast is no admin route here: the host's default answer stays.
+    const elsewhere = await server.http('POST', '/ws/broadcast', server.adminToken(), malformed);
+    assert.equal(elsewhere.status, 400);
+    assert.equal(elsewhere.body.statusCode, 400);
+    assert.equal(elsewhere.body.status, undefined);
   });
 
   it('no longer serves /ws/stats', async () => {

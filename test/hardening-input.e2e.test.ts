@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../src/protocol/index.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TestClient } from './support/test-client.js';
 import { assertAllEnvelopes, assertPingWorks } from './support/wire.js';
@@ -231,5 +232,98 @@ describe('fuzz: arbitrary frames and envelopes (fast-check)', () => {
     } finally {
       fresh.close();
     }
+  });
+});
+
+/** An admin API answer, as far as these tests read it. */
+interface AdminAnswer {
+  status: number;
+  body: { status?: string; error?: { code?: number; message?: string } };
+}
+
+describe('hostile admin requests', () => {
+  let server: TestApp;
+  before(async () => {
+    server = await startTestApp();
+  });
+  after(() => server.close());
+
+  async function raw(
+    method: string,
+    path: string,
+    body?: string,
+    headers: Record<string, string> = {},
+  ): Promise<AdminAnswer> {
+    const response = await fetch(`${server.httpUrl}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${server.adminToken()}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      body,
+      signal: AbortSignal.timeout(WAIT_MS),
+    });
+    return { status: response.status, body: (await response.json()) as AdminAnswer['body'] };
+  }
+
+  /** The admin error shape with this status, whatever refused the request. */
+  function assertAdminError(response: AdminAnswer, status: number, what: string): void {
+    assert.equal(response.status, status, what);
+    assert.deepEqual(Object.keys(response.body).sort(), ['error', 'status'], what);
+    assert.equal(response.body.status, 'error', what);
+    assert.equal(response.body.error?.code, status, what);
+    assert.equal(typeof response.body.error?.message, 'string', what);
+    assert.doesNotMatch(JSON.stringify(response.body), /node_modules|\n\s*at /, what);
+  }
+
+  /** A broadcast body nested exactly `depth` levels deep (the body itself is level 1). */
+  function nested(depth: number): string {
+    return `{"type":"x","data":{"a":${'['.repeat(depth - 2)}${']'.repeat(depth - 2)}}}`;
+  }
+
+  it('answers undecodable connection ids with 400 in the admin shape', async () => {
+    // Bad escapes, invalid UTF-8, a truncated sequence and an encoded lone surrogate.
+    for (const id of ['%', '%zz', '%FF', '%C3%28', '%E0%A4%A', '%ED%A0%80']) {
+      for (const method of ['GET', 'DELETE']) {
+        assertAdminError(await raw(method, `/ws/connections/${id}`), 400, `${method} ${id}`);
+      }
+    }
+  });
+
+  it('answers bodies the JSON parser refuses in the admin shape, with its status', async () => {
+    const cases: Array<[string, string, Record<string, string>, number]> = [
+      ['null', 'null', {}, 400],
+      ['true', 'true', {}, 400],
+      ['a string', '"x"', {}, 400],
+      ['a number', '1', {}, 400],
+      ['a lone bracket', '[', {}, 400],
+      ['a cut object', '{"type":', {}, 400],
+      ['gzip that is not', '{}', { 'content-encoding': 'gzip' }, 400],
+      ['an unknown encoding', '{}', { 'content-encoding': 'x-unknown' }, 415],
+      ['an unknown charset', '{}', { 'content-type': 'application/json; charset=latin-9' }, 415],
+      ['over the size limit', `{"a":"${'x'.repeat(200_000)}"}`, {}, 413],
+    ];
+    for (const [what, body, headers, status] of cases) {
+      assertAdminError(await raw('POST', '/ws/broadcast', body, headers), status, what);
+    }
+  });
+
+  it('answers a body nested past the protocol depth with 400, not a stack overflow', async () => {
+    assert.equal(exceedsJsonDepth(nested(MAX_JSON_DEPTH)), false);
+    assert.equal(exceedsJsonDepth(nested(MAX_JSON_DEPTH + 1)), true);
+    const deepest = await raw('POST', '/ws/broadcast', nested(MAX_JSON_DEPTH));
+    assert.equal(deepest.status, 200, JSON.stringify(deepest.body));
+    for (const depth of [MAX_JSON_DEPTH + 1, 2_000, 40_000]) {
+      const response = await raw('POST', '/ws/broadcast', nested(depth));
+      assertAdminError(response, 400, `depth ${depth}`);
+      assert.match(response.body.error?.message ?? '', /nested deeper than 32 levels/);
+    }
+  });
+
+  it('keeps serving the admin API', async () => {
+    const stats = await raw('GET', '/ws/stats');
+    assert.equal(stats.status, 200);
+    assert.equal(stats.body.status, 'success');
   });
 });

@@ -236,7 +236,7 @@ describe('recovery: stream positions and resume (PROTOCOL 9)', () => {
     for (const [userId, room] of [
       ['Zoë', 'café'],
       ['user 42', 'team chat'],
-      ['u'.repeat(256), 'r'.repeat(400)],
+      ['u'.repeat(256), 'r'.repeat(200)], // the longest room name
     ] as const) {
       const first = await open(userId);
       service.joinRoom(room, { userId });

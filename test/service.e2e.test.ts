@@ -379,6 +379,62 @@ describe('RealtimeService', () => {
     closeAll(client);
   });
 
+  it('counts type in UTF-16 code units, as the wire protocol does', async () => {
+    const u = user();
+    const client = await connect(u);
+    // 😀 is two UTF-16 code units: 50 of them are the longest type.
+    const longest = '😀'.repeat(50);
+    assert.equal(await service.sendToUser(u, longest, { n: 1 }), 1);
+    assert.equal((await client.next(longest)).data.n, 1);
+    for (const type of [`${longest}x`, '❤️'.repeat(51)]) {
+      await assert.rejects(service.sendToUser(u, type, {}), (error: unknown) => {
+        assert.ok(error instanceof RealtimeSendError, type);
+        assert.equal(error.code, 'INVALID_MESSAGE_FORMAT');
+        assert.match(error.message, /^type must be a string of 1 to 100 UTF-16 code units/);
+        return true;
+      });
+    }
+    closeAll(client);
+  });
+
+  it('refuses room names outside 1 to 200 UTF-16 code units on every room method', async () => {
+    const u = user();
+    const client = await connect(u);
+    const connectionId = connectionIdOf(client);
+    // 200 code units, 100 characters: the longest room name.
+    const longest = '😀'.repeat(100);
+    assert.equal(service.joinRoom(longest, { userId: u }), 1);
+    assert.equal(await service.getRoomSize(longest), 1);
+    assert.equal(await service.sendToRoom(longest, 'room.msg', { longest: true }), 1);
+    assert.equal((await client.next('room.msg')).data.longest, true);
+    assert.equal(service.leaveRoom(longest, { userId: u }), 1);
+
+    const badRoom = (error: unknown): boolean => {
+      assert.ok(error instanceof RealtimeSendError);
+      assert.equal(error.code, 'INVALID_MESSAGE_FORMAT');
+      assert.match(error.message, /^room must be a string of 1 to 200 UTF-16 code units/);
+      return true;
+    };
+    const bad = ['', 'r'.repeat(201), `${longest}x`, '❤️'.repeat(101), 42 as unknown as string];
+    for (const room of bad) {
+      assert.throws(() => service.joinRoom(room, { userId: u }), badRoom);
+      assert.throws(() => service.joinRoom(room, { connectionId }), badRoom);
+      assert.throws(() => service.leaveRoom(room, { userId: u }), badRoom);
+      assert.throws(() => service.leaveRoom(room, { connectionId }), badRoom);
+      await assert.rejects(service.sendToRoom(room, 'room.msg', {}), badRoom);
+      await assert.rejects(service.publish('room.msg', {}, { kind: 'room', room }), badRoom);
+      await assert.rejects(service.getRoomMembers(room), badRoom);
+      await assert.rejects(service.getRoomSize(room), badRoom);
+    }
+    const rooms = Object.keys(server.app.get(ConnectionRegistry).roomCounts());
+    assert.deepEqual(
+      rooms.filter((room) => room.length === 0 || room.length > 200),
+      [],
+    );
+    await assertNotReceived(client, u, 'room.msg', (data) => data.longest !== true);
+    closeAll(client);
+  });
+
   it('typed helpers send the data shapes of PROTOCOL section 5', async () => {
     const u = user();
     const client = await connect(u);

@@ -16,6 +16,7 @@ export {
   type RoomMember,
 } from './realtime.service.js';
 export { RealtimeSendError } from './realtime-send.error.js';
+export { MAX_ROOM_NAME_LENGTH } from './name-limits.js';
 export type {
   ConnectionClosedEvent,
   ConnectionOpenedEvent,

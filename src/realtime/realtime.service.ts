@@ -24,6 +24,7 @@ import {
 } from './realtime-events.js';
 import { isoNow } from './gateway/iso-clock.js';
 import { RealtimeSendError } from './realtime-send.error.js';
+import { MAX_ROOM_NAME_LENGTH, nameProblem } from './name-limits.js';
 import { PresenceStore } from './presence/presence-store.js';
 import { MessageHistory } from './recovery/message-history.js';
 import { positionOverhead } from './recovery/positioned-frame.js';
@@ -144,7 +145,7 @@ export class RealtimeService implements OnModuleInit {
 
   /**
    * Like {@link publish}, and also tells the message id. Throws {@link RealtimeSendError} for a
-   * bad type or data, or a message over `maxMessageSize` (which is then not sent).
+   * bad type, room name or data, or a message over `maxMessageSize` (which is then not sent).
    */
   publishMessage(
     type: string,
@@ -178,12 +179,9 @@ export class RealtimeService implements OnModuleInit {
     target: DeliveryTarget,
     source: string | undefined,
   ): { id: string; frame: string; streams: StreamTarget[] } {
-    if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
-      throw new RealtimeSendError(
-        'INVALID_MESSAGE_FORMAT',
-        `type must be a string of 1 to ${MAX_TYPE_LENGTH} characters`,
-      );
-    }
+    const badType = nameProblem('type', type, MAX_TYPE_LENGTH);
+    if (badType !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', badType);
+    if (target.kind === 'room') checkRoom(target.room);
     const notAnObject = whyNotAJsonObject(data);
     if (notAnObject !== undefined)
       throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', notAnObject);
@@ -215,10 +213,15 @@ export class RealtimeService implements OnModuleInit {
     return { id, frame, streams };
   }
 
-  // Rooms
+  // Rooms: every method throws (or rejects with) RealtimeSendError INVALID_MESSAGE_FORMAT for a
+  // room name that is not 1 to MAX_ROOM_NAME_LENGTH UTF-16 code units.
 
-  /** Adds a user (all their connections, now and while they stay connected) or one connection. */
+  /**
+   * Adds a user (all their connections, now and while they stay connected) or one connection;
+   * throws RoomFullError past `maxRoomSize`.
+   */
   joinRoom(room: string, member: RoomMember): number {
+    checkRoom(room);
     if ('userId' in member)
       return this.registry.joinUser(member.userId, room, this.options.maxRoomSize);
     const connection = this.registry.get(member.connectionId);
@@ -229,6 +232,7 @@ export class RealtimeService implements OnModuleInit {
   }
 
   leaveRoom(room: string, member: RoomMember): number {
+    checkRoom(room);
     if ('userId' in member) return this.registry.leaveUser(member.userId, room);
     const connection = this.registry.get(member.connectionId);
     return connection && this.registry.leave(connection, room) ? 1 : 0;
@@ -236,6 +240,8 @@ export class RealtimeService implements OnModuleInit {
 
   /** Members of a room on every instance (instances that do not answer in time are left out). */
   async getRoomMembers(room: string): Promise<{ connectionIds: string[]; userIds: string[] }> {
+    // Before the bus: a name no room can have is not asked of every instance.
+    checkRoom(room);
     const local = this.localRoomMembers(room);
     const { answers } = await this.bus.request<RoomMembers>(ROOM_MEMBERS_TOPIC, { room });
     const all = [local, ...answers.map((a) => a.answer)];
@@ -375,6 +381,12 @@ export class RealtimeService implements OnModuleInit {
       timestamp: isoNow(),
     });
   }
+}
+
+/** Throws for a room name no room may have (1 to MAX_ROOM_NAME_LENGTH UTF-16 code units). */
+function checkRoom(room: unknown): void {
+  const problem = nameProblem('room', room, MAX_ROOM_NAME_LENGTH);
+  if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
 }
 
 function percentage(value: number): number {

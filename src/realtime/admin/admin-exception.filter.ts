@@ -14,21 +14,28 @@ export class AdminExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<ServerResponse>();
-    let status = 500;
-    let message = 'Internal server error';
     if (exception instanceof HttpException) {
-      status = exception.getStatus();
-      const body = exception.getResponse();
-      const raw = typeof body === 'string' ? body : (body as { message?: unknown }).message;
-      message = Array.isArray(raw) ? raw.join('; ') : String(raw ?? exception.message);
-    } else {
-      this.logger.error({
-        event: 'admin.failed',
-        error: exception instanceof Error ? exception.message : String(exception),
-      });
+      sendAdminError(response, exception);
+      return;
     }
-    response.statusCode = status;
-    response.setHeader('content-type', 'application/json; charset=utf-8');
-    response.end(JSON.stringify({ status: 'error', error: { code: status, message } }));
+    this.logger.error({
+      event: 'admin.failed',
+      error: exception instanceof Error ? exception.message : String(exception),
+    });
+    writeAdminError(response, 500, 'Internal server error');
   }
+}
+
+/** Answers `exception` in the admin shape, with its status and message. */
+export function sendAdminError(response: ServerResponse, exception: HttpException): void {
+  const body = exception.getResponse();
+  const raw = typeof body === 'string' ? body : (body as { message?: unknown }).message;
+  const message = Array.isArray(raw) ? raw.join('; ') : String(raw ?? exception.message);
+  writeAdminError(response, exception.getStatus(), message);
+}
+
+function writeAdminError(response: ServerResponse, status: number, message: string): void {
+  response.statusCode = status;
+  response.setHeader('content-type', 'application/json; charset=utf-8');
+  response.end(JSON.stringify({ status: 'error', error: { code: status, message } }));
 }

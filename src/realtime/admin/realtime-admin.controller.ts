@@ -6,6 +6,7 @@ import {
   Get,
   HttpCode,
   NotFoundException,
+  type OnModuleInit,
   Param,
   Post,
   Query,
@@ -16,10 +17,12 @@ import {
   UsePipes,
   ValidationPipe,
 } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import type { DeliveryTarget } from '../bus/delivery-target.js';
 import { RealtimeService } from '../realtime.service.js';
 import { RealtimeSendError } from '../realtime-send.error.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
+import { installAdminEarlyErrors } from './admin-early-errors.js';
 import { AdminExceptionFilter } from './admin-exception.filter.js';
 import { BroadcastDto } from './dto/broadcast.dto.js';
 import { ConnectionsQueryDto } from './dto/connections-query.dto.js';
@@ -46,11 +49,17 @@ export function createAdminController(prefix: string): Type<unknown> {
       forbidUnknownValues: true,
     }),
   )
-  class RealtimeAdminController {
+  class RealtimeAdminController implements OnModuleInit {
     constructor(
       private readonly cluster: ClusterAdminService,
       private readonly realtime: RealtimeService,
+      private readonly adapterHost: HttpAdapterHost,
     ) {}
+
+    // Body-parser and `:id` decoding errors come before this class's filter can run.
+    onModuleInit(): void {
+      installAdminEarlyErrors(this.adapterHost, prefix);
+    }
 
     @Get('stats')
     async getStats() {

@@ -10,6 +10,9 @@ import {
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
+import { MAX_TYPE_LENGTH } from '../../../protocol/index.js';
+import { MAX_ROOM_NAME_LENGTH } from '../../name-limits.js';
+import { IsBoundedName } from './bounded-name.js';
 
 /** Validated unless left out: `null` is an invalid value, not "no target" (which means everyone). */
 const present = (_: object, value: unknown): boolean => value !== undefined;
@@ -29,17 +32,14 @@ export class BroadcastTargetDto {
   @MaxLength(200)
   event?: string;
 
+  // The bounds and unit of RealtimeService, which would refuse what passed a looser check here.
   @ValidateIf(present)
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(200)
+  @IsBoundedName(MAX_ROOM_NAME_LENGTH)
   room?: string;
 }
 
 export class BroadcastDto {
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(100)
+  @IsBoundedName(MAX_TYPE_LENGTH)
   type!: string;
 
   @IsObject()
