@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
+  type CloseInfo,
   type ConnectionState,
   RealtimeClient,
   type RealtimeClientError,
@@ -409,4 +414,157 @@ describe('SDK close() while a reconnect is restored', () => {
       assert.deepEqual(after, []);
     });
   }
+});
+
+/** Passes every argument but the third: what a browser's WebSocket does with `ws`'s options. */
+class OptionsIgnored extends WebSocket {
+  constructor(url: string, protocols?: string | string[]) {
+    super(url, protocols);
+  }
+}
+
+describe('SDK against a server that sends messages over maxMessageSize', () => {
+  /** `text` sent after connection.established; the client's `error`s, `close`s and deliveries. */
+  async function receive(text: string, options: Partial<RealtimeClientOptions>) {
+    const closes: CloseInfo[] = [];
+    const delivered: string[] = [];
+    const t = await setup((socket, n) => {
+      socket.send(established());
+      if (n === 1) socket.send(text);
+    }, options);
+    t.client.on('close', (info) => closes.push(info));
+    t.client.on('message', ({ type }) => delivered.push(type));
+    await t.client.connect();
+    return { ...t, closes, delivered };
+  }
+
+  it('in Node, has ws refuse a frame by its announced length, before buffering it', async () => {
+    // 50 MiB announced (under ws's 100 MiB default), 4 bytes sent: only ws's maxPayload can
+    // see it; waiting for the rest would hold the connection until the server sends 50 MiB.
+    const closes: CloseInfo[] = [];
+    const { client, errors } = await setup((socket) => {
+      socket.send(established());
+      const header = Buffer.from([0x81, 127, 0, 0, 0, 0, 0, 0, 0, 0]);
+      header.writeUInt32BE(50 * 1024 * 1024, 6);
+      const raw = (socket as unknown as { _socket: { write(data: Buffer): void } })._socket;
+      setTimeout(() => raw.write(Buffer.concat([header, Buffer.from('{"ty')])), 50);
+    });
+    client.on('close', (info) => closes.push(info));
+    await client.connect();
+    await eventually(() => closes.length > 0, 'the connection dropped');
+    assert.deepEqual(closes[0], { code: 1009, reason: 'Message too big', willReconnect: true });
+    assert.deepEqual(
+      errors.map(({ code }) => code),
+      ['INVALID_SERVER_MESSAGE'],
+    );
+    await eventually(() => client.state === 'open', 'open again');
+  });
+
+  it('in Node, refuses a message over the 16 MiB default', async () => {
+    const big = frame('big', { blob: 'x'.repeat(16 * 1024 * 1024) });
+    const t = await receive(big, {});
+    await eventually(() => t.closes.length > 0, 'the connection dropped');
+    assert.equal(t.closes[0]?.code, 1009);
+    assert.deepEqual(
+      t.errors.map(({ code }) => code),
+      ['INVALID_SERVER_MESSAGE'],
+    );
+    assert.ok(!t.delivered.includes('big'));
+  });
+
+  it('where the socket cannot enforce it (browsers), checks UTF-8 bytes on receipt', async () => {
+    // 400 '€' are 400 UTF-16 units but 1,200 bytes: over 1,024 only when counted as the
+    // server sent them.
+    const over = frame('over', { text: '€'.repeat(400) });
+    const t = await receive(over, { WebSocket: OptionsIgnored, maxMessageSize: 1024 });
+    await eventually(() => t.closes.length > 0, 'the connection dropped');
+    assert.deepEqual(t.closes[0], { code: 1009, reason: 'Message too big', willReconnect: true });
+    assert.deepEqual(
+      t.errors.map(({ code }) => code),
+      ['INVALID_SERVER_MESSAGE'],
+    );
+    assert.ok(!t.delivered.includes('over'));
+    await eventually(() => t.client.state === 'open', 'open again');
+  });
+
+  it('delivers a message of up to maxMessageSize bytes', async () => {
+    const under = frame('under', { text: '€'.repeat(250) });
+    assert.ok(Buffer.byteLength(under) <= 1024);
+    for (const WebSocketImpl of [OptionsIgnored, NodeWebSocket]) {
+      const t = await receive(under, { WebSocket: WebSocketImpl, maxMessageSize: 1024 });
+      await eventually(() => t.delivered.includes('under'), 'the message');
+      assert.deepEqual(t.closes, []);
+      assert.deepEqual(t.errors, []);
+      t.client.close();
+    }
+  });
+
+  it('refuses a maxMessageSize that is not a positive integer (0 is "no limit" to ws)', () => {
+    for (const maxMessageSize of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      assert.throws(
+        () =>
+          new RealtimeClient({
+            url: 'ws://x',
+            getToken: () => 't',
+            WebSocket: NodeWebSocket,
+            maxMessageSize,
+          }),
+        RangeError,
+      );
+    }
+  });
+});
+
+describe('SDK against a server that refuses every upgrade with an HTTP status', () => {
+  /** An HTTP server on 127.0.0.1 answering every upgrade with `head`; counts the upgrades. */
+  async function refusingServer(head: string) {
+    const server = createServer();
+    let upgrades = 0;
+    server.on('upgrade', (_request, socket: Duplex) => {
+      upgrades++;
+      socket.on('error', () => undefined);
+      socket.end(`${head}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    const { port } = server.address() as AddressInfo;
+    return { url: `ws://127.0.0.1:${port}/ws`, upgrades: () => upgrades };
+  }
+
+  async function refusedFor(head: string, ms: number) {
+    const server = await refusingServer(head);
+    const client = new RealtimeClient({
+      url: server.url,
+      WebSocket: NodeWebSocket,
+      getToken: () => 't',
+      minReconnectDelayMs: 20,
+      maxReconnectDelayMs: 50,
+    });
+    cleanups.push(() => client.close());
+    const closes: CloseInfo[] = [];
+    client.on('close', (info) => closes.push(info));
+    void client.connect().catch(() => undefined);
+    await sleep(ms);
+    return { upgrades: server.upgrades(), closes, state: client.state };
+  }
+
+  it('waits a 503 Retry-After given as an HTTP date', async () => {
+    // HTTP dates have whole seconds: 3 s ahead is 2 to 3 s from now.
+    const at = new Date(Date.now() + 3000).toUTCString();
+    const refused = await refusedFor(
+      `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${at}`,
+      1500,
+    );
+    assert.equal(refused.upgrades, 1);
+    assert.equal(refused.state, 'reconnecting');
+  });
+
+  it('keeps its backoff when a 429 carries no Retry-After (as browsers, who see no status)', async () => {
+    const refused = await refusedFor('HTTP/1.1 429 Too Many Requests', 500);
+    // Attempts every 20 to 50 ms: never stuck waiting for a delay nobody asked for.
+    assert.ok(refused.upgrades >= 5, `${refused.upgrades} upgrades in 500 ms`);
+    assert.equal(refused.state, 'reconnecting');
+    assert.deepEqual(refused.closes[0], { code: 1006, reason: '', willReconnect: true });
+  });
 });

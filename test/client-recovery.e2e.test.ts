@@ -7,6 +7,7 @@ import {
   type RealtimeClientOptions,
   type ResyncInfo,
   type WebSocketConstructor,
+  type WebSocketOptions,
 } from '../src/client/index.js';
 import type { ResumeResultData } from '../src/protocol/index.js';
 import { RealtimeService } from '../src/realtime/index.js';
@@ -28,11 +29,12 @@ type Kind = (typeof KINDS)[number];
 /** `ws` WebSockets that remember themselves, so that a test can cut one's TCP connection. */
 function recordingWebSocket(opened: WebSocket[]): WebSocketConstructor {
   return class extends WebSocket {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols);
+    // The options passed on: they carry the client's maxMessageSize to ws.
+    constructor(url: string, protocols?: string | string[], options?: WebSocketOptions) {
+      super(url, protocols, options);
       opened.push(this);
     }
-  } as unknown as WebSocketConstructor;
+  };
 }
 
 /** Records what the SDK says after each reconnect. */

@@ -1,14 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { WebSocket } from 'ws';
 import {
   type CloseInfo,
   type ConnectionState,
   RealtimeClient,
   type RealtimeClientOptions,
+  type WebSocketOptions,
 } from '../src/client/index.js';
 import { RealtimeService } from '../src/realtime/index.js';
 import { type DemoServer, startDemoServer } from './support/demo-server.js';
 import { NodeWebSocket, sdkOptions } from './support/sdk-options.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+import { startTestAppOnPort } from './support/test-app-on-port.js';
 
 const WAIT_MS = 5000;
 
@@ -248,6 +254,92 @@ describe('RealtimeClient: server restart', () => {
       assert.equal((await received).message, 'back soon');
     } finally {
       client.close();
+      await server.close();
+    }
+  });
+});
+
+/** A full collection, so that heap sizes compare what is reachable, not what awaits collection. */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+describe('RealtimeClient: connect() during an outage', () => {
+  it('keeps nothing per call while reconnecting, and every call resolves once back', async () => {
+    const CALLS = 100_000;
+    let server: TestApp = await startTestAppOnPort(0);
+    const port = server.port;
+    const client = new RealtimeClient(
+      sdkOptions({ wsUrl: server.wsUrl, token: (user) => server.token(user) }, 'outage'),
+    );
+    try {
+      await client.connect();
+      const lost = nextClose(client);
+      await server.close();
+      assert.equal((await lost).willReconnect, true);
+      assert.equal(client.state, 'reconnecting');
+
+      collectGarbage();
+      const before = process.memoryUsage().heapUsed;
+      // A caller retrying in a loop (or many callers) that lets go of each promise: the client
+      // must not keep one waiter per call for the length of the outage.
+      const first = client.connect();
+      for (let i = 1; i < CALLS - 1; i++) void client.connect();
+      const last = client.connect();
+      collectGarbage();
+      const grown = process.memoryUsage().heapUsed - before;
+      assert.equal(client.state, 'reconnecting');
+      assert.ok(grown < 2 * 1024 * 1024, `heap grew ${grown} bytes over ${CALLS} calls`);
+
+      server = await startTestAppOnPort(port);
+      const [established, again] = await Promise.all([first, last]);
+      assert.equal(established.user_id, 'outage');
+      assert.equal(again, established);
+      assert.equal(client.state, 'open');
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
+
+describe('RealtimeClient: an upgrade refused with 429 and Retry-After', () => {
+  it('waits the Retry-After before the next attempt instead of its backoff', async () => {
+    const server = await startTestApp({ realtime: { maxConnectionsPerIpPerSecond: 1 } });
+    // Takes this address's one upgrade of the second: the client's first is answered 429 with
+    // Retry-After: 1.
+    const holder = new WebSocket(server.wsUrl, {
+      headers: { authorization: `Bearer ${server.token('holder')}` },
+    });
+    const attempts: number[] = [];
+    class Recording extends WebSocket {
+      constructor(url: string, protocols?: string | string[], options?: WebSocketOptions) {
+        super(url, protocols, options);
+        attempts.push(performance.now());
+      }
+    }
+    const client = new RealtimeClient(
+      sdkOptions(server, 'refused', { WebSocket: Recording, connectTimeoutMs: WAIT_MS }),
+    );
+    const closes: CloseInfo[] = [];
+    client.on('close', (info) => closes.push(info));
+    try {
+      await waitFor('the holder open', (report) => {
+        holder.once('open', report);
+        return () => holder.off('open', report);
+      });
+      const established = await client.connect();
+      assert.equal(established.user_id, 'refused');
+      // Without it: an attempt every 20 to 50 ms, each refused, until the second is over.
+      assert.equal(attempts.length, 2, `${attempts.length} attempts`);
+      const waited = attempts[1]! - attempts[0]!;
+      assert.ok(waited >= 1000, `next attempt ${Math.round(waited)} ms after the refusal`);
+      assert.ok(waited < 2500, `next attempt ${Math.round(waited)} ms after the refusal`);
+      assert.deepEqual(closes, [{ code: 1006, reason: '', willReconnect: true }]);
+    } finally {
+      client.close();
+      holder.terminate();
       await server.close();
     }
   });

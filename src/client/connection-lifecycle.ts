@@ -115,6 +115,8 @@ export class ConnectionLifecycle {
         onMessage: (raw) => this.onFrame(raw),
         onClose: (code, reason) => this.onSocketClosed(code, reason),
         onConnectTimeout: () => this.dropSocket(CloseCode.CONNECTION_TIMEOUT, 'Connect timeout'),
+        onTooLarge: () => this.onTooLarge(),
+        onRetryAfter: (delayMs) => this.reconnects.delayNextBy(delayMs),
       });
     } catch (error) {
       // A malformed URL cannot get better by retrying.
@@ -145,6 +147,21 @@ export class ConnectionLifecycle {
         ),
       );
     }
+  }
+
+  /**
+   * The server broke its own limits (it never sends over its `maxMessageSize`) or is hostile:
+   * the connection is dropped as `ws` drops it, with 1009, and reconnected like any other.
+   */
+  private onTooLarge(): void {
+    this.listeners.emit(
+      'error',
+      new RealtimeClientError(
+        ClientErrorCode.INVALID_SERVER_MESSAGE,
+        `A server message exceeded maxMessageSize (${this.options.maxMessageSize} bytes)`,
+      ),
+    );
+    this.dropSocket(CloseCode.MESSAGE_TOO_BIG, CloseReason.MESSAGE_TOO_BIG);
   }
 
   /** Gives up on the current socket without waiting for its close handshake. */

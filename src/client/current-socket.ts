@@ -1,17 +1,35 @@
-import { CloseCode } from '../protocol/index.js';
+import { CloseCode, CloseReason } from '../protocol/index.js';
 import { connectUrl, type ResolvedOptions, WEBSOCKET_OPEN, type WebSocketLike } from './options.js';
+import { retryAfterMs } from './retry-after.js';
+import { frameExceeds } from './wire.js';
 
 export interface SocketHandlers {
   onMessage: (raw: unknown) => void;
   onClose: (code: number, reason: string) => void;
   /** No `connection.established` within `connectTimeoutMs`. */
   onConnectTimeout: () => void;
+  /** The server sent a message over `maxMessageSize` (the socket is not closed yet). */
+  onTooLarge: () => void;
+  /** The upgrade was refused with a `Retry-After` (Node only: browsers do not see it). */
+  onRetryAfter: (delayMs: number) => void;
 }
 
 type SocketOptions = Pick<
   ResolvedOptions,
-  'url' | 'tokenTransport' | 'WebSocket' | 'connectTimeoutMs'
+  'url' | 'tokenTransport' | 'WebSocket' | 'connectTimeoutMs' | 'maxMessageSize'
 >;
+
+/** The HTTP response to a refused upgrade, as `ws`'s `unexpected-response` passes it. */
+interface RefusalResponse {
+  statusCode?: number;
+  headers?: Record<string, string | string[] | undefined>;
+}
+
+/** `ws`'s error when a frame passes `maxPayload` (it then closes the connection itself). */
+function isPayloadTooLarge(event: unknown): boolean {
+  const error = (event as { error?: { code?: unknown } } | undefined)?.error;
+  return error?.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
+}
 
 /**
  * The socket of the current connection, if any. Events of a socket that was replaced or released
@@ -35,24 +53,52 @@ export class CurrentSocket {
 
   /** Opens a socket with `token`; throws when the implementation refuses (malformed URL). */
   open(token: string, handlers: SocketHandlers): void {
-    const { url, tokenTransport, WebSocket: WebSocketImpl } = this.options;
+    const { url, tokenTransport, WebSocket: WebSocketImpl, maxMessageSize } = this.options;
+    const socketOptions = { maxPayload: maxMessageSize };
     const socket =
       tokenTransport === 'subprotocol'
-        ? new WebSocketImpl(url, ['bearer', token])
-        : new WebSocketImpl(connectUrl(url, token, tokenTransport));
+        ? new WebSocketImpl(url, ['bearer', token], socketOptions)
+        : new WebSocketImpl(connectUrl(url, token, tokenTransport), undefined, socketOptions);
     this.socket = socket;
     this.openedWith = token;
     socket.addEventListener('message', (event) => {
-      if (socket === this.socket) handlers.onMessage(event.data);
+      if (socket !== this.socket) return;
+      // In Node `ws` has refused it already; a browser has no such bound.
+      if (frameExceeds(event.data, maxMessageSize)) handlers.onTooLarge();
+      else handlers.onMessage(event.data);
     });
     socket.addEventListener('close', (event) => {
       if (socket === this.socket) handlers.onClose(event.code, event.reason);
     });
-    // `close` follows every `error`; the listener only exists so that `ws` does not throw.
-    socket.addEventListener('error', () => undefined);
+    // `close` follows every `error`, so only `ws`'s refused frame needs telling apart; the
+    // listener also keeps `ws` from throwing.
+    socket.addEventListener('error', (event) => {
+      if (socket === this.socket && isPayloadTooLarge(event)) handlers.onTooLarge();
+    });
+    this.watchRefusal(socket, handlers);
     this.connectTimer = setTimeout(() => {
       if (socket === this.socket) handlers.onConnectTimeout();
     }, this.options.connectTimeoutMs);
+  }
+
+  /**
+   * `ws` reports a refused upgrade's response (a 429 with `Retry-After`) as `unexpected-response`,
+   * and only when nobody listens does it abort the handshake: the listener aborts it the same
+   * way (an `error`, then a 1006 `close`), after passing on the delay asked for.
+   */
+  private watchRefusal(socket: WebSocketLike, handlers: SocketHandlers): void {
+    const on = (socket as { on?: unknown }).on;
+    if (typeof on !== 'function') return;
+    const onRefusal = (_request: unknown, response: RefusalResponse | undefined) => {
+      const delayMs = retryAfterMs(response?.statusCode, response?.headers?.['retry-after']);
+      if (socket === this.socket && delayMs !== undefined) handlers.onRetryAfter(delayMs);
+      closeQuietly(socket, CloseCode.TRY_AGAIN_LATER, CloseReason.TRY_AGAIN_LATER);
+    };
+    (on as (event: string, listener: typeof onRefusal) => unknown).call(
+      socket,
+      'unexpected-response',
+      onRefusal,
+    );
   }
 
   /** The handshake finished (or the connection ended): the connect timeout no longer applies. */

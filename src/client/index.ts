@@ -14,6 +14,7 @@ export {
   type TokenTransport,
   type WebSocketConstructor,
   type WebSocketLike,
+  type WebSocketOptions,
 } from './options.js';
 export { reconnectDelayMs, type BackoffRange } from './backoff.js';
 export { closeDecision, type CloseDecision } from './close-policy.js';

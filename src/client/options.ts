@@ -7,7 +7,8 @@ export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: 'open', listener: () => void): void;
-  addEventListener(type: 'error', listener: () => void): void;
+  /** `ws` passes an `ErrorEvent` whose `error` has a `code`; browsers a plain `Event`. */
+  addEventListener(type: 'error', listener: (event: unknown) => void): void;
   addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
   addEventListener(
     type: 'close',
@@ -15,9 +16,19 @@ export interface WebSocketLike {
   ): void;
 }
 
+/**
+ * The third argument the client passes: `ws`'s options in Node. Browsers' `WebSocket` ignores
+ * it, so the client checks the size of what it receives itself as well.
+ */
+export interface WebSocketOptions {
+  /** Largest frame `ws` reads before it fails the connection (its default is 100 MiB). */
+  maxPayload: number;
+}
+
 export type WebSocketConstructor = new (
   url: string,
   protocols?: string | string[],
+  options?: WebSocketOptions,
 ) => WebSocketLike;
 
 /** `WebSocket.OPEN`: the same number in every implementation. */
@@ -47,6 +58,13 @@ export interface RealtimeClientOptions {
   connectTimeoutMs?: number;
   /** Sends kept while disconnected, oldest dropped first; 0 (default) rejects them instead. */
   maxQueuedMessages?: number;
+  /**
+   * Largest server message accepted, in UTF-8 bytes (`ws`'s `maxPayload` in Node, checked on
+   * receipt in browsers). A larger one is a fault of the server: reported as an
+   * `INVALID_SERVER_MESSAGE` error, and the connection is dropped (1009) and reconnected.
+   * @default 16 MiB
+   */
+  maxMessageSize?: number;
   /** After a reconnect, ask the server to replay what was missed (`resume`). @default true */
   resume?: boolean;
   /** Source of randomness for the backoff jitter (tests pin it). */
@@ -65,6 +83,10 @@ export const defaults = {
   // The server's own handshake timeout is 10 s; waiting a little longer lets it answer first.
   connectTimeoutMs: 15_000,
   maxQueuedMessages: 0,
+  // The server bounds every message it sends by its own maxMessageSize (64 KiB by default):
+  // 256 times that leaves room for servers that raise it, while a hostile or broken server can
+  // make a Node client hold 16 MiB for one frame instead of ws's 100 MiB.
+  maxMessageSize: 16 * 1024 * 1024,
   resume: true,
   /** Used until `connection.established` announces the server's values (seconds there). */
   heartbeatIntervalMs: 30_000,
@@ -95,10 +117,22 @@ export function resolveOptions(options: RealtimeClientOptions): ResolvedOptions 
     requestTimeoutMs: options.requestTimeoutMs ?? defaults.requestTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs ?? defaults.connectTimeoutMs,
     maxQueuedMessages: options.maxQueuedMessages ?? defaults.maxQueuedMessages,
+    maxMessageSize: positiveInteger(
+      'maxMessageSize',
+      options.maxMessageSize ?? defaults.maxMessageSize,
+    ),
     resume: options.resume ?? defaults.resume,
     random: options.random ?? Math.random,
     onListenerError: options.onListenerError ?? ((error) => console.error(error)),
   };
+}
+
+/** `value`, when it is a positive integer: 0 would mean "no limit" to `ws`. */
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
 }
 
 /** The URL to open: with the token in the query string when that transport is chosen. */

@@ -99,6 +99,7 @@ export class RealtimeClient {
   /**
    * Connects (if not already connecting) and resolves once the connection is `open`; rejects
    * when the client ends up `closed` first (refused token, non-retryable close, `close()`).
+   * Calls made until then get the same promise: retrying through an outage costs nothing.
    */
   connect(): Promise<ConnectionEstablishedData> {
     const established = this.lifecycle.connection;

@@ -11,6 +11,8 @@ export class ReconnectScheduler {
   private attempt = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stableTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the server asked the next attempt to wait (`Retry-After`), on top of the backoff. */
+  private floorMs = 0;
 
   constructor(private readonly options: ReconnectOptions) {}
 
@@ -22,6 +24,15 @@ export class ReconnectScheduler {
   reset(): void {
     this.cancelStable();
     this.attempt = 0;
+    this.floorMs = 0;
+  }
+
+  /**
+   * The server refused with `Retry-After`: the next attempt waits that long plus its usual
+   * jittered delay, so that the clients it refused together do not all return in one instant.
+   */
+  delayNextBy(delayMs: number): void {
+    this.floorMs = Math.max(this.floorMs, delayMs);
   }
 
   /**
@@ -37,7 +48,7 @@ export class ReconnectScheduler {
   }
 
   schedule(reconnect: () => void): void {
-    const delay = reconnectDelayMs(
+    const backoff = reconnectDelayMs(
       this.attempt++,
       {
         minDelayMs: this.options.minReconnectDelayMs,
@@ -45,6 +56,8 @@ export class ReconnectScheduler {
       },
       this.options.random,
     );
+    const delay = this.floorMs + backoff;
+    this.floorMs = 0;
     this.cancel();
     this.timer = setTimeout(() => {
       this.timer = undefined;
