@@ -2,8 +2,11 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
+import type { Logger } from '@nestjs/common';
 import { MAX_IN_FLIGHT } from '../src/realtime/bus/publish-queue.js';
+import { MAX_ENVELOPE_CHARS } from '../src/realtime/bus/redis-bus.js';
 import { type OutboundMessage, RealtimeSendError, RedisBus } from '../src/realtime/index.js';
+import { RedisMessageHistory } from '../src/realtime/recovery/redis-message-history.js';
 import { type Cluster, startCluster, uniqueNamespace } from './support/cluster.js';
 import { openOn, settleVia } from './support/cluster-clients.js';
 import {
@@ -37,8 +40,13 @@ function message(id: string, type: string): OutboundMessage {
 }
 
 /** What the private state of a bus holds, read by the tests of its bookkeeping. */
-function internals(bus: RedisBus): { silent: Set<string>; peers: string[] } {
-  return bus as unknown as { silent: Set<string>; peers: string[] };
+function internals(bus: RedisBus): {
+  silent: Set<string>;
+  peers: string[];
+  logger: Logger;
+  publisher: { commandQueue: { length: number } };
+} {
+  return bus as unknown as ReturnType<typeof internals>;
 }
 
 describe('cluster bus faults: an envelope that fails while being handled', () => {
@@ -132,6 +140,45 @@ describe('cluster bus faults: an envelope that fails while being handled', () =>
     assert.deepEqual(errors, [], 'no exception escaped the message handler');
     assert.deepEqual(received, ['ok']);
     assert.ok(receiver.isConnected());
+  });
+
+  it(`is not parsed past ${MAX_ENVELOPE_CHARS} characters: logged, and a later send arrives`, async (t: TestContext) => {
+    if (!requireRedis(t, redis)) return;
+    const a = cluster!.instances[0]!;
+    const b = cluster!.instances[1]!;
+    const atB = await openOn(b, 'huge-envelope-user');
+    const warned = [a, b].map((instance) => t.mock.method(internals(instance.bus).logger, 'warn'));
+    // A well-formed envelope from another publisher: only its size keeps it from being delivered.
+    const frame = JSON.stringify({ type: 'huge', data: { pad: 'x'.repeat(MAX_ENVELOPE_CHARS) } });
+    const target = { kind: 'users', userIds: [atB.userId] };
+    const huge = {
+      kind: 'deliver',
+      origin: 'foreign-publisher',
+      message: { id: 'huge-1', type: 'huge', frame, target },
+    };
+    const errors = await collectUncaught(async () => {
+      await raw!.publish(`${cluster!.namespace}:bus`, JSON.stringify(huge));
+      for (const instance of [a, b]) assert.equal(await instance.bus.barrier(), true);
+    });
+    assert.deepEqual(errors, []);
+    for (const [index, warn] of warned.entries()) {
+      const events = warn.mock.calls.map(({ arguments: [entry] }) => entry as { event?: string });
+      const tooLarge = events.filter((entry) => entry.event === 'bus.message_too_large');
+      assert.equal(tooLarge.length, 1, `instance ${index} logged the dropped message once`);
+    }
+    for (const instance of [a, b]) assert.ok(instance.bus.isConnected(), 'still connected');
+
+    assert.equal(await a.service.sendToUser(atB.userId, 'after.huge', { ok: 1 }), 1);
+    const seen = await settleVia(a, [atB]);
+    assert.deepEqual(
+      seen
+        .get(atB)!
+        .map((m) => m.type)
+        .filter((type) => type !== 'connection.established'),
+      ['after.huge'],
+      'the huge one was not delivered; the later send arrived once',
+    );
+    atB.client.close();
   });
 });
 
@@ -280,6 +327,7 @@ describe('cluster bus faults: peers that never answer', () => {
 describe('cluster bus faults: a Redis that is slow to answer', () => {
   const LIMIT = 50;
   const PAUSE_MS = 2000;
+  const ECHO_WAIT_MS = 60_000;
   let redis: RedisServer | undefined;
 
   before(async () => {
@@ -329,8 +377,7 @@ describe('cluster bus faults: a Redis that is slow to answer', () => {
       await sleep(100);
       assert.equal(refused, total - MAX_IN_FLIGHT - LIMIT, 'past both bounds, refused');
       assert.equal(delivered, MAX_IN_FLIGHT + LIMIT, 'a refused send is delivered nowhere');
-      const publisher = (bus as unknown as { publisher: { commandQueue: { length: number } } })
-        .publisher;
+      const { publisher } = internals(bus);
       assert.ok(publisher.commandQueue.length <= MAX_IN_FLIGHT + 1, 'ioredis holds no more');
 
       // Once Redis answers, what waited goes out in order without a reconnect.
@@ -351,6 +398,78 @@ describe('cluster bus faults: a Redis that is slow to answer', () => {
     } finally {
       watcher.disconnect();
       await bus.close();
+    }
+  });
+
+  it(`counts stream sends in the same window: past ${MAX_IN_FLIGHT} scripts in flight and ${LIMIT} waiting, a send rejects with BUS_UNAVAILABLE`, async (t: TestContext) => {
+    if (!requireRedis(t, redis)) return;
+    const namespace = uniqueNamespace('slow-streams');
+    // 10,000 scripts take seconds on a loaded machine: their echoes come late, not never.
+    const bus = new RedisBus({
+      url: redis!.url,
+      namespace,
+      maxBufferedPublishes: LIMIT,
+      requestTimeoutMs: ECHO_WAIT_MS,
+    });
+    const history = new RedisMessageHistory(redis!.url, namespace, {
+      maxMessages: 100_000,
+      maxAgeMs: 60_000,
+    });
+    bus.useHistory(history, { recover: () => Promise.resolve(), overflowed: () => undefined });
+    const watcher = new Redis(redis!.url, { maxRetriesPerRequest: 1 });
+    const seen: string[] = [];
+    watcher.on('message', (_channel: string, raw: string) => {
+      const envelope = JSON.parse(raw) as { kind: string; message?: { id: string } };
+      if (envelope.kind === 'deliver' && envelope.message) seen.push(envelope.message.id);
+    });
+    try {
+      await watcher.subscribe(`${namespace}:bus`);
+      const delivered: string[] = [];
+      bus.subscribe((m) => delivered.push(m.id));
+      await eventually(() => bus.isConnected(), CONNECT_WAIT_MS, 'the bus connected');
+      assert.match(
+        (await redisCommand(redis!.port, `CLIENT PAUSE ${PAUSE_MS} ALL`)) ?? '',
+        /^\+OK/,
+      );
+
+      const total = MAX_IN_FLIGHT + LIMIT + 500;
+      const target: OutboundMessage['target'] = { kind: 'users', userIds: ['streamed'] };
+      const copies = [{ stream: 'user:streamed', target }];
+      const settled: Array<Promise<unknown>> = [];
+      let refused = 0;
+      for (let i = 0; i < total; i++) {
+        const sent = bus.publishInStreams(
+          { ...message(`stream-${i}`, 'slow'), target },
+          copies,
+          history,
+        );
+        settled.push(
+          sent.catch((error: unknown) => {
+            assert.ok(error instanceof RealtimeSendError && error.code === 'BUS_UNAVAILABLE');
+            refused++;
+          }),
+        );
+      }
+      await sleep(100);
+      assert.equal(refused, total - MAX_IN_FLIGHT - LIMIT, 'past both bounds, refused');
+      const { publisher } = internals(bus);
+      assert.ok(publisher.commandQueue.length <= MAX_IN_FLIGHT + 1, 'ioredis holds no more');
+
+      // Once Redis answers, the scripts in flight come back, then what waited goes out.
+      await Promise.all(settled);
+      const accepted = Array.from({ length: MAX_IN_FLIGHT + LIMIT }, (_, i) => `stream-${i}`);
+      await eventually(
+        () => seen.length >= accepted.length && delivered.length >= accepted.length,
+        ECHO_WAIT_MS,
+        'every accepted send reached Redis and was delivered here',
+      );
+      assert.deepEqual(seen, accepted, 'published in the order they were made, each once');
+      assert.deepEqual(delivered, accepted, 'delivered here in that order, each once');
+      assert.equal(bus.isConnected(), true);
+    } finally {
+      watcher.disconnect();
+      await bus.close();
+      await history.close();
     }
   });
 });

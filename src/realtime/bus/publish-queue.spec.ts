@@ -88,6 +88,44 @@ describe('PublishQueue', () => {
     assert.equal(queue.canAccept(true), true);
   });
 
+  it('counts sends made by their caller in the same window, and requeues none of them', async () => {
+    const { sent, answers, send } = controlledSend();
+    let drained = 0;
+    const queue = new PublishQueue<number>(send, 3, () => drained++, 4);
+    const own = controlledSend();
+    const outcomes: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      assert.equal(queue.canSendNow(true), true);
+      queue
+        .sendCounted(() => own.send(100 + i))
+        .then(
+          () => outcomes.push(`sent ${100 + i}`),
+          () => outcomes.push(`failed ${100 + i}`),
+        );
+    }
+    queue.push(0, true);
+    assert.equal(queue.canSendNow(true), false, 'the window is full');
+    for (let i = 1; i < 10; i++) if (queue.canAccept(true)) queue.push(i, true);
+    assert.deepEqual(sent, [0]);
+    assert.equal(queue.size, 3, 'the rest wait');
+
+    // A failure of the queue's own requeues it; the counted ones stay in the window meanwhile.
+    answers[0]!.reject(new Error('connection lost'));
+    await settle();
+    assert.equal(queue.size, 4);
+    assert.equal(queue.canSendNow(true), false);
+    own.answers[0]!.resolve();
+    own.answers[1]!.reject(new Error('connection lost'));
+    await settle();
+    assert.equal(drained, 0, 'one is still in flight');
+    own.answers[2]!.resolve();
+    await settle();
+    assert.equal(drained, 1, 'announced once the last counted one settled');
+    assert.deepEqual(outcomes, ['sent 100', 'failed 101', 'sent 102']);
+    assert.equal(queue.size, 4, 'a counted failure requeued nothing');
+    assert.deepEqual(own.sent, [100, 101, 102]);
+  });
+
   it('while disconnected keeps at most limit and sends nothing', () => {
     const { sent, send } = controlledSend();
     const queue = new PublishQueue<number>(send, 3, undefined, 4);

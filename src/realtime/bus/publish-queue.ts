@@ -1,7 +1,8 @@
 interface InFlight<T> {
-  item: T;
   /** Confirmed sent, or moved back to the queue: its own outcome no longer matters. */
   settled: boolean;
+  /** What goes back to the queue on a failure; none for a send its caller made (sendCounted). */
+  queued?: { item: T };
 }
 
 /** 10,000 unconfirmed 1 KB publishes hold about 10 MB; a burst of thousands still goes out. */
@@ -30,33 +31,55 @@ export class PublishQueue<T> {
     return this.pending.length;
   }
 
+  /** True when a publish made now goes out at once: nothing waits and the window has room. */
+  canSendNow(connected: boolean): boolean {
+    return (
+      connected &&
+      this.pending.length === 0 &&
+      !this.flushing &&
+      this.inFlight.length < this.maxInFlight
+    );
+  }
+
   /** False when a publish could be neither sent now nor kept. */
   canAccept(connected: boolean): boolean {
-    const sendNow =
-      connected && this.pending.length === 0 && this.inFlight.length < this.maxInFlight;
-    return sendNow || this.pending.length < this.limit;
+    return this.canSendNow(connected) || this.pending.length < this.limit;
   }
 
   /** Sends now when nothing is waiting and few are in flight, else queues behind what is. */
   push(item: T, connected: boolean): void {
-    const full = this.inFlight.length >= this.maxInFlight;
-    if (!connected || this.pending.length > 0 || this.flushing || full) {
+    if (!this.canSendNow(connected)) {
       this.pending.push(item);
       return;
     }
-    const entry: InFlight<T> = { item, settled: false };
+    const entry: InFlight<T> = { settled: false, queued: { item } };
     this.inFlight.push(entry);
     this.send(item).then(
       () => {
         entry.settled = true;
-        while (this.inFlight[0]?.settled) this.inFlight.shift();
-        // Flushed only once none is in flight: a failure then cannot requeue ahead of a flush.
-        if (this.inFlight.length === 0 && this.pending.length > 0) this.drained();
+        this.release();
       },
       () => {
         if (!entry.settled) this.requeueInFlight();
       },
     );
+  }
+
+  /**
+   * Sends at once, counted in the same window, a publish whose caller falls back by itself when
+   * it fails (a stream copy, which is delivered here first and queued then, see RedisBus): its
+   * failure requeues nothing. Ask {@link canSendNow} first.
+   */
+  sendCounted<R>(send: () => Promise<R>): Promise<R> {
+    const sent = send();
+    const entry: InFlight<T> = { settled: false };
+    this.inFlight.push(entry);
+    const settle = () => {
+      entry.settled = true;
+      this.release();
+    };
+    sent.then(settle, settle);
+    return sent;
   }
 
   /** Sends what was kept, oldest first; stops at the first failure and keeps the rest. */
@@ -78,17 +101,30 @@ export class PublishQueue<T> {
     return sent;
   }
 
+  /** Frees the window up to the oldest unconfirmed publish. */
+  private release(): void {
+    while (this.inFlight[0]?.settled) this.inFlight.shift();
+    // Flushed only once none is in flight: a failure then cannot requeue ahead of a flush.
+    if (this.inFlight.length === 0 && this.pending.length > 0) this.drained();
+  }
+
   /**
    * On the first failure, every unconfirmed publish goes back to the front of the queue, in the
    * order it was made. Failures do not arrive in order (a publish refused at once can fail before
    * older ones still in flight), so requeueing each on its own failure would reorder them. One
    * that had in fact reached Redis is then sent twice; receivers drop it by message id. The queue
    * then holds at most `maxInFlight + limit`, and refuses new publishes until it is below `limit`.
+   * Counted sends stay in the window until their own outcome: their callers fall back.
    */
   private requeueInFlight(): void {
     const unconfirmed = this.inFlight.filter((entry) => !entry.settled);
-    for (const entry of unconfirmed) entry.settled = true;
-    this.inFlight = [];
-    this.pending.unshift(...unconfirmed.map((entry) => entry.item));
+    const requeued: T[] = [];
+    for (const entry of unconfirmed) {
+      if (!entry.queued) continue;
+      entry.settled = true;
+      requeued.push(entry.queued.item);
+    }
+    this.inFlight = unconfirmed.filter((entry) => !entry.settled);
+    this.pending.unshift(...requeued);
   }
 }

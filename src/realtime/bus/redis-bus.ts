@@ -50,6 +50,13 @@ return { redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf'), gone, added }`;
 /** Characters of a payload that failed to be handled, logged to tell where it came from. */
 const LOGGED_PAYLOAD_CHARS = 80;
 
+/**
+ * Largest message from the channel that is parsed, in characters (each at least one byte). The
+ * instances' own are a frame (maxMessageSize, 64 KiB by default) with its recipients, or an admin
+ * answer; Redis may be shared, and another publisher's larger one would be parsed whole.
+ */
+export const MAX_ENVELOPE_CHARS = 16 * 1024 * 1024;
+
 /** A publish that waits for Redis: an envelope, or a stream send to append and publish then. */
 type QueuedPublish =
   | { payload: string }
@@ -129,8 +136,10 @@ export class RedisBus extends RealtimeBus {
   private recovering = false;
   private recoverAgain = false;
   private recoveryRetry: NodeJS.Timeout | undefined;
-  /** Settles when every stream send made so far was published or fell back (see inOrder). */
+  /** Settles when every stream send made so far was published (and came back) or fell back. */
   private decided: Promise<void> = Promise.resolve();
+  /** Stream sends waiting for their turn to be delivered here and queued (see queueInOrder). */
+  private joiningQueue = 0;
 
   constructor(options: RedisBusOptions) {
     super();
@@ -194,11 +203,10 @@ export class RedisBus extends RealtimeBus {
     if (history !== this.history || this.closed) {
       return super.publishInStreams(message, copies, history);
     }
-    // In an outage, or while what waited for it still goes out: delivered here first, published
-    // later, once and without positions, like any send then (a resume cannot bring it back).
-    if (!this.up || this.queue.size > 0) {
-      return this.inOrder(() => this.publishLocalFirst(message, copies));
-    }
+    // In an outage, while what waited for it still goes out, or while Redis is slow to confirm
+    // what is in flight: delivered here first, published later, once and without positions, like
+    // any send then (a resume cannot bring it back).
+    if (!this.queue.canSendNow(this.up)) return this.queueInOrder(message, copies);
     const counts = await Promise.all(
       copies.map(({ stream, target }) => this.publishCopy({ ...message, target }, stream)),
     );
@@ -206,9 +214,25 @@ export class RedisBus extends RealtimeBus {
   }
 
   /**
-   * Runs `fallback` once every send made before has been published or has fallen back itself:
-   * scripts in flight fail in no particular order when the connection drops, and the sends that
-   * then go the outage way must keep the order they were made in.
+   * Goes the outage way once the sends before it are decided. Refused at once when the queue and
+   * the sends already waiting to join it fill maxBufferedPublishes: behind a slow Redis, they
+   * would otherwise pile up for as long as it is slow.
+   */
+  private queueInOrder(message: OutboundMessage, copies: readonly StreamCopy[]): Promise<number> {
+    if (this.queue.size + this.joiningQueue >= this.options.maxBufferedPublishes) {
+      return Promise.reject(this.busUnavailable(this.queue.size + this.joiningQueue));
+    }
+    this.joiningQueue++;
+    return this.inOrder(() => {
+      this.joiningQueue--;
+      return this.publishLocalFirst(message, copies);
+    });
+  }
+
+  /**
+   * Runs `fallback` once every send made before has been published (and delivered here) or has
+   * fallen back itself: scripts in flight fail in no particular order when the connection drops,
+   * and the sends that then go the outage way must keep the order they were made in.
    */
   private inOrder(
     fallback: () => Promise<number>,
@@ -236,8 +260,12 @@ export class RedisBus extends RealtimeBus {
     const remote = ack ? this.countReplies(ack, waitFor) : undefined;
     // Without the subscription, it reaches this instance's clients when the gap is filled.
     const local = connected ? this.awaitEcho(key) : undefined;
-    const outcome = this.appendAndPublish(message, stream, ack).then(
-      () => true,
+    // Counted in the window of the plain publishes, so that a slow Redis holds a bounded number.
+    const sent = this.queue.sendCounted(() => this.appendAndPublish(message, stream, ack));
+    const outcome = sent.then(
+      // Decided once it came back here too: the script's reply comes before the message does on
+      // the subscription, and a later send that goes the outage way would be delivered here first.
+      () => (local ? local.then(() => true) : true),
       () => {
         // Redis went away: the script may or may not have run; receivers drop a second copy.
         this.echoes.get(key)?.(0);
@@ -339,12 +367,7 @@ export class RedisBus extends RealtimeBus {
     // Publishing needs only the publisher; counting answers needs the subscriber too.
     const canPublish = this.up;
     const connected = this.isConnected();
-    if (!this.queue.canAccept(canPublish)) {
-      throw new RealtimeSendError(
-        'BUS_UNAVAILABLE',
-        `Redis is unreachable or slow and ${this.queue.size} publishes are already waiting; the message was not sent`,
-      );
-    }
+    if (!this.queue.canAccept(canPublish)) throw this.busUnavailable(this.queue.size);
     const local = this.deliver ? this.deliver(message) : 0;
     const waitFor = connected ? this.peers.filter((peer) => !this.silent.has(peer)) : [];
     if (copies) {
@@ -363,6 +386,13 @@ export class RedisBus extends RealtimeBus {
     const payload = this.encode({ kind: 'deliver', origin: this.instanceId, ack, message });
     this.queue.push({ payload }, canPublish);
     return local + (remote ? await remote : 0);
+  }
+
+  private busUnavailable(waiting: number): RealtimeSendError {
+    return new RealtimeSendError(
+      'BUS_UNAVAILABLE',
+      `Redis is unreachable or slow and ${waiting} publishes are already waiting; the message was not sent`,
+    );
   }
 
   onClusterChange(listener: (change: ClusterChange) => void): void {
@@ -648,6 +678,15 @@ export class RedisBus extends RealtimeBus {
 
   private readonly onMessage = (channel: string, payload: string): void => {
     if (channel !== this.channel && channel !== this.inbox) return;
+    if (payload.length > MAX_ENVELOPE_CHARS) {
+      this.logger.warn({
+        event: 'bus.message_too_large',
+        chars: payload.length,
+        limit: MAX_ENVELOPE_CHARS,
+        payload_prefix: payload.slice(0, LOGGED_PAYLOAD_CHARS),
+      });
+      return;
+    }
     // A throw here would escape ioredis's event and end the process: one message is dropped.
     try {
       this.handleMessage(payload);
