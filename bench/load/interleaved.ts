@@ -20,6 +20,10 @@ const WARMUP_PINGS_PER_CLIENT = 100; // as W3's warm-up
 const PING_ROUNDS = 16;
 const PINGS_PER_CLIENT = 20; // 2,000 pings a round, ~0.1 s; CPU read from schedstat (ns)
 const CONNECT_ROUNDS = 16;
+// Not recorded, on both sides first: the companion arrives having made only its C connections,
+// and rates kept rising over the first rounds (raw ws from 3,700 to 12,000-16,000/s in 10 rounds
+// at C = 1,000, the module less), so its early rounds flattered the target's ratio.
+const WARMUP_CONNECT_ROUNDS = 10;
 const CONNECTS_PER_ROUND = 400; // new users each, closed after the round
 const CLOSE_SETTLE_MS = 200; // a round's closes (and offline announcements) end before the next
 
@@ -80,6 +84,16 @@ async function connectRound(
 }
 
 /**
+ * A full GC in both processes, so that both start the rounds with only live data on the heap.
+ * The target arrives from W1 to W3 (up to ~800,000 deliveries) and the companion fresh: without
+ * it, the target's rounds also paid for marking that garbage (a harness run at C = 5,000: 0.92×
+ * connections/s before a prelude of sends on the target, 0.80× after; 0.97× with this GC).
+ */
+async function collectBoth(target: Target, companion: Target): Promise<void> {
+  await Promise.all([target.memory(), companion.memory()]);
+}
+
+/**
  * Starts the raw-ws companion with one connection per identity and warms its pings up as W3
  * did the target's; then alternates ping rounds, then connect rounds (tokens minted before).
  * `pingers` are the target's W3 clients.
@@ -102,18 +116,26 @@ export async function interleaved(
     );
     const companionPingers = sockets.slice(0, PING_CLIENTS);
     await pingEach(companionPingers, WARMUP_PINGS_PER_CLIENT);
+    await collectBoth(target, companion);
     const [pingCpu, pingP50] = await alternate(target, companion, PING_ROUNDS, (t) =>
       pingRound(t, t === target ? pingers : companionPingers, PINGS_PER_CLIENT),
     );
     // The same new users on both sides of a round: each target sees them for the first time.
-    const newcomers = Array.from({ length: CONNECT_ROUNDS }, (_, r) =>
-      Array.from({ length: CONNECTS_PER_ROUND }, (_, i) => {
-        const user = `bench-round-${r}-${i}`;
-        return { index: i, user, token: jwt({ sub: user }) };
-      }),
+    const newcomers = (kind: string, rounds: number) =>
+      Array.from({ length: rounds }, (_, r) =>
+        Array.from({ length: CONNECTS_PER_ROUND }, (_, i) => {
+          const user = `bench-${kind}-${r}-${i}`;
+          return { index: i, user, token: jwt({ sub: user }) };
+        }),
+      );
+    const warmUp = newcomers('warm-up', WARMUP_CONNECT_ROUNDS);
+    await alternate(target, companion, WARMUP_CONNECT_ROUNDS, (t, r) =>
+      connectRound(t, warmUp[r]!, connectWindow),
     );
+    const measured = newcomers('round', CONNECT_ROUNDS);
+    await collectBoth(target, companion);
     const [connectRate, connectCpu] = await alternate(target, companion, CONNECT_ROUNDS, (t, r) =>
-      connectRound(t, newcomers[r]!, connectWindow),
+      connectRound(t, measured[r]!, connectWindow),
     );
     return {
       pingCpu: pingCpu!,
