@@ -84,10 +84,12 @@ async function connectRound(
 }
 
 /**
- * A full GC in both processes, so that both start the rounds with only live data on the heap.
- * The target arrives from W1 to W3 (up to ~800,000 deliveries) and the companion fresh: without
- * it, the target's rounds also paid for marking that garbage (a harness run at C = 5,000: 0.92×
- * connections/s before a prelude of sends on the target, 0.80× after; 0.97× with this GC).
+ * A full GC in both processes before the connect rounds, so that both start them with only live
+ * data on the heap. The target arrives from W1 to W3 (up to ~800,000 deliveries) and the
+ * companion fresh: without it, the target's rounds also paid for marking that garbage (a harness
+ * run at C = 5,000: 0.92× connections/s before a prelude of sends on the target, 0.80× after;
+ * 0.97× with this GC). Not before the ping rounds: there it moved nothing beyond the noise
+ * (CPU per ping 1.35-1.40× with it, 1.29-1.31× without, C = 1,000, two runs each).
  */
 async function collectBoth(target: Target, companion: Target): Promise<void> {
   await Promise.all([target.memory(), companion.memory()]);
@@ -116,7 +118,6 @@ export async function interleaved(
     );
     const companionPingers = sockets.slice(0, PING_CLIENTS);
     await pingEach(companionPingers, WARMUP_PINGS_PER_CLIENT);
-    await collectBoth(target, companion);
     const [pingCpu, pingP50] = await alternate(target, companion, PING_ROUNDS, (t) =>
       pingRound(t, t === target ? pingers : companionPingers, PINGS_PER_CLIENT),
     );
