@@ -341,6 +341,17 @@ describe('admin API: GET /ws/connections', () => {
     );
   });
 
+  it('bounds ?user_id= as token verification bounds sub: 256 UTF-16 code units', async () => {
+    const admin = server.adminToken();
+    const get = (userId: string) =>
+      server.http('GET', `/ws/connections?user_id=${encodeURIComponent(userId)}`, admin);
+    // 😀 counts 2: 128 of them are the longest id; a filter for it is a filter.
+    assert.equal(success(await get('😀'.repeat(128))).total, 0);
+    for (const userId of ['😀'.repeat(129), 'u'.repeat(257), 'a\nb', 'a\u0000b']) {
+      assert.match(failure(await get(userId), 400), /user_id must/, JSON.stringify(userId));
+    }
+  });
+
   for (const query of [
     'limit=0',
     'limit=abc',
@@ -668,6 +679,47 @@ describe('admin API: POST /ws/broadcast', () => {
         room,
       );
     }
+  });
+
+  it('bounds target.event and target.users as RealtimeService does', async () => {
+    const post = (body: unknown) => server.http('POST', '/ws/broadcast', server.adminToken(), body);
+    // target.event: a name a client can subscribe to, 1 to 200 printable ASCII characters.
+    const longestEvent = 'e'.repeat(200);
+    const toEvent = await broadcast({ type: 'ev', data: {}, target: { event: longestEvent } });
+    assert.equal(toEvent.connections_reached, 0);
+    const eventAnswer = failure(
+      await post({ type: 'x', data: {}, target: { event: `${longestEvent}e` } }),
+      400,
+    );
+    assert.match(eventAnswer, /event must be 1 to 200 printable ASCII characters, no spaces/);
+    for (const event of ['a b', 'café', 'a\nb', '😀']) {
+      const answer = failure(await post({ type: 'x', data: {}, target: { event } }), 400);
+      assert.equal(answer, eventAnswer, event);
+    }
+
+    // target.users: entries bounded as a token's sub is, in UTF-16 code units (😀 counts 2).
+    const longestUser = '😀'.repeat(128);
+    const longClient = await pool.open(longestUser);
+    const toUser = await broadcast({ type: 'u', data: {}, target: { users: [longestUser] } });
+    assert.equal(toUser.connections_reached, 1);
+    assert.equal((await drain(longClient)).filter((m) => m.id === toUser.message_id).length, 1);
+    for (const users of [
+      ['u'.repeat(257)],
+      ['carol', `${longestUser}x`],
+      ['carol', ''],
+      ['a\nb'],
+      ['\ud800'],
+    ]) {
+      const answer = failure(await post({ type: 'x', data: {}, target: { users } }), 400);
+      const index = users.length - 1;
+      assert.match(answer, new RegExp(`users\\[${index}\\] must`), JSON.stringify(users));
+    }
+    // target.room: printable text, as joinRoom accepts.
+    for (const room of ['a\u0000b', 'x\udc00']) {
+      const answer = failure(await post({ type: 'x', data: {}, target: { room } }), 400);
+      assert.match(answer, /room must not contain control characters or lone surrogates/);
+    }
+    longClient.close();
   });
 
   it('delivered none of the refused broadcasts', async () => {

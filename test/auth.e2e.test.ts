@@ -193,6 +193,18 @@ describe('auth: token sources and verification (HS256)', () => {
     assert.deepEqual(await expectRefused(server.wsUrl, empty), UNAUTHORIZED);
   });
 
+  it('accepts a sub the service can reach, and closes with 4001 one it could not', async () => {
+    // RealtimeService and the admin API refuse such user ids: they must not connect either.
+    for (const sub of ['u'.repeat(256), '\u{1F600}'.repeat(128), 'Zoë 42']) {
+      const token = remember(hs256Token({ sub, exp: nowSeconds() + 3600 }, TEST_SECRET));
+      assert.equal(await expectAccepted(server.wsUrl, token), sub);
+    }
+    for (const sub of ['u'.repeat(257), 'a\u0000b', 'line\nbreak', 'a\u007f', 'lone\ud800']) {
+      const token = remember(hs256Token({ sub, exp: nowSeconds() + 3600 }, TEST_SECRET));
+      assert.deepEqual(await expectRefused(server.wsUrl, token), UNAUTHORIZED, JSON.stringify(sub));
+    }
+  });
+
   it('refuses an unknown upgrade path with 404 instead of hanging', async () => {
     const root = server.wsUrl.replace(/\/ws$/, '');
     const token = server.token('u1');

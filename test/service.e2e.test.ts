@@ -28,7 +28,13 @@ describe('RealtimeService', () => {
   let users = 0;
   const open: TestClient[] = [];
   before(async () => {
-    server = await startTestApp({ realtime: { maxRoomSize: MAX_ROOM_SIZE } });
+    server = await startTestApp({
+      realtime: {
+        maxRoomSize: MAX_ROOM_SIZE,
+        // Lets the name-limit tests subscribe to names of any length (the DTO still bounds them).
+        subscriptionAuthorizer: (name) => name.startsWith('long.'),
+      },
+    });
     service = server.app.get(RealtimeService);
   });
   after(async () => {
@@ -432,6 +438,144 @@ describe('RealtimeService', () => {
       [],
     );
     await assertNotReceived(client, u, 'room.msg', (data) => data.longest !== true);
+    closeAll(client);
+  });
+
+  /** Checks a RealtimeSendError INVALID_MESSAGE_FORMAT whose message matches `pattern`. */
+  function invalidFormat(pattern: RegExp): (error: unknown) => boolean {
+    return (error) => {
+      assert.ok(error instanceof RealtimeSendError, String(error));
+      assert.equal(error.code, 'INVALID_MESSAGE_FORMAT');
+      assert.match(error.message, pattern);
+      return true;
+    };
+  }
+
+  it('bounds event targets as subscribe bounds names: 1 to 200 printable ASCII', async () => {
+    const u = user();
+    const client = await connect(u);
+    // 200 characters: the longest name a client can subscribe to, so the longest event target.
+    const longest = `long.${'e'.repeat(195)}`;
+    const ack = await client.request({ type: 'subscribe', data: { events: [longest] } });
+    assert.deepEqual(ack.data.events, [longest]);
+    const refused = await client.request({
+      type: 'subscribe',
+      data: { events: [`${longest}e`] },
+    });
+    assert.equal(refused.data.code, 'INVALID_MESSAGE_FORMAT', 'subscribe refuses 201 too');
+    assert.equal(await service.publish('long.msg', { n: 1 }, { kind: 'event', event: longest }), 1);
+    assert.equal((await client.next('long.msg')).data.n, 1);
+
+    const badEvent = invalidFormat(/^event must be 1 to 200 printable ASCII characters, no spaces/);
+    // Names no subscription can have: they would reach nobody, silently.
+    const bad = ['', `${longest}e`, 'long.a b', 'long.café', 'long.a\nb', 42 as unknown as string];
+    for (const event of bad) {
+      await assert.rejects(service.publish('long.msg', {}, { kind: 'event', event }), badEvent);
+      await assert.rejects(
+        service.publishMessage('long.msg', {}, { kind: 'event', event }),
+        badEvent,
+      );
+      await assert.rejects(service.sendToEvent(event, {}), badEvent);
+    }
+    await assertNotReceived(client, u, 'long.msg', (data) => data.n !== 1);
+    closeAll(client);
+  });
+
+  it('sendToEvent refuses an event name longer than a type (100) with a clear error', async () => {
+    const client = await connect(user());
+    const longestType = `long.${'t'.repeat(95)}`;
+    const over = `${longestType}t`;
+    await client.request({ type: 'subscribe', data: { events: [longestType, over] } });
+    assert.equal(await service.sendToEvent(longestType, { n: 1 }), 1);
+    assert.equal((await client.next(longestType)).data.n, 1);
+    await assert.rejects(
+      service.sendToEvent(over, { n: 2 }),
+      invalidFormat(/^sendToEvent sends the event name as the type: at most 100 UTF-16 code units/),
+    );
+    // Still reachable, with a type of its own.
+    assert.equal(await service.publish('long.short', { n: 3 }, { kind: 'event', event: over }), 1);
+    assert.equal((await client.next('long.short')).data.n, 3);
+    assert.equal(client.ofType(over).length, 0);
+    closeAll(client);
+  });
+
+  it('bounds user ids as token verification bounds sub: 1 to 256 UTF-16 code units', async () => {
+    // 256 code units, the longest sub a token may carry: 😀 counts 2.
+    for (const longest of ['u'.repeat(256), '😀'.repeat(128)]) {
+      const client = await connect(longest);
+      assert.equal(await service.sendToUser(longest, 'long.user', { n: 1 }), 1);
+      assert.equal((await client.next('long.user')).data.n, 1);
+      assert.equal(service.joinRoom('room-long-user', { userId: longest }), 1);
+      assert.equal(service.leaveRoom('room-long-user', { userId: longest }), 1);
+      assert.equal(await service.isUserConnected(longest), true);
+      assert.equal(service.disconnectUser(longest), 1);
+      await client.waitClose();
+    }
+    // One more, and the token is refused at connect...
+    const refused = TestClient.connect(server.wsUrl, server.token('u'.repeat(257)));
+    open.push(refused);
+    assert.equal((await refused.waitClose()).code, 4001);
+
+    // ...and every service method that names a user refuses it: no user can have that id.
+    const badUser = invalidFormat(
+      /^(user id|userIds\[1\]|exceptUserId) must be a string of 1 to 256 UTF-16 code units/,
+    );
+    const bad = ['', 'u'.repeat(257), `${'😀'.repeat(128)}x`, 42 as unknown as string];
+    for (const userId of bad) {
+      await assert.rejects(service.sendToUser(userId, 'long.user', {}), badUser);
+      await assert.rejects(service.sendToUsers(['ok', userId], 'long.user', {}), badUser);
+      await assert.rejects(
+        service.publish('long.user', {}, { kind: 'users', userIds: [userId] }),
+        badUser,
+      );
+      await assert.rejects(service.broadcast('long.user', {}, { exceptUserId: userId }), badUser);
+      await assert.rejects(service.sendUploadProgress(userId, 'up1', 1), badUser);
+      assert.throws(() => service.joinRoom('room-bad-user', { userId }), badUser);
+      assert.throws(() => service.leaveRoom('room-bad-user', { userId }), badUser);
+      await assert.rejects(service.isUserConnected(userId), badUser);
+      assert.throws(() => service.disconnectUser(userId), badUser);
+    }
+  });
+
+  it('refuses control characters and lone surrogates in room names and user ids', async () => {
+    const u = user();
+    const client = await connect(u);
+    // Printable Unicode is fine: accents, spaces, an emoji (a surrogate pair).
+    const printable = 'Zoë 😀 room';
+    assert.equal(service.joinRoom(printable, { userId: u }), 1);
+    assert.equal(await service.sendToRoom(printable, 'room.ok', { n: 1 }), 1);
+    assert.equal((await client.next('room.ok')).data.n, 1);
+    assert.equal(service.leaveRoom(printable, { userId: u }), 1);
+
+    const badRoom = invalidFormat(/^room must not contain control characters or lone surrogates/);
+    const badUser = invalidFormat(
+      /^user id must not contain control characters or lone surrogates/,
+    );
+    const half = '😀'.slice(0, 1);
+    const bad = [
+      'a\u0000b',
+      'a\nb',
+      'tab\t',
+      '\u001b[31m',
+      'del\u007f',
+      '\ud800',
+      'x\udc00',
+      `${half}x`,
+    ];
+    for (const name of bad) {
+      assert.throws(() => service.joinRoom(name, { userId: u }), badRoom);
+      assert.throws(() => service.leaveRoom(name, { userId: u }), badRoom);
+      await assert.rejects(service.sendToRoom(name, 'room.bad', {}), badRoom);
+      await assert.rejects(service.getRoomMembers(name), badRoom);
+      await assert.rejects(service.sendToUser(name, 'room.bad', {}), badUser);
+      assert.throws(() => service.joinRoom('room-ok', { userId: name }), badUser);
+    }
+    const rooms = Object.keys(server.app.get(ConnectionRegistry).roomCounts());
+    assert.deepEqual(
+      rooms.filter((room) => bad.includes(room)),
+      [],
+    );
+    await assertNotReceived(client, u, 'room.bad');
     closeAll(client);
   });
 

@@ -16,7 +16,12 @@ export {
   type RoomMember,
 } from './realtime.service.js';
 export { RealtimeSendError } from './realtime-send.error.js';
-export { MAX_ROOM_NAME_LENGTH } from './name-limits.js';
+export {
+  EVENT_NAME_PATTERN,
+  MAX_EVENT_NAME_LENGTH,
+  MAX_ROOM_NAME_LENGTH,
+  MAX_USER_ID_LENGTH,
+} from './name-limits.js';
 export type {
   ConnectionClosedEvent,
   ConnectionOpenedEvent,

@@ -24,7 +24,7 @@ import {
 } from './realtime-events.js';
 import { isoNow } from './gateway/iso-clock.js';
 import { RealtimeSendError } from './realtime-send.error.js';
-import { MAX_ROOM_NAME_LENGTH, nameProblem } from './name-limits.js';
+import { EVENT_RULE, nameProblem, ROOM_RULE, TYPE_RULE, USER_ID_RULE } from './name-limits.js';
 import { PresenceStore } from './presence/presence-store.js';
 import { MessageHistory } from './recovery/message-history.js';
 import { positionOverhead } from './recovery/positioned-frame.js';
@@ -115,8 +115,25 @@ export class RealtimeService implements OnModuleInit {
     return this.publish(type, data, { kind: 'users', userIds: [...userIds] });
   }
 
-  /** Sends to every connection subscribed to `event`; the message type is the event name. */
+  /**
+   * Sends to every connection subscribed to `event`; the message type is the event name, so the
+   * name must also be a type (at most MAX_TYPE_LENGTH): for a longer one, use {@link publish}.
+   */
   sendToEvent(event: string, data: MessageData): Promise<number> {
+    // A type is bounded tighter (100) than an event name (200): say that, rather than "type must
+    // be..." about a name the caller passed as an event.
+    if (
+      typeof event === 'string' &&
+      event.length > MAX_TYPE_LENGTH &&
+      nameProblem(EVENT_RULE, event) === undefined
+    ) {
+      return Promise.reject(
+        new RealtimeSendError(
+          'INVALID_MESSAGE_FORMAT',
+          `sendToEvent sends the event name as the type: at most ${MAX_TYPE_LENGTH} UTF-16 code units, and this name has ${event.length}; use publish(type, data, { kind: 'event', event }) with a shorter type`,
+        ),
+      );
+    }
     return this.publish(event, data, { kind: 'event', event });
   }
 
@@ -145,7 +162,8 @@ export class RealtimeService implements OnModuleInit {
 
   /**
    * Like {@link publish}, and also tells the message id. Throws {@link RealtimeSendError} for a
-   * bad type, room name or data, or a message over `maxMessageSize` (which is then not sent).
+   * bad type, target (room name, event name, user id) or data, or a message over
+   * `maxMessageSize` (which is then not sent).
    */
   publishMessage(
     type: string,
@@ -179,9 +197,9 @@ export class RealtimeService implements OnModuleInit {
     target: DeliveryTarget,
     source: string | undefined,
   ): { id: string; frame: string; streams: StreamTarget[] } {
-    const badType = nameProblem('type', type, MAX_TYPE_LENGTH);
-    if (badType !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', badType);
-    if (target.kind === 'room') checkRoom(target.room);
+    // The target first: sendToEvent('') is about its event, though that is its type too.
+    const problem = targetProblem(target) ?? nameProblem(TYPE_RULE, type);
+    if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
     const notAnObject = whyNotAJsonObject(data);
     if (notAnObject !== undefined)
       throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', notAnObject);
@@ -214,7 +232,7 @@ export class RealtimeService implements OnModuleInit {
   }
 
   // Rooms: every method throws (or rejects with) RealtimeSendError INVALID_MESSAGE_FORMAT for a
-  // room name that is not 1 to MAX_ROOM_NAME_LENGTH UTF-16 code units.
+  // room name or user id that none can have (ROOM_RULE, USER_ID_RULE).
 
   /**
    * Adds a user (all their connections, now and while they stay connected) or one connection;
@@ -222,8 +240,10 @@ export class RealtimeService implements OnModuleInit {
    */
   joinRoom(room: string, member: RoomMember): number {
     checkRoom(room);
-    if ('userId' in member)
+    if ('userId' in member) {
+      checkUserId(member.userId);
       return this.registry.joinUser(member.userId, room, this.options.maxRoomSize);
+    }
     const connection = this.registry.get(member.connectionId);
     if (!connection) return 0;
     const before = connection.rooms.size;
@@ -233,7 +253,10 @@ export class RealtimeService implements OnModuleInit {
 
   leaveRoom(room: string, member: RoomMember): number {
     checkRoom(room);
-    if ('userId' in member) return this.registry.leaveUser(member.userId, room);
+    if ('userId' in member) {
+      checkUserId(member.userId);
+      return this.registry.leaveUser(member.userId, room);
+    }
     const connection = this.registry.get(member.connectionId);
     return connection && this.registry.leave(connection, room) ? 1 : 0;
   }
@@ -255,9 +278,11 @@ export class RealtimeService implements OnModuleInit {
     return (await this.getRoomMembers(room)).connectionIds.length;
   }
 
-  // Presence, across every instance
+  // Presence, across every instance. Like every method that names a user, these refuse an id no
+  // user can have (USER_ID_RULE) with RealtimeSendError INVALID_MESSAGE_FORMAT.
 
   async isUserConnected(userId: string): Promise<boolean> {
+    checkUserId(userId);
     return this.registry.ofUser(userId).size > 0 || this.presence.isOnline(userId);
   }
 
@@ -283,6 +308,7 @@ export class RealtimeService implements OnModuleInit {
     code: number = CloseCode.DISCONNECTED_BY_ADMIN,
     reason: string = CloseReason.DISCONNECTED_BY_ADMIN,
   ): number {
+    checkUserId(userId);
     const connections = [...this.registry.ofUser(userId)];
     for (const connection of connections) this.closer.close(connection, code, reason);
     return connections.length;
@@ -383,10 +409,48 @@ export class RealtimeService implements OnModuleInit {
   }
 }
 
-/** Throws for a room name no room may have (1 to MAX_ROOM_NAME_LENGTH UTF-16 code units). */
+/** Throws for a room name no room may have (ROOM_RULE). */
 function checkRoom(room: unknown): void {
-  const problem = nameProblem('room', room, MAX_ROOM_NAME_LENGTH);
+  const problem = nameProblem(ROOM_RULE, room);
   if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
+}
+
+/** Throws for a user id no user may have (USER_ID_RULE: what token verification takes as sub). */
+function checkUserId(userId: unknown): void {
+  const problem = nameProblem(USER_ID_RULE, userId);
+  if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
+}
+
+/**
+ * Why a send could reach nobody by construction, if so: a room, event or user no connection can
+ * be in, subscribe to or be (an event target must be a name `subscribe` accepts).
+ */
+function targetProblem(target: DeliveryTarget): string | undefined {
+  switch (target.kind) {
+    case 'room':
+      return nameProblem(ROOM_RULE, target.room);
+    case 'event':
+      return nameProblem(EVENT_RULE, target.event);
+    case 'users': {
+      const { userIds } = target;
+      if (!Array.isArray(userIds)) return 'userIds must be an array of user ids';
+      for (let i = 0; i < userIds.length; i++) {
+        const problem = nameProblem(
+          USER_ID_RULE,
+          userIds[i],
+          userIds.length === 1 ? undefined : `userIds[${i}]`,
+        );
+        if (problem !== undefined) return problem;
+      }
+      return undefined;
+    }
+    case 'all':
+      return target.exceptUserId === undefined
+        ? undefined
+        : nameProblem(USER_ID_RULE, target.exceptUserId, 'exceptUserId');
+    case 'connection':
+      return undefined;
+  }
 }
 
 function percentage(value: number): number {

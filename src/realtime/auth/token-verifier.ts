@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { nameProblem, USER_ID_RULE } from '../name-limits.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
 import { HmacFastVerifier } from './hmac-fast-verifier.js';
 import type { RealtimePrincipal } from './realtime-principal.js';
@@ -56,7 +57,10 @@ export class TokenVerifier {
       }
     }
     const userId = normalizeSubject(claims.sub);
-    if (userId === undefined) return { ok: false, expired: false, reason: 'missing sub claim' };
+    if (userId === undefined) {
+      const reason = claims.sub === undefined ? 'missing sub claim' : 'invalid sub claim';
+      return { ok: false, expired: false, reason };
+    }
     const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
     const toleranceMs = this.options.jwt.clockToleranceSeconds * 1000;
     return {
@@ -71,8 +75,11 @@ export class TokenVerifier {
   }
 }
 
+// The user id RealtimeService and the admin API accept (USER_ID_RULE): a user it would refuse to
+// reach (a control character, a lone surrogate, over 256 UTF-16 units) does not connect at all.
 function normalizeSubject(sub: unknown): string | undefined {
-  if (typeof sub === 'string' && sub.length > 0 && sub.length <= 256) return sub;
+  if (typeof sub === 'string')
+    return nameProblem(USER_ID_RULE, sub) === undefined ? sub : undefined;
   if (typeof sub === 'number' && Number.isFinite(sub)) return String(sub);
   return undefined;
 }

@@ -3,43 +3,37 @@ import {
   ArrayMaxSize,
   ArrayMinSize,
   IsArray,
-  IsNotEmpty,
   IsObject,
-  IsString,
-  MaxLength,
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
-import { MAX_TYPE_LENGTH } from '../../../protocol/index.js';
-import { MAX_ROOM_NAME_LENGTH } from '../../name-limits.js';
-import { IsBoundedName } from './bounded-name.js';
+import { EVENT_RULE, ROOM_RULE, TYPE_RULE, USER_ID_RULE } from '../../name-limits.js';
+import { IsName } from './bounded-name.js';
 
 /** Validated unless left out: `null` is an invalid value, not "no target" (which means everyone). */
 const present = (_: object, value: unknown): boolean => value !== undefined;
 
+// Every name has the rule RealtimeService applies (name-limits.ts), which would otherwise refuse
+// what passed a looser check here: user ids as a token's sub, events as subscribe takes them.
 export class BroadcastTargetDto {
   @ValidateIf(present)
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(10_000)
-  @IsString({ each: true })
-  @MaxLength(256, { each: true })
+  @IsName(USER_ID_RULE, { each: true })
   users?: string[];
 
   @ValidateIf(present)
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(200)
+  @IsName(EVENT_RULE)
   event?: string;
 
-  // The bounds and unit of RealtimeService, which would refuse what passed a looser check here.
   @ValidateIf(present)
-  @IsBoundedName(MAX_ROOM_NAME_LENGTH)
+  @IsName(ROOM_RULE)
   room?: string;
 }
 
 export class BroadcastDto {
-  @IsBoundedName(MAX_TYPE_LENGTH)
+  @IsName(TYPE_RULE)
   type!: string;
 
   @IsObject()

@@ -1,12 +1,14 @@
 import { Transform, Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { USER_ID_RULE } from '../../name-limits.js';
+import { IsName } from './bounded-name.js';
 
 export class ConnectionsQueryDto {
   // `?user_id=` (empty) means no filter, as forms send it.
   @Transform(({ value }: { value: unknown }) => (value === '' ? undefined : value))
   @IsOptional()
-  @IsString()
-  @MaxLength(256)
+  // An id no user can have is a mistake, not a filter that matches nobody.
+  @IsName(USER_ID_RULE)
   user_id?: string;
 
   @IsOptional()
