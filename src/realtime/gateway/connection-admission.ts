@@ -111,6 +111,8 @@ export class ConnectionAdmission {
       performance.timeOrigin + performance.now(),
     );
     attachConnection(socket, connection);
+    // Until the socket server writes connection.established, frames to it wait (SocketWriter).
+    connection.awaitingEstablished = true;
     connection.resumeOpen = this.options.history !== false;
     this.registry.add(connection, this.options.maxRoomSize);
     this.expiry.add(connection);

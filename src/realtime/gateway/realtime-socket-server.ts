@@ -153,7 +153,7 @@ export class RealtimeSocketServer {
     socket.on('ping', onLivenessFrame);
     socket.on('close', this.onClose);
     this.gateways?.connect(socket, request, connection);
-    this.writer.sendJson(connection, 'connection.established', this.establishedJson(connection));
+    this.writer.sendEstablished(connection, this.establishedJson(connection));
   }
 
   /** ConnectionEstablishedData as JSON; its `features` and `limits` are encoded once. */

@@ -44,6 +44,7 @@ export class SocketWriter {
   write(connection: RealtimeConnection, frame: Buffer, coalesce = false): boolean {
     const { socket } = connection;
     if (connection.closing || socket.readyState !== WebSocket.OPEN) return false;
+    if (connection.awaitingEstablished) return this.hold(connection, frame);
     if (this.overflows(connection, frame)) {
       // Frames held back by the cork are not the peer's fault: hand them to the kernel, then judge.
       uncork(connection);
@@ -59,6 +60,32 @@ export class SocketWriter {
     connection.bytesOut += frame.length;
     this.metrics.messagesOut++;
     this.metrics.bytesOut += frame.length;
+    return true;
+  }
+
+  /**
+   * Writes `connection.established`, then what was sent to the connection before it, in order:
+   * a host's `connectionOpened$` observer or gateway `handleConnection` runs before it is built.
+   */
+  sendEstablished(connection: RealtimeConnection, dataJson: string): boolean {
+    connection.awaitingEstablished = false;
+    const held = connection.held;
+    connection.held = undefined;
+    const sent = this.sendJson(connection, 'connection.established', dataJson);
+    if (sent && held) for (const frame of held.frames) this.write(connection, frame);
+    return sent;
+  }
+
+  /** Keeps a frame until `connection.established` is written; bounded as the send buffer is. */
+  private hold(connection: RealtimeConnection, frame: Buffer): boolean {
+    const held = (connection.held ??= { frames: [], bytes: 0 });
+    held.bytes += frame.length;
+    if (held.bytes > this.options.maxBufferedBytes) {
+      connection.held = undefined;
+      this.closer.close(connection, CloseCode.SLOW_CONSUMER, CloseReason.SLOW_CONSUMER);
+      return false;
+    }
+    held.frames.push(frame);
     return true;
   }
 

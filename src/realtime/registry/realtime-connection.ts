@@ -25,6 +25,13 @@ export class RealtimeConnection {
   corked = false;
   /** Set once a close has started: nothing more is written to the socket. */
   closing = false;
+  /**
+   * True from admission until `connection.established` is written: frames sent meanwhile (by a
+   * host's connect hooks) are held in `held`, so that it stays the first message (PROTOCOL.md).
+   */
+  awaitingEstablished = false;
+  /** Frames held while awaiting `connection.established`, in order; made on first use. */
+  held: { frames: Buffer[]; bytes: number } | undefined;
   /** Messages received and not yet fully handled; they are handled one at a time, in order. */
   pending = 0;
   /** Completion of the last message in handling. */
