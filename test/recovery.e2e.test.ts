@@ -390,7 +390,7 @@ describe('recovery: resume window, pacing, and history off', () => {
     }
   });
 
-  it('with history: false, sends carry no position and resume is refused', async () => {
+  it('with history: false, sends carry no position and resume recovers nothing', async () => {
     const server = await startTestApp({ realtime: { history: false } });
     try {
       const service = server.app.get(RealtimeService);
@@ -403,8 +403,12 @@ describe('recovery: resume window, pacing, and history off', () => {
         type: 'resume',
         data: { positions: [{ stream: 'all', offset: '1', epoch: 'e' }] },
       });
-      assert.equal(reply.type, 'error');
-      assert.equal(reply.data.code, 'INVALID_MESSAGE_TYPE');
+      // A section-4 type is answered: nothing recovered, so the client reloads its state.
+      assert.equal(reply.type, 'resume.result');
+      assert.deepEqual(reply.data, {
+        recovered: false,
+        streams: [{ stream: 'all', recovered: false, replayed: 0, reason: 'no_history' }],
+      });
       client.close();
     } finally {
       await server.close();

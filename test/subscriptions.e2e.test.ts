@@ -266,7 +266,11 @@ describe('built-in handlers (PROTOCOL 4)', () => {
     assert.deepEqual(ack.data, { events: ['file.ready'] });
     const again = await client.request({ type: 'unsubscribe', data: { events: ['file.ready'] } });
     assert.deepEqual(again.data, { events: [] });
-    const bad = await client.request({ type: 'unsubscribe', data: { events: [] } });
+    // PROTOCOL 4 bounds subscribe (1..50 names), not unsubscribe: an empty list is acknowledged.
+    const none = await client.request({ type: 'unsubscribe', data: { events: [] } });
+    assert.equal(none.type, 'unsubscription.acknowledged');
+    assert.deepEqual(none.data, { events: [] });
+    const bad = await client.request({ type: 'unsubscribe', data: { events: 'file.ready' } });
     assert.equal(bad.data.code, 'INVALID_MESSAGE_FORMAT');
     client.close();
   });

@@ -92,9 +92,18 @@ describe('parseClientMessage', () => {
     }
   });
 
-  it(`accepts a type of ${MAX_TYPE_LENGTH} characters and refuses a longer one`, () => {
+  it(`accepts a type of ${MAX_TYPE_LENGTH} characters and refuses a longer one as unknown`, () => {
     accepted(JSON.stringify({ type: 't'.repeat(MAX_TYPE_LENGTH) }));
-    refused(JSON.stringify({ type: 't'.repeat(MAX_TYPE_LENGTH + 1) }), /"type"/);
+    // A string type not in section 4: INVALID_MESSAGE_TYPE, with the message's id to answer.
+    const result = parseClientMessage(
+      JSON.stringify({ type: 't'.repeat(MAX_TYPE_LENGTH + 1), id: 'long-1' }),
+    );
+    assert.deepEqual(result, {
+      ok: false,
+      code: 'INVALID_MESSAGE_TYPE',
+      message: `Unknown message type (longer than ${MAX_TYPE_LENGTH} characters)`,
+      id: 'long-1',
+    });
   });
 
   it('refuses data that is not an object', () => {

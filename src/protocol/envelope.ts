@@ -80,13 +80,12 @@ export function isJsonObject(value: unknown): value is JsonObject {
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-function invalid(message: string, id?: string): ParseResult {
-  return {
-    ok: false,
-    code: 'INVALID_MESSAGE_FORMAT',
-    message,
-    ...(id === undefined ? {} : { id }),
-  };
+function invalid(
+  message: string,
+  id?: string,
+  code: ErrorCode = 'INVALID_MESSAGE_FORMAT',
+): ParseResult {
+  return { ok: false, code, message, ...(id === undefined ? {} : { id }) };
 }
 
 function isValidId(id: unknown): id is string {
@@ -118,7 +117,13 @@ export function parseClientMessage(text: string): ParseResult {
     return invalid('Message needs a string "type"', id);
   }
   if (type.length > MAX_TYPE_LENGTH) {
-    return invalid(`"type" is longer than ${MAX_TYPE_LENGTH}`, id);
+    // A string type, just not one of section 4: INVALID_MESSAGE_TYPE, as for any unknown type
+    // (PROTOCOL.md section 6); refused here so that it is neither echoed nor looked up.
+    return invalid(
+      `Unknown message type (longer than ${MAX_TYPE_LENGTH} characters)`,
+      id,
+      'INVALID_MESSAGE_TYPE',
+    );
   }
   if (data !== undefined && !isJsonObject(data)) return invalid('"data" must be an object', id);
   if (timestamp !== undefined && typeof timestamp !== 'string') {

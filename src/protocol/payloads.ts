@@ -126,6 +126,8 @@ export interface StreamResyncData {
  * - `epoch_changed`: the history was lost (for example a restart of the store);
  * - `gap_too_old`: older messages were already dropped from the history (age or count);
  * - `not_visible`: the stream is not one this connection may read (subscribe first);
- * - `too_late`: the resume came after the resume window of the connection.
+ * - `too_late`: the resume came after the resume window of the connection;
+ * - `no_history`: the server keeps no message history (`history: false`), so nothing can be replayed.
  */
-export type ResumeFailure = 'epoch_changed' | 'gap_too_old' | 'not_visible' | 'too_late';
+export type ResumeFailure =
+  'epoch_changed' | 'gap_too_old' | 'not_visible' | 'too_late' | 'no_history';

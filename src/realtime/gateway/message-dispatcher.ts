@@ -8,6 +8,8 @@ import {
   isJsonObject,
   parseClientMessage,
   type ClientEnvelope,
+  type ErrorData,
+  type JsonObject,
 } from '../../protocol/index.js';
 import { isExpired } from '../auth/realtime-principal.js';
 import { RealtimeEvents } from '../realtime-events.js';
@@ -21,6 +23,12 @@ import { toHandlerFailure } from './realtime-exception.filter.js';
 import { SocketWriter } from './socket-writer.js';
 import { settleHandlerResult } from './handler-result.js';
 import { isThenable } from './thenable.js';
+
+/** The answer to a message the server failed to handle; its text never holds the cause. */
+const INTERNAL_ERROR: ErrorData = {
+  code: ErrorCode.INTERNAL_ERROR,
+  message: 'The server failed to handle this message',
+};
 
 /** Unhandled frames per connection before its socket is paused, and when it resumes. */
 const MAX_PENDING = 16;
@@ -59,19 +67,13 @@ export class MessageDispatcher {
     connection.pending++;
     if (connection.pending >= MAX_PENDING) connection.socket.pause();
     if (connection.pending === 1) {
-      let run: Promise<void> | undefined;
-      try {
-        run = this.dispatch(connection, raw, isBinary);
-      } catch (error) {
-        this.onFailure(error);
-      }
+      const run = this.handle(connection, raw, isBinary);
       if (run === undefined) this.settle(connection);
-      else connection.inbox = run.catch(this.onFailure).then(() => this.settle(connection));
+      else connection.inbox = run.then(() => this.settle(connection));
       return;
     }
     connection.inbox = connection.inbox
-      .then(() => this.dispatch(connection, raw, isBinary))
-      .catch(this.onFailure)
+      .then(() => this.handle(connection, raw, isBinary))
       .then(() => this.settle(connection));
   }
 
@@ -81,9 +83,47 @@ export class MessageDispatcher {
     if (connection.pending === RESUME_AT) connection.socket.resume();
   }
 
-  private readonly onFailure = (error: unknown): void => {
+  /** {@link dispatch} that never throws nor rejects: a fault of the server still answers. */
+  private handle(
+    connection: RealtimeConnection,
+    raw: RawData,
+    isBinary: boolean,
+  ): Promise<void> | undefined {
+    try {
+      // The closure is made only for an asynchronous frame (a subscribe, an async storage).
+      return this.dispatch(connection, raw, isBinary)?.then(undefined, (error: unknown) =>
+        this.fault(connection, raw, isBinary, error),
+      );
+    } catch (error) {
+      this.fault(connection, raw, isBinary, error);
+      return undefined;
+    }
+  }
+
+  /**
+   * A failure of the server's own while handling a frame (a rate-limit storage that rejects, a
+   * bug): the message is answered INTERNAL_ERROR rather than left without a reply (PROTOCOL.md
+   * section 6); when not even that can be written, the connection ends 1011 (section 2).
+   */
+  private fault(
+    connection: RealtimeConnection,
+    raw: RawData,
+    isBinary: boolean,
+    error: unknown,
+  ): void {
     this.logger.error({ event: 'dispatch.failed', error: String(error) });
-  };
+    try {
+      const id = isBinary ? undefined : replyIdOf(toText(raw));
+      this.writer.sendError(connection, INTERNAL_ERROR, id);
+    } catch {
+      try {
+        this.closer.close(connection, CloseCode.INTERNAL_ERROR, CloseReason.INTERNAL_ERROR);
+      } catch (closeError) {
+        // Nothing is left to do for this socket; a throw here would be an unhandled rejection.
+        this.logger.error({ event: 'dispatch.close_failed', error: String(closeError) });
+      }
+    }
+  }
 
   /** Handles one frame; a promise only when a step (rate limit storage, handler) is async. */
   private dispatch(
@@ -198,19 +238,21 @@ export class MessageDispatcher {
       return;
     }
     const replies = toReplies(result);
-    if (!replies) {
-      // A handler bug, not the client's: tell the client something failed, and the developer what.
-      this.logger.error({ event: 'handler.invalid_reply', type: message.type });
-      this.writer.sendError(
-        connection,
-        { code: ErrorCode.INTERNAL_ERROR, message: 'The server failed to handle this message' },
-        message.id,
-      );
-      return;
-    }
+    if (!replies) return this.invalidReply(connection, message);
     for (const reply of replies) {
-      this.writer.sendReply(connection, reply.type, reply.data, message.id);
+      try {
+        this.writer.sendReply(connection, reply.type, reply.data, message.id);
+      } catch {
+        // JSON.stringify threw (a BigInt, a cycle) before anything of this reply was written.
+        return this.invalidReply(connection, message);
+      }
     }
+  }
+
+  /** A handler bug, not the client's: tell the client something failed, and the developer what. */
+  private invalidReply(connection: RealtimeConnection, message: ClientEnvelope): void {
+    this.logger.error({ event: 'handler.invalid_reply', type: message.type });
+    this.writer.sendError(connection, INTERNAL_ERROR, message.id);
   }
 
   private invalid(connection: RealtimeConnection, message: string): void {
@@ -226,5 +268,21 @@ function toReplies(result: unknown): RealtimeReply[] | undefined {
 }
 
 function isReply(value: unknown): value is RealtimeReply {
-  return isJsonObject(value) && typeof value.type === 'string' && isJsonObject(value.data);
+  return (
+    isJsonObject(value) &&
+    typeof value.type === 'string' &&
+    isJsonObject(value.data) &&
+    encodesAsObject(value.data)
+  );
+}
+
+/** False when `toJSON` would put something else than an object in `data` (a Date: a string). */
+function encodesAsObject(data: JsonObject): boolean {
+  const { toJSON } = data;
+  if (typeof toJSON !== 'function') return true;
+  try {
+    return isJsonObject(toJSON.call(data, 'data'));
+  } catch {
+    return false;
+  }
 }

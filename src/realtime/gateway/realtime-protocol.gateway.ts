@@ -1,8 +1,14 @@
 import { MessageBody, SubscribeMessage } from '@nestjs/websockets';
-import { ClientMessageType, ErrorCode, ServerMessageType } from '../../protocol/index.js';
+import {
+  ClientMessageType,
+  ErrorCode,
+  type ResumeResultData,
+  ServerMessageType,
+} from '../../protocol/index.js';
 import { EventNamesDto } from '../dto/event-names.dto.js';
 import { PingDto } from '../dto/ping.dto.js';
 import { ResumeDto } from '../dto/resume.dto.js';
+import { UnsubscribeDto } from '../dto/unsubscribe.dto.js';
 import { UploadCancelDto } from '../dto/upload-cancel.dto.js';
 import { RealtimeEvents } from '../realtime-events.js';
 import { ResumeService } from '../recovery/resume.service.js';
@@ -12,7 +18,6 @@ import { CurrentConnection } from './current-connection.decorator.js';
 import { isoNow } from './iso-clock.js';
 import type { RealtimeReply } from './message-dispatcher.js';
 import { RealtimeGateway } from './realtime-gateway.decorator.js';
-import { RealtimeException } from './realtime.exception.js';
 
 /** The client messages of PROTOCOL.md section 4. Rules live in services; these stay a few lines. */
 @RealtimeGateway()
@@ -68,7 +73,7 @@ export class RealtimeProtocolGateway {
 
   @SubscribeMessage(ClientMessageType.UNSUBSCRIBE)
   unsubscribe(
-    @MessageBody() dto: EventNamesDto,
+    @MessageBody() dto: UnsubscribeDto,
     @CurrentConnection() connection: RealtimeConnection,
   ): RealtimeReply {
     const events = this.subscriptions.unsubscribe(connection, dto.events);
@@ -96,13 +101,19 @@ export class RealtimeProtocolGateway {
     @MessageBody() dto: ResumeDto,
     @CurrentConnection() connection: RealtimeConnection,
   ): Promise<RealtimeReply> {
-    if (!this.recovery.enabled) {
-      throw new RealtimeException(
-        ErrorCode.INVALID_MESSAGE_TYPE,
-        'This server keeps no message history: resume is off',
-      );
-    }
-    const result = await this.recovery.resume(connection, dto.positions);
+    // `resume` is a section-4 type: without a history it is still answered, nothing recovered,
+    // so that a client reloads its state instead of handling an error.
+    const result: ResumeResultData = this.recovery.enabled
+      ? await this.recovery.resume(connection, dto.positions)
+      : {
+          recovered: false,
+          streams: dto.positions.map(({ stream }) => ({
+            stream,
+            recovered: false,
+            replayed: 0,
+            reason: 'no_history',
+          })),
+        };
     return { type: ServerMessageType.RESUME_RESULT, data: result };
   }
 }
