@@ -181,6 +181,33 @@ describe('admin dashboard in Chromium', () => {
     assert.deepEqual(errors, []);
   });
 
+  it('keeps the Disconnect button of a 256-character user id in view', async (t) => {
+    if (!browserAvailable(t, 'the admin dashboard')) return;
+    const longId = `<b>${'W'.repeat(249)}</b>`; // 256, the most a token may carry
+    const target = await wsClient(longId);
+    const { page, errors } = await openDashboard();
+    const hostile = row(page, longId);
+    await hostile.waitFor({ timeout: WAIT_MS });
+    // Cut in the cell, whole in the title.
+    assert.equal(await hostile.locator('td.user .mono').getAttribute('title'), longId);
+    const layout = await page.evaluate(() => {
+      const wrap = document.querySelector('.table-wrap')!;
+      const button = document.querySelector(
+        '[data-testid="connection-row"] [data-testid="disconnect"]',
+      )!;
+      return {
+        overflow: wrap.scrollWidth - wrap.clientWidth,
+        buttonRight: button.getBoundingClientRect().right,
+        wrapRight: wrap.getBoundingClientRect().right,
+      };
+    });
+    assert.ok(layout.overflow <= 0, `the table is ${layout.overflow}px wider than its box`);
+    assert.ok(layout.buttonRight <= layout.wrapRight, 'Disconnect is outside the visible box');
+    await hostile.getByTestId('disconnect').click({ timeout: WAIT_MS });
+    assert.equal((await target.waitClose(WAIT_MS)).code, 4004);
+    assert.deepEqual(errors, []);
+  });
+
   it('refuses a token without the admin claim', async (t) => {
     if (!browserAvailable(t, 'the admin dashboard')) return;
     const context = await browser!.newContext();

@@ -1,8 +1,12 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { once } from 'node:events';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { DemoTokens } from '../src/demo/demo.tokens.js';
+import { DEMO_RATE_LIMITS } from '../src/demo/demo-rate-limit.guard.js';
+import { MAX_UPLOADS_PER_USER } from '../src/demo/demo-uploads.service.js';
+import { RealtimeService } from '../src/realtime/index.js';
 import {
   browserAvailable,
   saveScreenshot,
@@ -10,19 +14,33 @@ import {
   launchChromium,
   startDemo,
 } from './support/browser.js';
+import { spawnDemoProcess } from './support/demo-process.js';
+import { leakedTokens } from './support/jwt-craft.js';
+import { eventually, TestClient } from './support/test-client.js';
 
 const SECRET = 'demo-page-test-secret-0123456789abcdef';
 /** Bound on every single wait in the browser. */
 const WAIT_MS = 10_000;
 
-function post(url: string, body: unknown): Promise<Response> {
+function post(url: string, body: unknown, token?: string): Promise<Response> {
   return fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(5000),
   });
 }
+
+interface ErrorBody {
+  statusCode: number;
+  message: string | string[];
+}
+
+/** A user id of the longest kind a token may carry (256), with markup in it. */
+const HOSTILE_ID = `<img src=x onerror="window.__pwned='id'">${'W'.repeat(200)}`;
 
 describe('demo page in Chromium', () => {
   let demo: DemoApp;
@@ -293,6 +311,118 @@ describe('demo page in Chromium', () => {
     assert.deepEqual(errors, []);
     assert.deepEqual(admin.errors, []);
   });
+
+  it('shows at most 5 toasts in a burst of notifications, the newest ones', async (t) => {
+    if (!browserAvailable(t, 'the demo page')) return;
+    const { page, errors } = await openPage();
+    await signInAndConnect(page, 'burst-watcher');
+    const realtime = demo.app.get(RealtimeService);
+    for (let i = 0; i < 60; i++) await realtime.sendSystemNotification(`burst ${i}`);
+    await page.locator('.toast', { hasText: 'burst 59' }).waitFor();
+    // Each arrives as its own message; the log keeps them (up to its own cap of 200).
+    await page.locator('[data-testid="log-count"]', { hasText: /^\d{2,3}$/ }).waitFor();
+    assert.ok((await page.locator('.toast').count()) <= 5);
+    assert.equal(await page.locator('.toast', { hasText: 'burst 0' }).count(), 0);
+    assert.deepEqual(errors, []);
+  });
+
+  it('writes hostile ids, chat, notifications and broadcasts as text, inside the window', async (t) => {
+    if (!browserAvailable(t, 'the demo page')) return;
+    const { page, errors } = await openPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    const requests: string[] = [];
+    page.on('request', (request) => {
+      if (!request.url().startsWith(demo.url)) requests.push(request.url());
+    });
+
+    // A pasted token may carry any `sub` the signer chose.
+    await page.getByText('Use an existing token').click();
+    await page.getByTestId('token-input').fill(new DemoTokens(SECRET).sign(HOSTILE_ID, false, 600));
+    await page.getByTestId('use-token').click();
+    await page.getByTestId('connect').click();
+    await page.locator('[data-testid="conn-state"][data-state="open"]').waitFor();
+    assert.equal(await page.getByTestId('connection-user').textContent(), HOSTILE_ID);
+
+    await page.getByTestId('room-join').click();
+    await page.locator('[data-testid="active-subs"] [data-name="room:lobby"]').waitFor();
+    const chat = `</script><script>window.__pwned='chat'</script>${'C'.repeat(300)}`;
+    await page.getByTestId('chat-text').fill(chat);
+    await page.getByTestId('chat-send').click();
+    await page.getByTestId('chat-message').first().waitFor();
+
+    const notice = `<svg onload="window.__pwned='notify'">${'N'.repeat(400)}`;
+    await page.getByTestId('notify-message').fill(notice);
+    await page.getByTestId('notify-send').click();
+    await page.locator('.toast', { hasText: '<svg onload=' }).waitFor();
+
+    // Anything an admin broadcast may carry: markup in the type, a class list as the level,
+    // an object as the message, a javascript: URL, one word of 5,000 characters.
+    const realtime = demo.app.get(RealtimeService);
+    await realtime.broadcast('system.notification', {
+      message: { html: '<img src=x onerror="window.__pwned=1">' },
+      level: 'info" onmouseover="window.__pwned=2',
+    });
+    await realtime.broadcast(`x<img src=x onerror=window.__pwned=7>`, {
+      href: 'javascript:window.__pwned="url"',
+    });
+    await realtime.broadcast('system.notification', { message: 'L'.repeat(5000), level: 'error' });
+    await page.locator('.toast', { hasText: 'LLLL' }).waitFor();
+    await logEntry(page, `x<img src=x onerror=window.__pwned=7>`).waitFor();
+
+    const view = await page.evaluate(() => {
+      const box = (element: Element) => element.getBoundingClientRect();
+      const bubble = document.querySelector('[data-testid="chat-message"]')!;
+      return {
+        pwned: (window as unknown as { __pwned?: unknown }).__pwned,
+        markup: document.body.querySelectorAll('img, svg, a, iframe, script:not([src])').length,
+        pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        bubbleOverflow: bubble.scrollWidth - bubble.clientWidth,
+        toastRight: Math.max(...[...document.querySelectorAll('.toast')].map((n) => box(n).right)),
+        toastHeight: Math.max(
+          ...[...document.querySelectorAll('.toast')].map((n) => box(n).height),
+        ),
+        width: window.innerWidth,
+        toastClasses: [...document.querySelectorAll('.toast')].map((n) => n.className),
+      };
+    });
+    assert.equal(view.pwned, undefined);
+    assert.equal(view.markup, 0);
+    assert.deepEqual(dialogs, []);
+    assert.deepEqual(requests, []);
+    assert.ok(view.pageOverflow <= 0, `page wider than the window by ${view.pageOverflow}px`);
+    assert.ok(view.bubbleOverflow <= 0, `chat bubble overflows by ${view.bubbleOverflow}px`);
+    assert.ok(view.toastRight <= view.width, `a toast ends at ${view.toastRight}px`);
+    assert.ok(view.toastHeight < 200, `a toast is ${view.toastHeight}px high`);
+    for (const name of view.toastClasses) assert.match(name, /^toast (info|warning|error)$/);
+    assert.deepEqual(errors, []);
+  });
+
+  it('after a refused first connect, says "Reconnected" once the server is up', async (t) => {
+    if (!browserAvailable(t, 'the demo page')) return;
+    let own = await startDemo(SECRET);
+    const port = new URL(own.url).port;
+    try {
+      const { page, errors } = await openPage(own);
+      await page.getByTestId('get-token').click();
+      await page.locator('[data-testid="token-status"][data-state="ready"]').waitFor();
+      await own.app.close();
+      await page.getByTestId('connect').click();
+      await page.locator('[data-testid="close-info"]', { hasText: 'Reconnecting' }).waitFor();
+      own = await startDemo(SECRET, { PORT: port });
+      await page
+        .locator('[data-testid="conn-state"][data-state="open"]')
+        .waitFor({ timeout: 30_000 });
+      await page.locator('[data-testid="close-info"][data-tone="ok"]').waitFor();
+      assert.equal(await page.getByTestId('close-info').textContent(), 'Reconnected.');
+      assert.deepEqual(errors, []);
+    } finally {
+      await own.app.close();
+    }
+  });
 });
 
 describe('demo page files (no browser)', () => {
@@ -306,6 +436,10 @@ describe('demo page files (no browser)', () => {
     const page = await fetch(demo.url, { signal: AbortSignal.timeout(5000) });
     assert.equal(page.status, 200);
     assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    // No inline script may run, whatever ends up in the page.
+    const csp = page.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /default-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
     const html = await page.text();
     assert.match(html, /<script type="module" src="\/demo\/app\.js"><\/script>/);
     for (const [path, type] of [
@@ -353,11 +487,153 @@ describe('demo token endpoint in production', () => {
     try {
       const response = await post(`${dev.url}/demo/token`, { user_id: 'alice' });
       assert.equal(response.status, 200);
-      const body = (await response.json()) as any;
+      const body = (await response.json()) as { status: string; data: { token: unknown } };
       assert.equal(body.status, 'success');
       assert.equal(typeof body.data.token, 'string');
     } finally {
       await dev.app.close();
+    }
+  });
+});
+
+describe('demo REST routes: budgets and validation', () => {
+  let demo: DemoApp;
+  const tokens = new DemoTokens(SECRET);
+  before(async () => {
+    demo = await startDemo(SECRET);
+  });
+  after(() => demo?.app.close());
+
+  async function expect429(response: Response): Promise<ErrorBody> {
+    assert.equal(response.status, 429);
+    assert.match(response.headers.get('retry-after') ?? '', /^\d+$/);
+    const body = (await response.json()) as ErrorBody;
+    assert.equal(body.statusCode, 429);
+    return body;
+  }
+
+  it('POST /demo/token: 30 a minute per address, then 429 with Retry-After', async () => {
+    const own = await startDemo(SECRET);
+    try {
+      const { limit } = DEMO_RATE_LIMITS.token;
+      for (let i = 0; i < limit; i++) {
+        const response = await post(`${own.url}/demo/token`, { user_id: `u${i}`, admin: true });
+        assert.equal(response.status, 200, `request ${i}`);
+        await response.body?.cancel();
+      }
+      const body = await expect429(await post(`${own.url}/demo/token`, { user_id: 'one-more' }));
+      assert.match(String(body.message), /Too many requests/);
+    } finally {
+      await own.app.close();
+    }
+  });
+
+  it('POST /demo/notify: 10 broadcasts a minute per user; other users keep theirs', async () => {
+    const spammer = tokens.sign('spammer', false, 600);
+    const listener = await TestClient.open(demo.wsUrl, tokens.sign('listener', false, 600));
+    try {
+      for (let i = 0; i < DEMO_RATE_LIMITS.notify.limit; i++) {
+        const response = await post(`${demo.url}/demo/notify`, { message: `n${i}` }, spammer);
+        assert.equal(response.status, 200, `request ${i}`);
+        await response.body?.cancel();
+      }
+      await expect429(await post(`${demo.url}/demo/notify`, { message: 'more' }, spammer));
+      const other = await post(
+        `${demo.url}/demo/notify`,
+        { message: 'mine' },
+        tokens.sign('someone-else', false, 600),
+      );
+      assert.equal(other.status, 200);
+      await other.body?.cancel();
+      // The listener got the ten and the other user's, not the refused one.
+      await eventually(
+        () => listener.ofType('system.notification').length >= 11,
+        WAIT_MS,
+        'eleven notifications',
+      );
+      const texts = listener.ofType('system.notification').map((m) => m.data.message);
+      assert.equal(texts.length, 11);
+      assert.ok(texts.includes('mine') && !texts.includes('more'));
+    } finally {
+      listener.close();
+    }
+  });
+
+  it(`POST /demo/upload: ${MAX_UPLOADS_PER_USER} running per user, the others can still start`, async () => {
+    const hog = tokens.sign('upload-hog', false, 600);
+    for (let i = 0; i < MAX_UPLOADS_PER_USER; i++) {
+      const response = await post(`${demo.url}/demo/upload`, {}, hog);
+      assert.equal(response.status, 202, `upload ${i}`);
+      await response.body?.cancel();
+    }
+    const refused = await post(`${demo.url}/demo/upload`, {}, hog);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '3');
+    assert.match(String(((await refused.json()) as ErrorBody).message), /per user/);
+    const other = await post(`${demo.url}/demo/upload`, {}, tokens.sign('uploader-2', false, 600));
+    assert.equal(other.status, 202);
+    await other.body?.cancel();
+  });
+
+  it('refuses a blank notification and a notification id the page could not have sent', async () => {
+    const token = tokens.sign('validator', false, 600);
+    const blank = await post(`${demo.url}/demo/notify`, { message: ' \n\t ' }, token);
+    assert.equal(blank.status, 400);
+    assert.deepEqual(((await blank.json()) as ErrorBody).message, ['message must not be blank']);
+    for (const id of ['a'.repeat(65), '<img src=x>', 'a b']) {
+      const response = await post(
+        `${demo.url}/notifications/${encodeURIComponent(id)}/read`,
+        {},
+        token,
+      );
+      assert.equal(response.status, 400, id);
+      assert.match(String(((await response.json()) as ErrorBody).message), /id must be 1-64/);
+    }
+    const ok = await post(`${demo.url}/notifications/n-42/read`, {}, token);
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+  });
+});
+
+describe('the demo as `npm start` runs it', () => {
+  it('warns at startup that anyone can mint tokens, and logs no token', async () => {
+    const demo = await spawnDemoProcess({ LOG_LEVEL: 'verbose', LOG_FORMAT: 'json' });
+    try {
+      await demo.serving();
+      const base = `http://127.0.0.1:${demo.port}`;
+      const response = await post(`${base}/demo/token`, { user_id: 'log-probe', admin: true });
+      const { data } = (await response.json()) as { data: { token: string } };
+      const client = await TestClient.open(`ws://127.0.0.1:${demo.port}/ws`, data.token);
+      client.close();
+      const refused = await fetch(`${base}/ws/stats`, {
+        headers: { authorization: `Bearer ${data.token}x` },
+        signal: AbortSignal.timeout(5000),
+      });
+      await refused.body?.cancel();
+      const lines = demo.output().split('\n').filter(Boolean);
+      const warning = lines.find((line) => line.includes('POST /demo/token is ON'));
+      assert.ok(warning, `no warning about the token endpoint in:\n${demo.output()}`);
+      assert.equal((JSON.parse(warning) as { level: string }).level, 'warn');
+      assert.deepEqual(leakedTokens(lines, [data.token]), []);
+    } finally {
+      demo.kill();
+    }
+  });
+
+  it('refuses to start in production on the development secret, with a one-line reason', async () => {
+    const demo = await spawnDemoProcess({ NODE_ENV: 'production', JWT_SECRET: '' });
+    try {
+      const [code] = (await Promise.race([
+        once(demo.child, 'exit'),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(demo.output())), WAIT_MS)),
+      ])) as [number | null];
+      assert.equal(code, 1);
+      assert.match(
+        demo.output(),
+        /^Demo not started: JWT_SECRET must be set when NODE_ENV=production\n$/,
+      );
+    } finally {
+      demo.kill();
     }
   });
 });

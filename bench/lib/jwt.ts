@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 
 /** The secret every benchmark server verifies tokens with. */
-export const BENCH_SECRET = 'bench-secret-not-for-production';
+export const BENCH_SECRET = 'bench-secret-not-for-production-use';
 
 /** An HS256 JWT valid for `ttlS` seconds; minted here so the load needs no JWT library. */
 export function jwt(claims: Record<string, unknown>, ttlS = 3600): string {

@@ -7,13 +7,16 @@ import { DemoModule } from './demo.module.js';
 /** The demo app, configured and not yet listening: main.ts and the benchmark both start it. */
 export async function createDemoApp(config: DemoConfig): Promise<INestApplication> {
   const logger = new ConsoleLogger({
-    json: process.env.LOG_FORMAT === 'json',
+    json: config.jsonLogs,
     ...(config.logLevels ? { logLevels: config.logLevels } : {}),
   });
   // forceCloseConnections: a client that never finishes its HTTP request must not hold up close.
+  // abortOnError off: a refused module option reaches the caller (main.ts: one line, exit 1)
+  // instead of process.abort().
   const app = await NestFactory.create(DemoModule.forRoot(config), {
     logger,
     forceCloseConnections: true,
+    abortOnError: false,
   });
   app.useWebSocketAdapter(new RealtimeWsAdapter(app));
   app.enableShutdownHooks();

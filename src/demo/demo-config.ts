@@ -3,12 +3,23 @@ import type { RealtimeModuleOptions } from '../realtime/index.js';
 
 export const DEVELOPMENT_SECRET = 'development-only-secret-change-me';
 
+/** RFC 7518 3.2: an HS256 key is at least as long as the hash, 256 bits. */
+export const MIN_SECRET_BYTES = 32;
+/** Below this a secret is refused even in development: it can be guessed offline from a token. */
+export const MIN_DEVELOPMENT_SECRET_BYTES = 16;
+
 export interface DemoConfig {
   port: number;
+  /** Address to listen on: HOST, 127.0.0.1 by default. */
+  host: string;
   production: boolean;
   realtime: RealtimeModuleOptions;
   /** True when JWT_SECRET was not set and the development secret is in use. */
   usingDevelopmentSecret: boolean;
+  /** Startup warnings about the settings, logged by main.ts once the logger is up. */
+  warnings: string[];
+  /** LOG_FORMAT=json: one JSON object per log line. */
+  jsonLogs: boolean;
   /** Levels printed: LOG_LEVEL and every level above it; undefined for Nest's default (all). */
   logLevels: LogLevel[] | undefined;
 }
@@ -30,7 +41,9 @@ const NUMERIC_SETTINGS = {
 
 /** Reads the demo's settings from the environment; a malformed number is an error, not a default. */
 export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
+  const production = env.NODE_ENV === 'production';
   const secret = env.JWT_SECRET;
+  const warnings = checkSecret(secret, production);
   const realtime: RealtimeModuleOptions = {
     jwt: { secret: secret || DEVELOPMENT_SECRET },
     allowedOrigins: list(env.REALTIME_ALLOWED_ORIGINS),
@@ -49,6 +62,7 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     realtime[option] = value;
   }
   if (env.REDIS_URL) {
+    checkRedisUrl(env.REDIS_URL);
     // Several demo processes on one Redis form one cluster.
     const lease = env.REALTIME_LEASE_MS ? Number(env.REALTIME_LEASE_MS) : undefined;
     if (lease !== undefined && (!Number.isInteger(lease) || lease <= 0)) {
@@ -62,17 +76,71 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
       ...(env.REALTIME_REDIS_NAMESPACE ? { namespace: env.REALTIME_REDIS_NAMESPACE } : {}),
     };
   }
-  const port = env.PORT ? Number(env.PORT) : 3000;
+  // Digits only: Number() would also take ' ' (0: a random port), '0x50' or '1e3'.
+  const port = env.PORT ? (/^\d{1,5}$/.test(env.PORT) ? Number(env.PORT) : NaN) : 3000;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`PORT must be a port number, got "${env.PORT}"`);
+    throw new Error(`PORT must be a port number (0-65535), got "${env.PORT}"`);
+  }
+  const host = env.HOST || '127.0.0.1';
+  if (!production) warnings.push(tokenEndpointWarning(host));
+  const format = env.LOG_FORMAT ?? '';
+  if (!['', 'json', 'text'].includes(format)) {
+    throw new Error(`LOG_FORMAT must be json or text, got "${format}"`);
   }
   return {
     port,
-    production: env.NODE_ENV === 'production',
+    host,
+    production,
     realtime,
     usingDevelopmentSecret: !secret,
+    warnings,
+    jsonLogs: format === 'json',
     logLevels: logLevelsFrom(env.LOG_LEVEL),
   };
+}
+
+/**
+ * The development secret is public (it is in this file) and a short secret can be brute-forced
+ * from any token: either would let anyone sign admin tokens. Refused in production; a secret
+ * shorter than the RFC's minimum is only a warning in development, under 16 bytes an error.
+ */
+function checkSecret(secret: string | undefined, production: boolean): string[] {
+  if (!secret) {
+    if (production) {
+      throw new Error('JWT_SECRET must be set when NODE_ENV=production');
+    }
+    return ['JWT_SECRET is not set: using the public development secret (refused in production).'];
+  }
+  const bytes = Buffer.byteLength(secret, 'utf8');
+  if (bytes >= MIN_SECRET_BYTES) return [];
+  const tooShort = `JWT_SECRET is ${bytes} bytes; HS256 needs at least ${MIN_SECRET_BYTES}`;
+  if (production || bytes < MIN_DEVELOPMENT_SECRET_BYTES) {
+    throw new Error(`${tooShort} (e.g. openssl rand -base64 32)`);
+  }
+  return [`${tooShort}: refused when NODE_ENV=production.`];
+}
+
+/** POST /demo/token mints admin tokens for anyone: say so at every start where it is on. */
+function tokenEndpointWarning(host: string): string {
+  const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(host);
+  const where = loopback ? '' : ` (HOST=${host}: reachable from other machines)`;
+  return (
+    `POST /demo/token is ON${where}: anyone who can reach this server can get a token for any ` +
+    "user id, admin included, signed with this server's secret. NODE_ENV=production turns it off."
+  );
+}
+
+/** ioredis would take a typo for a host name and retry it for ever, with nothing said at start. */
+function checkRedisUrl(value: string): void {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(value).protocol;
+  } catch {
+    // not a URL
+  }
+  if (protocol !== 'redis:' && protocol !== 'rediss:') {
+    throw new Error('REDIS_URL must be a redis:// or rediss:// URL');
+  }
 }
 
 function logLevelsFrom(value: string | undefined): LogLevel[] | undefined {

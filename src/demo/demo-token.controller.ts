@@ -1,4 +1,5 @@
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, UseGuards } from '@nestjs/common';
+import { DemoRateLimit, DemoRateLimitGuard } from './demo-rate-limit.guard.js';
 import { TokenRequestDto } from './demo.dto.js';
 import { DemoTokens } from './demo.tokens.js';
 
@@ -11,6 +12,8 @@ export class DemoTokenController {
 
   @Post('token')
   @HttpCode(200)
+  @UseGuards(DemoRateLimitGuard)
+  @DemoRateLimit('token')
   issue(@Body() body: TokenRequestDto) {
     const token = this.tokens.sign(body.user_id, body.admin === true, TOKEN_TTL_SECONDS);
     return { status: 'success', data: { token, expires_in: TOKEN_TTL_SECONDS } };

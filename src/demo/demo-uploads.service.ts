@@ -6,6 +6,10 @@ import { RealtimeService } from '../realtime/index.js';
 const STEP_MS = 300;
 const STEP_PERCENT = 10;
 const MAX_RUNNING = 100;
+/** From start to upload.completed. */
+export const UPLOAD_DURATION_MS = (100 / STEP_PERCENT) * STEP_MS;
+/** One user cannot take every slot (anyone can be any user here). */
+export const MAX_UPLOADS_PER_USER = 3;
 
 /** Simulated uploads: progress every 300 ms, then completed; cancellable from the client. */
 @Injectable()
@@ -29,9 +33,12 @@ export class DemoUploadsService implements OnModuleInit, OnModuleDestroy {
     for (const uploadId of [...this.running.keys()]) this.stop(uploadId);
   }
 
-  /** Starts an upload for the user; undefined when too many are running. */
-  start(userId: string): string | undefined {
-    if (this.running.size >= MAX_RUNNING) return undefined;
+  /** Starts an upload for the user, unless too many are running: in all, or of this user. */
+  start(userId: string): { uploadId: string } | 'busy' | 'user-busy' {
+    if (this.running.size >= MAX_RUNNING) return 'busy';
+    let own = 0;
+    for (const upload of this.running.values()) if (upload.userId === userId) own++;
+    if (own >= MAX_UPLOADS_PER_USER) return 'user-busy';
     const uploadId = `upl_${randomUUID().slice(0, 8)}`;
     let progress = 0;
     const timer = setInterval(() => {
@@ -43,7 +50,7 @@ export class DemoUploadsService implements OnModuleInit, OnModuleDestroy {
       }
     }, STEP_MS);
     this.running.set(uploadId, { userId, timer });
-    return uploadId;
+    return { uploadId };
   }
 
   private stop(uploadId: string): void {

@@ -1,21 +1,33 @@
 import {
+  BadRequestException,
   Body,
   Controller,
   Get,
   Header,
   HttpCode,
+  HttpException,
+  HttpStatus,
   NotFoundException,
   Param,
   Post,
   Req,
+  Res,
   ServiceUnavailableException,
   UseGuards,
 } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
 import { RealtimeService } from '../realtime/index.js';
 import { NotifyDto } from './demo.dto.js';
 import { DemoPage } from './demo-page.js';
+import { DemoRateLimit, DemoRateLimitGuard } from './demo-rate-limit.guard.js';
 import { type AuthenticatedRequest, DemoUserGuard } from './demo-user.guard.js';
-import { DemoUploadsService } from './demo-uploads.service.js';
+import {
+  DemoUploadsService,
+  MAX_UPLOADS_PER_USER,
+  UPLOAD_DURATION_MS,
+} from './demo-uploads.service.js';
+
+const NOTIFICATION_ID = /^[\w.-]{1,64}$/;
 
 /** The page loads only its own script and stylesheet, and talks only to this server. */
 const PAGE_CSP =
@@ -88,16 +100,29 @@ export class DemoController {
 
   @Post('demo/upload')
   @HttpCode(202)
-  @UseGuards(DemoUserGuard)
-  startUpload(@Req() request: AuthenticatedRequest) {
-    const uploadId = this.uploads.start(request.principal.userId);
-    if (!uploadId) throw new ServiceUnavailableException('Too many demo uploads running');
-    return { status: 'success', data: { upload_id: uploadId } };
+  @UseGuards(DemoUserGuard, DemoRateLimitGuard)
+  @DemoRateLimit('user')
+  startUpload(
+    @Req() request: AuthenticatedRequest,
+    @Res({ passthrough: true }) response: ServerResponse,
+  ) {
+    const started = this.uploads.start(request.principal.userId);
+    if (started === 'user-busy') {
+      // One of them is done within an upload's run time.
+      response.setHeader('retry-after', String(Math.ceil(UPLOAD_DURATION_MS / 1000)));
+      throw new HttpException(
+        `At most ${MAX_UPLOADS_PER_USER} demo uploads per user at a time`,
+        HttpStatus.TOO_MANY_REQUESTS,
+      );
+    }
+    if (started === 'busy') throw new ServiceUnavailableException('Too many demo uploads running');
+    return { status: 'success', data: { upload_id: started.uploadId } };
   }
 
   @Post('demo/notify')
   @HttpCode(200)
-  @UseGuards(DemoUserGuard)
+  @UseGuards(DemoUserGuard, DemoRateLimitGuard)
+  @DemoRateLimit('notify')
   async notify(@Body() body: NotifyDto) {
     const reached = await this.realtime.sendSystemNotification(body.message, body.level ?? 'info');
     return { status: 'success', data: { connections_reached: reached } };
@@ -106,8 +131,13 @@ export class DemoController {
   /** The seed flow: a REST change pushed to every connection of the user. */
   @Post('notifications/:id/read')
   @HttpCode(200)
-  @UseGuards(DemoUserGuard)
+  @UseGuards(DemoUserGuard, DemoRateLimitGuard)
+  @DemoRateLimit('user')
   async markRead(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
+    // The id is echoed to the page and over the socket: as bounded as the page's own field.
+    if (!NOTIFICATION_ID.test(id)) {
+      throw new BadRequestException('id must be 1-64 letters, digits, or . _ -');
+    }
     const readAt = new Date().toISOString();
     const reached = await this.realtime.sendToUser(request.principal.userId, 'notification_read', {
       notification_id: id,

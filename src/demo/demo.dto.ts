@@ -20,7 +20,7 @@ export class TokenRequestDto {
 
 export class NotifyDto {
   @IsString()
-  @IsNotEmpty()
+  @Matches(/\S/, { message: 'message must not be blank' })
   @MaxLength(500)
   message!: string;
 

@@ -5,6 +5,7 @@ import { ChatGateway } from './chat.gateway.js';
 import type { DemoConfig } from './demo-config.js';
 import { DemoController } from './demo.controller.js';
 import { DemoPage } from './demo-page.js';
+import { DemoRateLimitGuard } from './demo-rate-limit.guard.js';
 import { DemoTokenController } from './demo-token.controller.js';
 import { DemoTokens } from './demo.tokens.js';
 import { DemoUploadsService } from './demo-uploads.service.js';
@@ -24,6 +25,7 @@ export class DemoModule {
         DemoPage,
         DemoUploadsService,
         DemoUserGuard,
+        DemoRateLimitGuard,
         ChatGateway,
       ],
     };

@@ -6,18 +6,20 @@ import { loadDemoConfig } from './demo-config.js';
 async function bootstrap(): Promise<void> {
   const config = loadDemoConfig();
   const app = await createDemoApp(config);
-  await app.listen(config.port, process.env.HOST ?? '127.0.0.1');
+  await app.listen(config.port, config.host);
   const log = new Logger('Demo');
-  if (config.usingDevelopmentSecret) {
-    log.warn(
-      'JWT_SECRET is not set: using a development secret. Never run like this in production.',
-    );
-  }
+  for (const warning of config.warnings) log.warn(warning);
   const url = (await app.getUrl()).replace('[::1]', 'localhost').replace('127.0.0.1', 'localhost');
   log.log(`Demo running at ${url}  (WebSocket: ${url.replace(/^http/, 'ws')}/ws)`);
 }
 
 bootstrap().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  const message = error instanceof Error ? error.message : String(error);
+  // A bad setting is reported in the format the logs were asked for.
+  if (process.env.LOG_FORMAT === 'json') {
+    console.error(JSON.stringify({ level: 'fatal', pid: process.pid, message, context: 'Demo' }));
+  } else {
+    console.error(`Demo not started: ${message}`);
+  }
   process.exit(1);
 });

@@ -181,8 +181,11 @@ $('dev-form').addEventListener('submit', async (event) => {
       return;
     }
     const body = await response.json();
-    if (!response.ok || !body.data || typeof body.data.token !== 'string') {
-      setStatus('auth-status', `Refused: HTTP ${response.status}.`, 'error');
+    if (!response.ok || !body || !body.data || typeof body.data.token !== 'string') {
+      // The demo's own error shape: a 429 says when to retry, a 400 what is wrong.
+      const message = body && Array.isArray(body.message) ? body.message.join('; ') : body?.message;
+      const why = typeof message === 'string' ? message : `HTTP ${response.status}`;
+      setStatus('auth-status', `Refused: ${why}.`, 'error');
       return;
     }
     await useToken(body.data.token, `a dev token for ${userId}`);
@@ -375,7 +378,9 @@ function renderConnections(rows, total) {
     const own = row.connection_id === state.ownConnectionId;
     if (own) tr.classList.add('own');
     const user = el('td', 'user');
-    user.append(el('span', 'mono', row.user_id));
+    const name = el('span', 'mono', row.user_id);
+    name.title = String(row.user_id);
+    user.append(name);
     if (own) user.append(el('span', 'tag', 'this dashboard'));
     user.title = String(row.connection_id);
     const connected = el('td', '', ago(row.connected_at));

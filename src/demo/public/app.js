@@ -6,6 +6,10 @@ import { DEFAULT_SUBSCRIBABLE_EVENTS } from '/sdk/protocol/index.js';
 
 const LOG_LIMIT = 200;
 const TOAST_MS = 5000;
+/** Toasts shown at once: a burst of notifications must not bury the page (newest kept). */
+const TOAST_LIMIT = 5;
+const TOAST_CHARS = 160;
+const TOAST_LEVELS = new Set(['info', 'warning', 'error']);
 /** A token from /demo/token is replaced before a (re)connect when it expires within this. */
 const TOKEN_REFRESH_MARGIN_MS = 10_000;
 /** Failures the SDK raises itself; the server's own errors are shown as they arrive. */
@@ -89,9 +93,16 @@ async function post(path, body, { auth = true } = {}) {
 }
 
 function toast(text, level = 'info') {
-  const item = el('div', `toast ${level}`);
-  item.append(el('strong', '', level), el('span', '', text));
-  $('toasts').prepend(item);
+  // Both come from the server (an admin broadcast can carry anything): known levels only, and
+  // the text cut to a few lines; the event log keeps the whole message.
+  const tone = TOAST_LEVELS.has(level) ? level : 'info';
+  const full = typeof text === 'string' ? text : JSON.stringify(text ?? '');
+  const shown = full.length > TOAST_CHARS ? `${full.slice(0, TOAST_CHARS)}…` : full;
+  const item = el('div', `toast ${tone}`);
+  item.append(el('strong', '', tone), el('span', '', shown));
+  const toasts = $('toasts');
+  toasts.prepend(item);
+  while (toasts.children.length > TOAST_LIMIT) toasts.lastElementChild.remove();
   setTimeout(() => item.remove(), TOAST_MS);
 }
 
@@ -271,6 +282,11 @@ function onState({ newState }) {
   const text = closedCode ? `closed ${closedCode}` : STATE_TEXT[newState];
   setConnState(newState, text);
   if (newState === 'closed') state.client = null;
+  // "Reconnecting…" is over once open; a resume (when there was one) adds what it replayed.
+  if (newState === 'open' && $('close-info').dataset.reconnecting === 'true') {
+    setStatus('close-info', 'Reconnected.', 'ok');
+  }
+  if (newState === 'open' || newState === 'closed') $('close-info').dataset.reconnecting = 'false';
   refreshControls();
 }
 
@@ -283,6 +299,7 @@ function onClose({ code, reason, willReconnect }) {
     `Closed with code ${code}${why ? ` (${why})` : ''}.${next}`,
     code === 1000 ? '' : 'error',
   );
+  $('close-info').dataset.reconnecting = String(willReconnect);
   // The server forgets subscriptions with the connection; the SDK restores them on reconnect
   // and each acknowledgement shows them again.
   state.subscriptions.clear();
