@@ -170,6 +170,31 @@ describe('resolveRealtimeOptions', () => {
       });
     }
 
+    it("refuses durations Node's timers cannot wait (past 2^31 - 1 ms they fire at once)", () => {
+      const max = 2 ** 31 - 1;
+      for (const key of [
+        'heartbeatIntervalMs',
+        'connectionTimeoutMs',
+        'rateLimitWindowMs',
+        'closeGraceMs',
+      ] as const) {
+        const companions = key === 'heartbeatIntervalMs' ? { connectionTimeoutMs: max } : {};
+        assert.throws(
+          () => resolve({ ...companions, [key]: max + 1 }),
+          new RegExp(`${key} must be at most ${max} ms`),
+        );
+      }
+      assert.equal(resolve({ connectionTimeoutMs: max }).connectionTimeoutMs, max);
+      for (const key of ['maxAgeMs', 'resumeWindowMs'] as const) {
+        assert.throws(
+          () => resolve({ history: { [key]: max + 1 } }),
+          new RegExp(`history.${key} must be at most ${max} ms`),
+        );
+        const history = resolve({ history: { [key]: max } }).history;
+        assert.equal(history && history[key], max);
+      }
+    });
+
     it('refuses a connection timeout not longer than the heartbeat interval', () => {
       assert.throws(
         () => resolve({ heartbeatIntervalMs: 1000, connectionTimeoutMs: 1000 }),

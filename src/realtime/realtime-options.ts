@@ -8,6 +8,7 @@ import {
   type ResolvedHistoryOptions,
   resolveHistoryOptions,
 } from './recovery/history-options.js';
+import { MAX_TIMER_MS } from './timer-limits.js';
 
 /** Token of the options with defaults applied ({@link ResolvedRealtimeOptions}). */
 export const REALTIME_OPTIONS = Symbol('REALTIME_OPTIONS');
@@ -210,6 +211,9 @@ export function resolveRealtimeOptions(options: RealtimeModuleOptions): Resolved
     const value = resolved[key];
     if (!Number.isInteger(value) || value <= 0) {
       throw new Error(`RealtimeModule: ${key} must be a positive integer, got ${String(value)}`);
+    }
+    if (key.endsWith('Ms') && value > MAX_TIMER_MS) {
+      throw new Error(`RealtimeModule: ${key} must be at most ${MAX_TIMER_MS} ms (Node's timers)`);
     }
   }
   for (const key of ZERO_MEANS_OFF_OPTIONS) {

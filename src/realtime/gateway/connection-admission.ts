@@ -1,12 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { performance } from 'node:perf_hooks';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { CloseCode, CloseReason, ErrorCode } from '../../protocol/index.js';
 import { OriginPolicy } from '../auth/origin-policy.js';
+import { isExpired } from '../auth/realtime-principal.js';
 import { extractToken } from '../auth/token-extractor.js';
 import { TokenVerifier } from '../auth/token-verifier.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import { monotonicNow } from '../monotonic-clock.js';
 import { randomId } from '../random-id.js';
 import { RealtimeEvents } from '../realtime-events.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
@@ -68,6 +69,14 @@ export class ConnectionAdmission {
       });
     }
     const verified = this.verifier.verify(extracted.token);
+    // The verifier compares whole seconds; a fractional `exp` can be past by up to one.
+    if (verified.ok && isExpired(verified.principal)) {
+      return this.refuse(socket, CloseCode.UNAUTHORIZED, CloseReason.TOKEN_EXPIRED, {
+        remote_address: remoteAddress,
+        token_source: extracted.source,
+        cause: 'jwt expired',
+      });
+    }
     if (!verified.ok) {
       const reason = verified.expired ? CloseReason.TOKEN_EXPIRED : CloseReason.UNAUTHORIZED;
       return this.refuse(socket, CloseCode.UNAUTHORIZED, reason, {
@@ -108,7 +117,7 @@ export class ConnectionAdmission {
       remoteAddress,
       // Sub-millisecond and monotonic: two connects in one millisecond still have an order, so
       // the per-user limit evicts the one that really is older.
-      performance.timeOrigin + performance.now(),
+      monotonicNow(),
     );
     attachConnection(socket, connection);
     // Until the socket server writes connection.established, frames to it wait (SocketWriter).

@@ -41,7 +41,8 @@ describe('ConnectionSupervisor heartbeat', () => {
     count: number,
     turns: { readonly turn: number },
     pingedIn: number[],
-    lastActivity = Date.now(),
+    // One instant for all (on the monotonic scale the admission uses): they are due together.
+    connectedAt = performance.timeOrigin + performance.now(),
   ): { registry: ConnectionRegistry; list: RealtimeConnection[] } {
     const registry = new ConnectionRegistry();
     const list: RealtimeConnection[] = [];
@@ -56,9 +57,8 @@ describe('ConnectionSupervisor heartbeat', () => {
         socket,
         { userId: `u${i}`, isAdmin: false, expiresAt: undefined, claims: {} },
         '127.0.0.1',
-        Date.now(),
+        connectedAt,
       );
-      connection.lastActivity = lastActivity;
       registry.add(connection);
       list.push(connection);
     }
@@ -89,7 +89,7 @@ describe('ConnectionSupervisor heartbeat', () => {
     const closer = { close: () => undefined } as unknown as ConnectionCloser;
     supervisor = new ConnectionSupervisor(options, registry, new TokenExpirySchedule(), closer);
     supervisor.onApplicationBootstrap();
-    // The first tick schedules, the second pings; bounded wait.
+    // Due a heartbeat after the connect, the first tick pings; bounded wait.
     for (let waited = 0; pingedIn.length < 599 && waited < 3_000; waited += 20) await sleep(20);
     turns.stop();
     assert.equal(pingedIn.length, 599, 'every open connection once, not the closing one');
@@ -100,7 +100,9 @@ describe('ConnectionSupervisor heartbeat', () => {
   it('closes timed-out connections a few hundred per turn, each with 4000', async () => {
     const options = liveness(100, 200);
     const turns = turnCounter();
-    const { registry } = connections(600, turns, [], Date.now() - 1_000);
+    // Connected a second ago and silent since.
+    const connectedAt = performance.timeOrigin + performance.now() - 1_000;
+    const { registry } = connections(600, turns, [], connectedAt);
     const closedIn: number[] = [];
     const codes = new Set<number>();
     const closer = {
@@ -118,5 +120,29 @@ describe('ConnectionSupervisor heartbeat', () => {
     assert.deepEqual([...codes], [4000]);
     assert.equal(closedIn.length, 600);
     assert.deepEqual(perTurn(closedIn), [256, 256, 88]);
+  });
+  it('after a late sweep (the process stalled) judges timeouts on the next one, even when that is late too', () => {
+    const options = liveness(100, 200);
+    // Silent for a second: timed out on any sweep that judges.
+    const connectedAt = performance.timeOrigin + performance.now() - 1_000;
+    const { registry } = connections(1, { turn: 0 }, [], connectedAt);
+    const codes: number[] = [];
+    const closer = {
+      close: (connection: RealtimeConnection, code: number) => {
+        registry.remove(connection);
+        codes.push(code);
+      },
+    } as unknown as ConnectionCloser;
+    supervisor = new ConnectionSupervisor(options, registry, new TokenExpirySchedule(), closer);
+    supervisor.onApplicationBootstrap();
+    // Sweeps by hand from here: the interval is stopped, the queues still work.
+    supervisor.beforeApplicationShutdown();
+    const internals = supervisor as unknown as { sweptAt: number; checkLiveness(): void };
+    internals.sweptAt -= 1_000;
+    internals.checkLiveness();
+    assert.deepEqual(codes, [], 'not judged on the sweep after a stall');
+    internals.sweptAt -= 1_000;
+    internals.checkLiveness();
+    assert.deepEqual(codes, [4000], 'judged on the next, late or not');
   });
 });

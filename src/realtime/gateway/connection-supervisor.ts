@@ -4,10 +4,11 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { CloseCode, CloseReason } from '../../protocol/index.js';
+import { monotonicNow } from '../monotonic-clock.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
+import { MAX_TIMER_MS } from '../timer-limits.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import { TokenExpirySchedule } from '../registry/token-expiry-schedule.js';
@@ -16,6 +17,8 @@ import { PerTurnQueue } from './per-turn-queue.js';
 
 /** Pings or closes written per turn of the event loop (256 pings took about 10 ms here). */
 const PER_TURN = 256;
+/** Shortest liveness tick: a sweep of every connection more often than this is waste. */
+const MIN_TICK_MS = 10;
 
 /**
  * Runs the two clocks of every connection: liveness (protocol pings every `heartbeatInterval`,
@@ -26,7 +29,13 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
   private livenessTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private livenessTickMs = 1;
+  /** Delay between pings: the heartbeat interval, less when the timeout leaves too little room. */
+  private pingEveryMs = 1;
   private nextPhase = 0;
+  /** Monotonic time of the previous liveness sweep. */
+  private sweptAt = monotonicNow();
+  /** True when the previous sweep came late and left timeouts unjudged. */
+  private deferred = false;
   // Each ping and each close is a socket write: thousands in one go would stall every message.
   private readonly pings = new PerTurnQueue<RealtimeConnection>(PER_TURN, (connection) => {
     if (!connection.closing && connection.socket.readyState === WebSocket.OPEN) {
@@ -35,7 +44,7 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
   });
   private readonly timeouts = new PerTurnQueue<RealtimeConnection>(PER_TURN, (connection) => {
     // Judged a few turns ago at most: a frame since then keeps it open.
-    if (Date.now() - connection.lastActivity < this.options.connectionTimeoutMs) return;
+    if (monotonicNow() - connection.lastActivity < this.options.connectionTimeoutMs) return;
     this.closer.close(connection, CloseCode.CONNECTION_TIMEOUT, CloseReason.CONNECTION_TIMEOUT);
   });
   private readonly expirations = new PerTurnQueue<RealtimeConnection>(PER_TURN, (connection) =>
@@ -52,14 +61,22 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
   onApplicationBootstrap(): void {
     const { heartbeatIntervalMs, connectionTimeoutMs } = this.options;
     // Checked more often than pinged, so that a silent peer is closed at most a tenth of the
-    // timeout late; one pass over the connections is cheap next to that.
-    const livenessTick = Math.max(
-      10,
-      Math.min(heartbeatIntervalMs, Math.ceil(connectionTimeoutMs / 10)),
+    // timeout late; one pass over the connections is cheap next to that. Capped where
+    // setInterval overflows: a timeout of 2^31 ms or more swept every connection every ms.
+    this.livenessTickMs = Math.min(
+      MAX_TIMER_MS,
+      Math.max(MIN_TICK_MS, Math.min(heartbeatIntervalMs, Math.ceil(connectionTimeoutMs / 10))),
     );
-    this.livenessTickMs = livenessTick;
-    this.livenessTimer = setInterval(() => this.checkLiveness(Date.now()), livenessTick).unref();
+    // A ping goes out up to a tick after it is due, and its pong is seen a tick later at most:
+    // with a timeout under interval + 2 ticks, clients that answered every ping timed out.
+    this.pingEveryMs = Math.max(
+      1,
+      Math.min(heartbeatIntervalMs, connectionTimeoutMs - 2 * this.livenessTickMs),
+    );
+    this.sweptAt = monotonicNow();
+    this.livenessTimer = setInterval(() => this.checkLiveness(), this.livenessTickMs).unref();
     this.expiryTimer = setInterval(
+      // Token expiry is wall-clock time by definition (JWT `exp`).
       () => this.closeExpired(Date.now()),
       TokenExpirySchedule.TICK_MS,
     ).unref();
@@ -73,26 +90,37 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
     this.expirations.clear();
   }
 
-  private checkLiveness(now: number): void {
+  private checkLiveness(): void {
     const timedOut: RealtimeConnection[] = [];
     const due: RealtimeConnection[] = [];
-    const { history } = this.options;
-    // performance.timeOrigin-based, like connectedAt.
-    const resumeOpenAfter = history
-      ? performance.timeOrigin + performance.now() - history.resumeWindowMs
-      : 0;
+    const now = monotonicNow();
+    const previous = this.sweptAt;
+    this.sweptAt = now;
+    // A sweep more than a tick late follows a stall of this process (a long GC, a blocking
+    // handler, SIGSTOP): frames that came meanwhile are unread yet and no ping went out, and
+    // judging now closed every client. Judged on the next sweep, after those frames and the
+    // answers to the pings sent below; never twice in a row, so a loop that is always late
+    // still times out dead peers.
+    const judge = now - previous <= 2 * this.livenessTickMs || this.deferred;
+    this.deferred = !judge;
+    const { history, connectionTimeoutMs } = this.options;
+    const resumeOpenAfter = history ? now - history.resumeWindowMs : 0;
     for (const connection of this.registry.all()) {
       if (connection.resumeOpen && connection.connectedAt < resumeOpenAfter) {
         // The resume window passed: stop noting live offsets, and let their map go.
         connection.resumeOpen = false;
         connection.firstLiveOffsets = undefined;
       }
-      if (now - connection.lastActivity >= this.options.connectionTimeoutMs) {
+      if (judge && now - connection.lastActivity >= connectionTimeoutMs) {
         timedOut.push(connection);
-      } else if (connection.nextPingAt === 0) {
-        connection.nextPingAt = now + this.firstPingDelay();
-      } else if (now >= connection.nextPingAt) {
-        connection.nextPingAt = now + this.options.heartbeatIntervalMs;
+        continue;
+      }
+      // Monotonic, from the connect: the first ping is no later than later ones would be.
+      if (connection.nextPingAt === 0) {
+        connection.nextPingAt = connection.connectedAt + this.firstPingDelay();
+      }
+      if (now >= connection.nextPingAt) {
+        connection.nextPingAt = now + this.pingEveryMs;
         due.push(connection);
       }
     }
@@ -101,16 +129,15 @@ export class ConnectionSupervisor implements OnApplicationBootstrap, BeforeAppli
   }
 
   /**
-   * The heartbeat interval less 0, 1, 2… ticks, in turn: connections that arrive together are
-   * pinged in as many groups as an interval has ticks rather than all in one tick, which at
-   * 5,000 connections stalled every other message for up to 200 ms once per interval.
+   * The ping delay less 0, 1, 2… ticks, in turn: connections that arrive together are pinged in
+   * as many groups as an interval has ticks rather than all in one tick, which at 5,000
+   * connections stalled every other message for up to 200 ms once per interval.
    */
   private firstPingDelay(): number {
-    const { heartbeatIntervalMs } = this.options;
-    const phases = Math.max(1, Math.floor(heartbeatIntervalMs / this.livenessTickMs));
+    const phases = Math.max(1, Math.floor(this.pingEveryMs / this.livenessTickMs));
     const phase = this.nextPhase % phases;
     this.nextPhase = phase + 1;
-    return heartbeatIntervalMs - phase * this.livenessTickMs;
+    return this.pingEveryMs - phase * this.livenessTickMs;
   }
 
   private closeExpired(now: number): void {

@@ -23,6 +23,7 @@ import { toHandlerFailure } from './realtime-exception.filter.js';
 import { SocketWriter } from './socket-writer.js';
 import { settleHandlerResult } from './handler-result.js';
 import { isThenable } from './thenable.js';
+import { monotonicNow } from '../monotonic-clock.js';
 
 /** The answer to a message the server failed to handle; its text never holds the cause. */
 const INTERNAL_ERROR: ErrorData = {
@@ -63,7 +64,7 @@ export class MessageDispatcher {
    * that arrives with nothing pending and is handled synchronously (a ping) makes no promise.
    */
   receive(connection: RealtimeConnection, raw: RawData, isBinary: boolean): void {
-    connection.lastActivity = Date.now();
+    connection.lastActivity = monotonicNow();
     connection.pending++;
     if (connection.pending >= MAX_PENDING) connection.socket.pause();
     if (connection.pending === 1) {

@@ -18,6 +18,7 @@ import { CurrentConnection } from './current-connection.decorator.js';
 import { isoNow } from './iso-clock.js';
 import type { RealtimeReply } from './message-dispatcher.js';
 import { RealtimeGateway } from './realtime-gateway.decorator.js';
+import { monotonicNow } from '../monotonic-clock.js';
 
 /** The client messages of PROTOCOL.md section 4. Rules live in services; these stay a few lines. */
 @RealtimeGateway()
@@ -33,7 +34,7 @@ export class RealtimeProtocolGateway {
     @MessageBody() dto: PingDto,
     @CurrentConnection() connection: RealtimeConnection,
   ): RealtimeReply {
-    connection.lastHeartbeat = Date.now();
+    connection.lastHeartbeat = monotonicNow();
     return {
       type: ServerMessageType.PONG,
       data: { timestamp: isoNow(), pingId: dto.pingId },
@@ -42,12 +43,12 @@ export class RealtimeProtocolGateway {
 
   @SubscribeMessage(ClientMessageType.HEARTBEAT)
   heartbeat(@CurrentConnection() connection: RealtimeConnection): void {
-    connection.lastHeartbeat = Date.now();
+    connection.lastHeartbeat = monotonicNow();
   }
 
   @SubscribeMessage(ClientMessageType.PONG)
   pong(@CurrentConnection() connection: RealtimeConnection): void {
-    connection.lastHeartbeat = Date.now();
+    connection.lastHeartbeat = monotonicNow();
   }
 
   @SubscribeMessage(ClientMessageType.SUBSCRIBE)

@@ -19,6 +19,7 @@ import { skipSecondReceiverEnd } from './receiver-end-guard.js';
 import { SocketWriter } from './socket-writer.js';
 import { refuseTooManyUpgrades, UpgradeRateLimiter } from './upgrade-rate-limiter.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
+import { monotonicNow } from '../monotonic-clock.js';
 
 /** Hands each admitted socket to the app's gateways: the adapter's GatewayConnector. */
 export interface GatewayConnections {
@@ -179,7 +180,7 @@ export class RealtimeSocketServer {
 function onLivenessFrame(this: WebSocket): void {
   const connection = connectionOf(this);
   if (!connection) return;
-  connection.lastActivity = connection.lastHeartbeat = Date.now();
+  connection.lastActivity = connection.lastHeartbeat = monotonicNow();
 }
 
 // A peer's protocol error is routine on a public endpoint; the close code tells the peer.

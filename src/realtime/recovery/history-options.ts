@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from '../timer-limits.js';
+
 /** How much of each stream is kept for clients that reconnect (PROTOCOL.md section 9). */
 export interface HistoryOptions {
   /** Messages kept per stream. @default 300 */
@@ -25,7 +27,7 @@ export const HISTORY_DEFAULTS: ResolvedHistoryOptions = {
   resumeWindowMs: 60_000,
 };
 
-/** `false` turns recovery off: no stream positions on messages, `resume` refused. */
+/** `false` turns recovery off: no stream positions on messages, nothing a `resume` can recover. */
 export function resolveHistoryOptions(
   options: HistoryOptions | false | undefined,
 ): ResolvedHistoryOptions | false {
@@ -36,6 +38,11 @@ export function resolveHistoryOptions(
     if (value === undefined) continue;
     if (!Number.isInteger(value) || value <= 0) {
       throw new Error(`RealtimeModule: history.${key} must be a positive integer, got ${value}`);
+    }
+    if (key.endsWith('Ms') && value > MAX_TIMER_MS) {
+      throw new Error(
+        `RealtimeModule: history.${key} must be at most ${MAX_TIMER_MS} ms (Node's timers)`,
+      );
     }
     resolved[key] = value;
   }

@@ -12,9 +12,10 @@ export class RealtimeConnection {
   // Made on first use: a connection that never subscribes or joins a room carries no empty Sets.
   private subscribed: Set<string> | undefined = undefined;
   private joined: Set<string> | undefined = undefined;
+  /** When a frame last came, and a heartbeat (monotonicNow() ms, as connectedAt). */
   lastActivity: number;
   lastHeartbeat: number;
-  /** When the server's next WebSocket ping is due (Date.now() ms); 0 until the supervisor sees it. */
+  /** When the server's next WebSocket ping is due (monotonicNow() ms); 0 until the supervisor sees it. */
   nextPingAt = 0;
   messagesIn = 0;
   messagesOut = 0;
