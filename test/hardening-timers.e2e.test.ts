@@ -13,6 +13,7 @@ import {
 } from '../src/realtime/index.js';
 import { TokenExpirySchedule } from '../src/realtime/registry/token-expiry-schedule.js';
 import { b64url, hs256Token, nowSeconds } from './support/jwt-craft.js';
+import { clientPool } from './support/client-pool.js';
 import { startTestApp, TEST_SECRET, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 import { assertPingWorks, sleep } from './support/wire.js';
@@ -21,23 +22,6 @@ const CONNECTION_TIMEOUT = { code: 4000, reason: 'Connection timeout' };
 const TOKEN_EXPIRED = { code: 4001, reason: 'Token expired' };
 /** Set in the environment of the child process that serves with a movable wall clock. */
 const CHILD_ENV = 'HARDENING_TIMERS_CLOCK_CHILD';
-
-/** Clients opened by a test, ended after it whatever happened. */
-function clientPool() {
-  const clients: TestClient[] = [];
-  return {
-    async open(...args: Parameters<typeof TestClient.open>): Promise<TestClient> {
-      const client = TestClient.connect(...args);
-      clients.push(client);
-      const first = await client.next();
-      assert.equal(first.type, 'connection.established');
-      return client;
-    },
-    closeAll(): void {
-      for (const client of clients.splice(0)) client.close();
-    },
-  };
-}
 
 /** HS256 over a payload given as JSON text: `1e309` there parses to Infinity. */
 function hs256RawPayload(payloadJson: string): string {

@@ -1,33 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { clientPool } from './support/client-pool.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
 const TRY_AGAIN_LATER = { code: 1013, reason: 'Try again later' };
 const LIMIT_EXCEEDED = { code: 4008, reason: 'Connection limit exceeded' };
-
-/** Tracks the clients a test opens so that each test ends with all of them closed. */
-function clientPool() {
-  const clients: TestClient[] = [];
-  return {
-    async open(url: string, token: string): Promise<TestClient> {
-      const client = TestClient.connect(url, token);
-      clients.push(client);
-      const first = await client.next();
-      assert.equal(first.type, 'connection.established');
-      return client;
-    },
-    connect(url: string, token?: string): TestClient {
-      const client = TestClient.connect(url, token);
-      clients.push(client);
-      return client;
-    },
-    closeAll(): void {
-      for (const client of clients.splice(0)) client.close();
-    },
-  };
-}
 
 /** Expects `error` CONNECTION_LIMIT_EXCEEDED as the only message, then the close `expected`. */
 async function expectLimitRefusal(client: TestClient, expected: { code: number; reason: string }) {

@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hs256Token, nowSeconds } from './support/jwt-craft.js';
+import { clientPool } from './support/client-pool.js';
 import { startTestApp, TEST_SECRET, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
@@ -11,22 +12,6 @@ const HEARTBEAT_MS = 100;
 const TIMEOUT_MS = 400;
 const CONNECTION_TIMEOUT = { code: 4000, reason: 'Connection timeout' };
 const TOKEN_EXPIRED = { code: 4001, reason: 'Token expired' };
-
-function clientPool() {
-  const clients: TestClient[] = [];
-  return {
-    async open(...args: Parameters<typeof TestClient.open>): Promise<TestClient> {
-      const client = TestClient.connect(...args);
-      clients.push(client);
-      const first = await client.next();
-      assert.equal(first.type, 'connection.established');
-      return client;
-    },
-    closeAll(): void {
-      for (const client of clients.splice(0)) client.close();
-    },
-  };
-}
 
 async function assertUsable(client: TestClient): Promise<void> {
   const reply = await client.request({ type: 'ping', data: { pingId: 'alive' } });
