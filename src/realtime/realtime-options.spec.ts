@@ -195,6 +195,22 @@ describe('resolveRealtimeOptions', () => {
       }
     });
 
+    it('refuses events a client could never subscribe to, naming the entry', () => {
+      for (const event of ['', 'with space', 'café', 'x'.repeat(201), 'tab\there']) {
+        assert.throws(
+          () => resolve({ events: ['ok.event', event] }),
+          new RegExp(
+            `events entry ${JSON.stringify(event).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`,
+          ),
+          JSON.stringify(event),
+        );
+      }
+      assert.deepEqual(resolve({ events: ['x'.repeat(200), 'room:42'] }).events, [
+        'x'.repeat(200),
+        'room:42',
+      ]);
+    });
+
     it('refuses a connection timeout not longer than the heartbeat interval', () => {
       assert.throws(
         () => resolve({ heartbeatIntervalMs: 1000, connectionTimeoutMs: 1000 }),

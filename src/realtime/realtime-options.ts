@@ -8,6 +8,7 @@ import {
   type ResolvedHistoryOptions,
   resolveHistoryOptions,
 } from './recovery/history-options.js';
+import { EVENT_RULE, nameProblem } from './name-limits.js';
 import { MAX_TIMER_MS } from './timer-limits.js';
 
 /** Token of the options with defaults applied ({@link ResolvedRealtimeOptions}). */
@@ -221,6 +222,11 @@ export function resolveRealtimeOptions(options: RealtimeModuleOptions): Resolved
     if (!Number.isInteger(value) || value < 0) {
       throw new Error(`RealtimeModule: ${key} must be 0 (off) or a positive integer`);
     }
+  }
+  for (const event of resolved.events) {
+    // subscribe refuses such a name: listed, it could never be subscribed to.
+    const problem = nameProblem(EVENT_RULE, event, `events entry ${JSON.stringify(event)}`);
+    if (problem) throw new Error(`RealtimeModule: ${problem}`);
   }
   if (resolved.connectionTimeoutMs <= resolved.heartbeatIntervalMs) {
     throw new Error(
