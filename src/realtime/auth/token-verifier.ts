@@ -4,7 +4,7 @@ import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { nameProblem, USER_ID_RULE } from '../name-limits.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
 import { HmacFastVerifier } from './hmac-fast-verifier.js';
-import type { RealtimePrincipal } from './realtime-principal.js';
+import { isExpired, type RealtimePrincipal } from './realtime-principal.js';
 
 export type VerificationResult =
   { ok: true; principal: RealtimePrincipal } | { ok: false; expired: boolean; reason: string };
@@ -63,15 +63,15 @@ export class TokenVerifier {
     }
     const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
     const toleranceMs = this.options.jwt.clockToleranceSeconds * 1000;
-    return {
-      ok: true,
-      principal: {
-        userId,
-        isAdmin: isAdminClaims(claims),
-        expiresAt: exp === undefined ? undefined : exp * 1000 + toleranceMs,
-        claims,
-      },
+    const principal: RealtimePrincipal = {
+      userId,
+      isAdmin: isAdminClaims(claims),
+      expiresAt: exp === undefined ? undefined : exp * 1000 + toleranceMs,
+      claims,
     };
+    // Both verifiers compare whole seconds: a fractional `exp` can be past by up to one.
+    if (isExpired(principal)) return { ok: false, expired: true, reason: 'TokenExpiredError' };
+    return { ok: true, principal };
   }
 }
 
