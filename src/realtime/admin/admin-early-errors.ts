@@ -1,11 +1,10 @@
-import { BadRequestException, HttpException } from '@nestjs/common';
+import { BadRequestException, HttpException, RequestMethod, type Type } from '@nestjs/common';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import type { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendAdminError } from './admin-exception.filter.js';
 
 type Next = (error?: unknown) => void;
-
-const READ = new Set(['GET', 'HEAD']);
 
 /**
  * Errors raised before the admin controller runs never reach its filter: the host's body parser
@@ -20,10 +19,14 @@ const READ = new Set(['GET', 'HEAD']);
  * Express only (another adapter keeps Nest's shape). Routes are matched as mounted, so under a
  * global prefix or URI versioning nothing is matched and the host's shape stays.
  */
-export function installAdminEarlyErrors(host: HttpAdapterHost | undefined, prefix: string): void {
+export function installAdminEarlyErrors(
+  host: HttpAdapterHost | undefined,
+  prefix: string,
+  controller: Type<unknown>,
+): void {
   const adapter = host?.httpAdapter;
   if (!adapter || adapter.getType() !== 'express') return;
-  const isAdminRoute = adminRouteMatcher(prefix);
+  const isAdminRoute = adminRouteMatcher(prefix, controller);
   const handler = (
     error: unknown,
     request: IncomingMessage,
@@ -42,22 +45,33 @@ export function installAdminEarlyErrors(host: HttpAdapterHost | undefined, prefi
   adapter.use(handler);
 }
 
-/** True for a request whose method and path one of the admin controller's routes serves. */
-function adminRouteMatcher(prefix: string): (request: IncomingMessage) => boolean {
+/**
+ * True for a request whose method and path one of `controller`'s routes serves, read from the
+ * routes Nest itself maps (its `@Get`/`@Post`/`@Delete` metadata), so that the two cannot differ.
+ */
+function adminRouteMatcher(
+  prefix: string,
+  controller: Type<unknown>,
+): (request: IncomingMessage) => boolean {
   const base = `^/${escapeRegExp(prefix.replace(/^\/+|\/+$/g, ''))}`;
-  // Express matches routes ignoring case and one trailing slash; so does this.
-  const route = (path: string) => new RegExp(`${base}/${path}/?$`, 'i');
-  const routes: Array<[RegExp, ReadonlySet<string>]> = [
-    [route('stats'), READ],
-    [route('connections'), READ],
-    [route('connections/[^/]+'), new Set([...READ, 'DELETE'])],
-    [route('broadcast'), new Set(['POST'])],
-  ];
+  const routes: Array<[RegExp, string]> = [];
+  const prototype = controller.prototype as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    const handler = prototype[name];
+    if (typeof handler !== 'function') continue;
+    const path: unknown = Reflect.getMetadata(PATH_METADATA, handler);
+    const method: unknown = Reflect.getMetadata(METHOD_METADATA, handler);
+    if (typeof path !== 'string' || typeof method !== 'number') continue;
+    const segments = escapeRegExp(path.replace(/^\/+|\/+$/g, '')).replace(/:\w+/g, '[^/]+');
+    // Express matches routes ignoring case and one trailing slash; so does this.
+    routes.push([new RegExp(`${base}/${segments}/?$`, 'i'), RequestMethod[method]!]);
+  }
   return (request) => {
     const url = (request as IncomingMessage & { originalUrl?: string }).originalUrl ?? request.url;
     const path = (url ?? '').split('?', 1)[0]!;
-    const method = request.method ?? '';
-    return routes.some(([pattern, methods]) => methods.has(method) && pattern.test(path));
+    // Express answers HEAD with a GET route.
+    const method = request.method === 'HEAD' ? 'GET' : (request.method ?? '');
+    return routes.some(([pattern, routeMethod]) => routeMethod === method && pattern.test(path));
   };
 }
 

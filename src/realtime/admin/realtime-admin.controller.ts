@@ -58,7 +58,7 @@ export function createAdminController(prefix: string): Type<unknown> {
 
     // Body-parser and `:id` decoding errors come before this class's filter can run.
     onModuleInit(): void {
-      installAdminEarlyErrors(this.adapterHost, prefix);
+      installAdminEarlyErrors(this.adapterHost, prefix, RealtimeAdminController);
     }
 
     @Get('stats')
