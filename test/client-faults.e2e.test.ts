@@ -107,22 +107,27 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** A client of `url` with fast reconnects, closed after the test. */
+function clientOf(url: string, options: Partial<RealtimeClientOptions> = {}): RealtimeClient {
+  const client = new RealtimeClient({
+    url,
+    WebSocket: NodeWebSocket,
+    getToken: () => 't',
+    minReconnectDelayMs: 20,
+    maxReconnectDelayMs: 50,
+    ...options,
+  });
+  cleanups.push(() => client.close());
+  return client;
+}
+
 async function setup(
   onConnection: (socket: WebSocket, n: number) => void,
   options: Partial<RealtimeClientOptions> = {},
 ) {
   const server = await scriptedServer(onConnection);
   cleanups.push(server.close);
-  const client = new RealtimeClient({
-    url: server.url,
-    WebSocket: NodeWebSocket,
-    getToken: () => 't',
-    minReconnectDelayMs: 20,
-    maxReconnectDelayMs: 50,
-    requestTimeoutMs: 2000,
-    ...options,
-  });
-  cleanups.push(() => client.close());
+  const client = clientOf(server.url, { requestTimeoutMs: 2000, ...options });
   const errors: RealtimeClientError[] = [];
   client.on('error', (error) => errors.push(error));
   return { server, client, errors };
@@ -534,14 +539,7 @@ describe('SDK against a server that refuses every upgrade with an HTTP status', 
 
   async function refusedFor(head: string, ms: number) {
     const server = await refusingServer(head);
-    const client = new RealtimeClient({
-      url: server.url,
-      WebSocket: NodeWebSocket,
-      getToken: () => 't',
-      minReconnectDelayMs: 20,
-      maxReconnectDelayMs: 50,
-    });
-    cleanups.push(() => client.close());
+    const client = clientOf(server.url);
     const closes: CloseInfo[] = [];
     client.on('close', (info) => closes.push(info));
     void client.connect().catch(() => undefined);

@@ -7,8 +7,13 @@ import { MAX_IN_FLIGHT } from '../src/realtime/bus/publish-queue.js';
 import { MAX_ENVELOPE_CHARS } from '../src/realtime/bus/redis-bus.js';
 import { type OutboundMessage, RealtimeSendError, RedisBus } from '../src/realtime/index.js';
 import { RedisMessageHistory } from '../src/realtime/recovery/redis-message-history.js';
-import { type Cluster, startCluster, uniqueNamespace } from './support/cluster.js';
-import { openOn, settleVia } from './support/cluster-clients.js';
+import {
+  type Cluster,
+  type ClusterInstance,
+  startCluster,
+  uniqueNamespace,
+} from './support/cluster.js';
+import { type ClusterClient, openOn, settleVia } from './support/cluster-clients.js';
 import {
   redisCommand,
   requireRedis,
@@ -33,6 +38,30 @@ async function collectUncaught(run: () => Promise<void>): Promise<string[]> {
     process.off('uncaughtException', record);
   }
   return errors;
+}
+
+/**
+ * Both instances still connected, and a send from `a` after the bad envelope reaches `atB` (on
+ * `b`) once: the only message it got besides connection.established.
+ */
+async function assertStillServing(
+  a: ClusterInstance,
+  b: ClusterInstance,
+  atB: ClusterClient,
+  type: string,
+): Promise<void> {
+  for (const instance of [a, b]) assert.ok(instance.bus.isConnected(), 'still connected');
+  assert.equal(await a.service.sendToUser(atB.userId, type, { ok: 1 }), 1);
+  const seen = await settleVia(a, [atB]);
+  assert.deepEqual(
+    seen
+      .get(atB)!
+      .map((m) => m.type)
+      .filter((received) => received !== 'connection.established'),
+    [type],
+    'the later send arrived once, and nothing else',
+  );
+  atB.client.close();
 }
 
 function message(id: string, type: string): OutboundMessage {
@@ -94,19 +123,7 @@ describe('cluster bus faults: an envelope that fails while being handled', () =>
       await sleep(100);
     });
     assert.deepEqual(errors, [], 'no exception escaped the message handler');
-    for (const instance of [a, b]) assert.ok(instance.bus.isConnected(), 'still connected');
-
-    assert.equal(await a.service.sendToUser(atB.userId, 'after.bad', { ok: 1 }), 1);
-    const seen = await settleVia(a, [atB]);
-    assert.deepEqual(
-      seen
-        .get(atB)!
-        .map((m) => m.type)
-        .filter((type) => type !== 'connection.established'),
-      ['after.bad'],
-      'the later send arrived once',
-    );
-    atB.client.close();
+    await assertStillServing(a, b, atB, 'after.bad');
   });
 
   // Reaches the guard whatever shapes the envelope parser accepts: the local delivery throws.
@@ -166,19 +183,7 @@ describe('cluster bus faults: an envelope that fails while being handled', () =>
       const tooLarge = events.filter((entry) => entry.event === 'bus.message_too_large');
       assert.equal(tooLarge.length, 1, `instance ${index} logged the dropped message once`);
     }
-    for (const instance of [a, b]) assert.ok(instance.bus.isConnected(), 'still connected');
-
-    assert.equal(await a.service.sendToUser(atB.userId, 'after.huge', { ok: 1 }), 1);
-    const seen = await settleVia(a, [atB]);
-    assert.deepEqual(
-      seen
-        .get(atB)!
-        .map((m) => m.type)
-        .filter((type) => type !== 'connection.established'),
-      ['after.huge'],
-      'the huge one was not delivered; the later send arrived once',
-    );
-    atB.client.close();
+    await assertStillServing(a, b, atB, 'after.huge');
   });
 });
 
