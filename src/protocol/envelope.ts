@@ -74,6 +74,25 @@ export function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Why `data` would not arrive as the JSON object it is, if so: JSON encodes a Map or Set as `{}`
+ * and an object with a `toJSON` (a Date) as whatever that returns.
+ */
+export function jsonObjectProblem(data: unknown): string | undefined {
+  if (!isJsonObject(data)) return 'data must be a JSON object';
+  if (data instanceof Map || data instanceof Set) {
+    return `data must be a JSON object, not a ${data instanceof Map ? 'Map' : 'Set'} (encoded as {})`;
+  }
+  const { toJSON } = data as { toJSON?: unknown };
+  if (typeof toJSON !== 'function') return undefined;
+  try {
+    if (isJsonObject(toJSON.call(data, 'data'))) return undefined;
+  } catch (error) {
+    return `data cannot be encoded as JSON: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  return 'data must encode to a JSON object; its toJSON() returns something else';
+}
+
 // Ids are echoed back as `in_reply_to` and may land in logs: no control characters, and no
 // lone surrogates (half a character: not valid Unicode, so not printable in any log or client).
 // eslint-disable-next-line no-control-regex

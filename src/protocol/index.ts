@@ -16,6 +16,7 @@ export {
   MAX_TYPE_LENGTH,
   exceedsJsonDepth,
   isJsonObject,
+  jsonObjectProblem,
   parseClientMessage,
   encodeServerMessage,
 } from './envelope.js';

@@ -4,7 +4,7 @@ import {
   CloseCode,
   CloseReason,
   encodeServerMessage,
-  isJsonObject,
+  jsonObjectProblem,
   MAX_TYPE_LENGTH,
   type NotificationLevel,
   type ServerEnvelope,
@@ -24,7 +24,14 @@ import {
 } from './realtime-events.js';
 import { isoNow } from './gateway/iso-clock.js';
 import { RealtimeSendError } from './realtime-send.error.js';
-import { EVENT_RULE, nameProblem, ROOM_RULE, TYPE_RULE, USER_ID_RULE } from './name-limits.js';
+import {
+  EVENT_RULE,
+  type NameRule,
+  nameProblem,
+  ROOM_RULE,
+  TYPE_RULE,
+  USER_ID_RULE,
+} from './name-limits.js';
 import { PresenceStore } from './presence/presence-store.js';
 import { MessageHistory } from './recovery/message-history.js';
 import { positionOverhead } from './recovery/positioned-frame.js';
@@ -200,7 +207,7 @@ export class RealtimeService implements OnModuleInit {
     // The target first: sendToEvent('') is about its event, though that is its type too.
     const problem = targetProblem(target) ?? nameProblem(TYPE_RULE, type);
     if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
-    const notAnObject = whyNotAJsonObject(data);
+    const notAnObject = jsonObjectProblem(data);
     if (notAnObject !== undefined)
       throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', notAnObject);
     const id = randomId();
@@ -239,9 +246,9 @@ export class RealtimeService implements OnModuleInit {
    * throws RoomFullError past `maxRoomSize`.
    */
   joinRoom(room: string, member: RoomMember): number {
-    checkRoom(room);
+    checkName(ROOM_RULE, room);
     if ('userId' in member) {
-      checkUserId(member.userId);
+      checkName(USER_ID_RULE, member.userId);
       return this.registry.joinUser(member.userId, room, this.options.maxRoomSize);
     }
     const connection = this.registry.get(member.connectionId);
@@ -252,9 +259,9 @@ export class RealtimeService implements OnModuleInit {
   }
 
   leaveRoom(room: string, member: RoomMember): number {
-    checkRoom(room);
+    checkName(ROOM_RULE, room);
     if ('userId' in member) {
-      checkUserId(member.userId);
+      checkName(USER_ID_RULE, member.userId);
       return this.registry.leaveUser(member.userId, room);
     }
     const connection = this.registry.get(member.connectionId);
@@ -264,7 +271,7 @@ export class RealtimeService implements OnModuleInit {
   /** Members of a room on every instance (instances that do not answer in time are left out). */
   async getRoomMembers(room: string): Promise<{ connectionIds: string[]; userIds: string[] }> {
     // Before the bus: a name no room can have is not asked of every instance.
-    checkRoom(room);
+    checkName(ROOM_RULE, room);
     const local = this.localRoomMembers(room);
     const { answers } = await this.bus.request<RoomMembers>(ROOM_MEMBERS_TOPIC, { room });
     const all = [local, ...answers.map((a) => a.answer)];
@@ -282,7 +289,7 @@ export class RealtimeService implements OnModuleInit {
   // user can have (USER_ID_RULE) with RealtimeSendError INVALID_MESSAGE_FORMAT.
 
   async isUserConnected(userId: string): Promise<boolean> {
-    checkUserId(userId);
+    checkName(USER_ID_RULE, userId);
     return this.registry.ofUser(userId).size > 0 || this.presence.isOnline(userId);
   }
 
@@ -308,7 +315,7 @@ export class RealtimeService implements OnModuleInit {
     code: number = CloseCode.DISCONNECTED_BY_ADMIN,
     reason: string = CloseReason.DISCONNECTED_BY_ADMIN,
   ): number {
-    checkUserId(userId);
+    checkName(USER_ID_RULE, userId);
     const connections = [...this.registry.ofUser(userId)];
     for (const connection of connections) this.closer.close(connection, code, reason);
     return connections.length;
@@ -409,15 +416,9 @@ export class RealtimeService implements OnModuleInit {
   }
 }
 
-/** Throws for a room name no room may have (ROOM_RULE). */
-function checkRoom(room: unknown): void {
-  const problem = nameProblem(ROOM_RULE, room);
-  if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
-}
-
-/** Throws for a user id no user may have (USER_ID_RULE: what token verification takes as sub). */
-function checkUserId(userId: unknown): void {
-  const problem = nameProblem(USER_ID_RULE, userId);
+/** Throws for a name `rule` refuses: a room no room, or a user id no user, may have. */
+function checkName(rule: NameRule, value: unknown): void {
+  const problem = nameProblem(rule, value);
   if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
 }
 
@@ -469,23 +470,4 @@ function reachedOf(result: PublishResult): number {
 
 function reviewData(reviewId: string, changes?: Record<string, unknown>): MessageData {
   return { review_id: reviewId, ...(changes ? { changes } : {}), timestamp: isoNow() };
-}
-
-/**
- * Why `data` would not arrive as the JSON object it is, if so: JSON encodes a Map or Set as `{}`
- * and an object with a `toJSON` (a Date) as whatever that returns.
- */
-function whyNotAJsonObject(data: unknown): string | undefined {
-  if (!isJsonObject(data)) return 'data must be a JSON object';
-  if (data instanceof Map || data instanceof Set) {
-    return `data must be a JSON object, not a ${data instanceof Map ? 'Map' : 'Set'} (encoded as {})`;
-  }
-  const { toJSON } = data as { toJSON?: unknown };
-  if (typeof toJSON !== 'function') return undefined;
-  try {
-    if (isJsonObject(toJSON.call(data))) return undefined;
-  } catch (error) {
-    return `data cannot be encoded as JSON: ${error instanceof Error ? error.message : String(error)}`;
-  }
-  return 'data must encode to a JSON object; its toJSON() returns something else';
 }

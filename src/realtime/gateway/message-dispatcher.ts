@@ -6,10 +6,10 @@ import {
   CloseReason,
   ErrorCode,
   isJsonObject,
+  jsonObjectProblem,
   parseClientMessage,
   type ClientEnvelope,
   type ErrorData,
-  type JsonObject,
 } from '../../protocol/index.js';
 import { isExpired } from '../auth/realtime-principal.js';
 import { RealtimeEvents } from '../realtime-events.js';
@@ -272,18 +272,6 @@ function isReply(value: unknown): value is RealtimeReply {
   return (
     isJsonObject(value) &&
     typeof value.type === 'string' &&
-    isJsonObject(value.data) &&
-    encodesAsObject(value.data)
+    jsonObjectProblem(value.data) === undefined
   );
-}
-
-/** False when `toJSON` would put something else than an object in `data` (a Date: a string). */
-function encodesAsObject(data: JsonObject): boolean {
-  const { toJSON } = data;
-  if (typeof toJSON !== 'function') return true;
-  try {
-    return isJsonObject(toJSON.call(data, 'data'));
-  } catch {
-    return false;
-  }
 }
