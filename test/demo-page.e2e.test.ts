@@ -575,6 +575,40 @@ describe('demo REST routes: budgets and validation', () => {
     await other.body?.cancel();
   });
 
+  it('refuses unknown keys in REST bodies (a misspelled `admin` mints nothing), not in chat messages', async () => {
+    const misspelled = await post(`${demo.url}/demo/token`, { user_id: 'typo', Admin: true });
+    assert.equal(misspelled.status, 400);
+    assert.deepEqual(((await misspelled.json()) as ErrorBody).message, [
+      'property Admin should not exist',
+    ]);
+    const token = tokens.sign('strict-body', false, 600);
+    const notify = await post(`${demo.url}/demo/notify`, { message: 'hi', lvl: 'error' }, token);
+    assert.equal(notify.status, 400);
+    assert.deepEqual(((await notify.json()) as ErrorBody).message, [
+      'property lvl should not exist',
+    ]);
+    // WebSocket messages keep the protocol's rule: keys a handler does not know are ignored.
+    const chatter = await TestClient.open(demo.wsUrl, token);
+    try {
+      const reply = await chatter.request({
+        type: 'chat.send',
+        data: { room: 'strict', text: 'hello', mood: 'fine' },
+      });
+      assert.equal(reply.type, 'chat.sent');
+      assert.deepEqual(reply.data, { room: 'strict', delivered: 0 });
+    } finally {
+      chatter.close();
+    }
+  });
+
+  it('does not announce its framework (no X-Powered-By), on pages, API answers and 404s', async () => {
+    for (const path of ['/', '/demo/app.js', '/ws/stats', '/no-such-route']) {
+      const response = await fetch(`${demo.url}${path}`, { signal: AbortSignal.timeout(5000) });
+      await response.body?.cancel();
+      assert.equal(response.headers.get('x-powered-by'), null, path);
+    }
+  });
+
   it('refuses a blank notification and a notification id the page could not have sent', async () => {
     const token = tokens.sign('validator', false, 600);
     const blank = await post(`${demo.url}/demo/notify`, { message: ' \n\t ' }, token);

@@ -1,4 +1,5 @@
-import { Body, Controller, HttpCode, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, UseGuards, UsePipes } from '@nestjs/common';
+import { demoBodyPipe } from './demo-body.pipe.js';
 import { DemoRateLimit, DemoRateLimitGuard } from './demo-rate-limit.guard.js';
 import { TokenRequestDto } from './demo.dto.js';
 import { DemoTokens } from './demo.tokens.js';
@@ -7,6 +8,7 @@ const TOKEN_TTL_SECONDS = 3600;
 
 /** Development tokens for the demo page; the module leaves it out when NODE_ENV=production. */
 @Controller('demo')
+@UsePipes(demoBodyPipe())
 export class DemoTokenController {
   constructor(private readonly tokens: DemoTokens) {}
 

@@ -14,11 +14,13 @@ import {
   Res,
   ServiceUnavailableException,
   UseGuards,
+  UsePipes,
 } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { RealtimeService } from '../realtime/index.js';
 import { NotifyDto } from './demo.dto.js';
 import { DemoPage } from './demo-page.js';
+import { demoBodyPipe } from './demo-body.pipe.js';
 import { DemoRateLimit, DemoRateLimitGuard } from './demo-rate-limit.guard.js';
 import { type AuthenticatedRequest, DemoUserGuard } from './demo-user.guard.js';
 import {
@@ -35,6 +37,7 @@ const PAGE_CSP =
 
 /** The demo's page and the REST routes that make events happen. */
 @Controller()
+@UsePipes(demoBodyPipe())
 export class DemoController {
   constructor(
     private readonly realtime: RealtimeService,

@@ -1,5 +1,5 @@
-import { type DynamicModule, Module, ValidationPipe } from '@nestjs/common';
-import { APP_PIPE } from '@nestjs/core';
+import { type DynamicModule, Module, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { RealtimeModule } from '../realtime/index.js';
 import { ChatGateway } from './chat.gateway.js';
 import type { DemoConfig } from './demo-config.js';
@@ -10,9 +10,12 @@ import { DemoTokenController } from './demo-token.controller.js';
 import { DemoTokens } from './demo.tokens.js';
 import { DemoUploadsService } from './demo-uploads.service.js';
 import { DemoUserGuard } from './demo-user.guard.js';
+import { hideFramework } from './hide-framework.js';
 
 @Module({})
-export class DemoModule {
+export class DemoModule implements OnModuleInit {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
   static forRoot(config: DemoConfig): DynamicModule {
     const secret = config.realtime.jwt.secret ?? '';
     return {
@@ -20,7 +23,6 @@ export class DemoModule {
       imports: [RealtimeModule.forRoot(config.realtime)],
       controllers: config.production ? [DemoController] : [DemoController, DemoTokenController],
       providers: [
-        { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, transform: true }) },
         { provide: DemoTokens, useValue: new DemoTokens(secret) },
         DemoPage,
         DemoUploadsService,
@@ -29,5 +31,9 @@ export class DemoModule {
         ChatGateway,
       ],
     };
+  }
+
+  onModuleInit(): void {
+    hideFramework(this.adapterHost);
   }
 }
