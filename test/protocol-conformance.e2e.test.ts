@@ -212,6 +212,36 @@ describe('PROTOCOL conformance: envelope, client messages, errors (sections 3, 4
     client.close();
   });
 
+  it('4 subscribe: a string that is no event name is an unknown name, listed in invalid_events', async () => {
+    const client = await open();
+    // Spaces, control characters, non-ASCII: refused one by one, never shown to the authorizer
+    // (which accepts every room:*), while the valid names of the same message are subscribed.
+    const odd = ['room:a b', 'room:\u0007', 'room:é', ' ', 'upload.progress\n'];
+    const ack = await client.request({
+      type: 'subscribe',
+      data: { events: ['upload.progress', ...odd, 'room:ok'] },
+      id: 's-odd',
+    });
+    assert.equal(ack.type, 'subscription.acknowledged');
+    assert.deepEqual(ack.data, { events: ['upload.progress', 'room:ok'], invalid_events: odd });
+    client.send({ type: 'subscribe', data: { events: ['room:a b'] }, id: 's-odd-2' });
+    await eventually(() => client.received.filter((m) => m.in_reply_to === 's-odd-2').length === 2);
+    const [, failed] = client.received.filter((m) => m.in_reply_to === 's-odd-2');
+    assertError(failed!, 'SUBSCRIPTION_FAILED', 's-odd-2');
+    // Longer than any name can be (200): a malformed message, refused as a whole.
+    assertError(
+      await client.request({
+        type: 'subscribe',
+        data: { events: ['x'.repeat(201)] },
+        id: 's-long',
+      }),
+      'INVALID_MESSAGE_FORMAT',
+      's-long',
+    );
+    assertAllEnvelopes(client);
+    client.close();
+  });
+
   it('4 unsubscribe: { events: string[] } of any length is acknowledged with { events }', async () => {
     const client = await open();
     const names = Array.from({ length: 100 }, (_, i) => `room:${i}`);

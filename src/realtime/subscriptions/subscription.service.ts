@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { SubscriptionAcknowledgedData } from '../../protocol/index.js';
+import { EVENT_NAME_PATTERN } from '../name-limits.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
@@ -27,7 +28,9 @@ export class SubscriptionService {
       const fits =
         connection.subscriptions.has(name) ||
         connection.subscriptions.size < this.options.maxSubscriptionsPerConnection;
-      if (fits && (await this.mayJoin(connection, name))) {
+      // Printable names only: they become index keys, stats keys and log fields. Neither the
+      // allow-list nor the authorizer is asked about anything else.
+      if (fits && EVENT_NAME_PATTERN.test(name) && (await this.mayJoin(connection, name))) {
         if (connection.closing) break;
         this.registry.subscribe(connection, name);
         events.push(name);
