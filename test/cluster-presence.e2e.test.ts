@@ -13,6 +13,7 @@ import { TEST_SECRET } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
 const LEASE_MS = 1500;
+const REPLACE_TOPIC = 'test.replace';
 
 function statusesOf(client: TestClient, userId: string): string[] {
   return client
@@ -184,16 +185,26 @@ describe('an instance that dies without cleanup', () => {
   });
 });
 
-/** A host that closes, inside its own `connectionOpened$` observer, the users it is told to. */
+/** A host that ends connections inside its own `connectionOpened$` observer. */
 @Injectable()
 class CloseAtOpen implements OnModuleDestroy {
+  /** Users whose new connections are closed at once. */
   readonly refuse = new Set<string>();
+  /** Users whose previous connection here is closed when a new one opens here. */
+  readonly replace = new Set<string>();
+  /** Also run inside the observer, for every connection that opens here. */
+  onOpen: ((userId: string) => void) | undefined;
+  private readonly last = new Map<string, string>();
   private readonly subscription: Subscription;
 
   constructor(service: RealtimeService) {
     // In the constructor, before any onModuleInit: this observer runs ahead of presence's own.
     this.subscription = service.connectionOpened$.subscribe(({ userId, connectionId }) => {
+      const previous = this.last.get(userId);
+      this.last.set(userId, connectionId);
       if (this.refuse.has(userId)) service.disconnectConnection(connectionId);
+      else if (this.replace.has(userId) && previous) service.disconnectConnection(previous);
+      this.onOpen?.(userId);
     });
   }
 
@@ -202,35 +213,126 @@ class CloseAtOpen implements OnModuleDestroy {
   }
 }
 
-describe('presence of a connection a host closes as it opens (Redis)', () => {
+describe('presence of connections a host closes as they open (Redis)', () => {
   let redis: RedisServer | undefined;
   let cluster: Cluster | undefined;
+  const watchers: TestClient[] = [];
 
   before(async () => {
     redis = await startRedisServer();
     if (!redis) return;
-    cluster = await startCluster(1, redis.url, {}, { providers: [CloseAtOpen] });
+    cluster = await startCluster(2, redis.url, {}, { providers: [CloseAtOpen] });
+    for (const instance of cluster.instances) {
+      const watcher = await TestClient.open(
+        instance.wsUrl,
+        instance.token(`watcher-${instance.index}`),
+      );
+      await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+      watchers.push(watcher);
+    }
   });
   after(async () => {
+    for (const watcher of watchers) watcher.close();
     await cluster?.close();
     await redis?.stop();
   });
+
+  /**
+   * A user coming and going on each instance after the case. Presence calls of one instance
+   * reach Redis in order, and announcements of one instance go out in order: once every watcher
+   * saw the markers, whatever the case announced is in.
+   */
+  async function markers(name: string): Promise<void> {
+    for (const instance of cluster!.instances) {
+      const userId = `${name}-${instance.index}`;
+      const client = await TestClient.open(instance.wsUrl, instance.token(userId));
+      await eventually(
+        () => watchers.every((w) => statusesOf(w, userId).length === 1),
+        3000,
+        `${userId} online`,
+      );
+      client.close();
+      await eventually(
+        () => watchers.every((w) => statusesOf(w, userId).length === 2),
+        3000,
+        `${userId} offline`,
+      );
+    }
+  }
+
+  /** What every watcher saw of `userId`, after a ping round trip each. */
+  async function seen(userId: string): Promise<string[][]> {
+    for (const watcher of watchers) await watcher.request({ type: 'ping' });
+    return watchers.map((w) => statusesOf(w, userId));
+  }
+
+  async function offlineSeen(userId: string): Promise<void> {
+    await eventually(
+      () => watchers.every((w) => statusesOf(w, userId).includes('offline')),
+      3000,
+      `${userId} offline`,
+    );
+  }
+
+  const everywhere = (statuses: string[]) => watchers.map(() => statuses);
 
   // The reference for the in-process store (presence.e2e): no offline without an online.
   it('announces nothing for a user whose only connection closed in the observer', async (t) => {
     if (!requireRedis(t, redis)) return;
     const instance = cluster!.instances[0]!;
     instance.app.get(CloseAtOpen).refuse.add('ghost');
-    const watcher = await TestClient.open(instance.wsUrl, instance.token('watcher'));
-    await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
     const ghost = TestClient.connect(instance.wsUrl, instance.token('ghost'));
     assert.equal((await ghost.waitClose()).code, 4004);
-    // Presence calls reach Redis in order: the marker's come after whatever the ghost's gave.
-    const marker = await TestClient.open(instance.wsUrl, instance.token('marker'));
-    await eventually(() => statusesOf(watcher, 'marker').length === 1, 3000, 'marker online');
-    marker.close();
-    await eventually(() => statusesOf(watcher, 'marker').length === 2, 3000, 'marker offline');
-    assert.deepEqual(statusesOf(watcher, 'ghost'), []);
-    watcher.close();
+    await markers('marker-1');
+    assert.deepEqual(await seen('ghost'), everywhere([]));
+  });
+
+  it('announces a user once while a new connection replaces the old one in the observer', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const instance = cluster!.instances[0]!;
+    instance.app.get(CloseAtOpen).replace.add('swap');
+    const first = await TestClient.open(instance.wsUrl, instance.token('swap'));
+    const second = await TestClient.open(instance.wsUrl, instance.token('swap'));
+    assert.equal((await first.waitClose()).code, 4004);
+    await markers('marker-2');
+    assert.deepEqual(await seen('swap'), everywhere(['online']), 'never offline while connected');
+    second.close();
+    await offlineSeen('swap');
+    assert.deepEqual(await seen('swap'), everywhere(['online', 'offline']));
+  });
+
+  it('announces a user once while a new connection on one instance replaces the old one on another', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const [a, b] = cluster!.instances;
+    // B's observer asks A, over the bus, to close the user's connections there.
+    a!.bus.handle(REPLACE_TOPIC, (payload) =>
+      a!.service.disconnectUser((payload as { userId: string }).userId),
+    );
+    b!.app.get(CloseAtOpen).onOpen = (userId) => {
+      if (userId === 'roam')
+        void b!.bus.request(REPLACE_TOPIC, { userId }, { to: a!.bus.instanceId });
+    };
+    const first = await TestClient.open(a!.wsUrl, a!.token('roam'));
+    const second = await TestClient.open(b!.wsUrl, b!.token('roam'));
+    assert.equal((await first.waitClose()).code, 4004);
+    await markers('marker-3');
+    assert.deepEqual(await seen('roam'), everywhere(['online']), 'never offline while connected');
+    second.close();
+    await offlineSeen('roam');
+    assert.deepEqual(await seen('roam'), everywhere(['online', 'offline']));
+  });
+
+  it('announces a user once whose old connection on one instance closes right after a new one opened on another', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const [a, b] = cluster!.instances;
+    const first = await TestClient.open(a!.wsUrl, a!.token('hop'));
+    const second = await TestClient.open(b!.wsUrl, b!.token('hop'));
+    first.close();
+    await first.waitClose();
+    await markers('marker-4');
+    assert.deepEqual(await seen('hop'), everywhere(['online']), 'never offline while connected');
+    second.close();
+    await offlineSeen('hop');
+    assert.deepEqual(await seen('hop'), everywhere(['online', 'offline']));
   });
 });

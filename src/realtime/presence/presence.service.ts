@@ -113,6 +113,16 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private closed(event: ConnectionClosedEvent): void {
+    // A host's connectionOpened$ observer runs ahead of this service's: when it closes the user's
+    // previous connection there, this close comes before the new connection's add. Forgotten at
+    // once, the old one would leave the user without any connection in the store for a moment
+    // (offline, then online again). While the user still has a connection here, the store forgets
+    // this one once the current dispatch is over (a microtask): after that add.
+    if (this.registry.ofUser(event.userId).size > 0) queueMicrotask(() => this.forget(event));
+    else this.forget(event);
+  }
+
+  private forget(event: ConnectionClosedEvent): void {
     const userId = event.userId;
     this.withAnswer(
       'remove',
