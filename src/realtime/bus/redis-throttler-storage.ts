@@ -8,6 +8,7 @@ type StorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 // A sliding-window log per key, on Redis's clock: drop hits older than the window, count the
 // rest, add this one unless the limit is reached. Same answers as the in-memory storage.
+// Replies [hits, ms until the oldest hit leaves the window, 1 when blocked else 0].
 const INCREMENT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -26,13 +27,37 @@ local left = ttl
 if oldest[2] then left = tonumber(oldest[2]) + ttl - now end
 return { count + blocked, left, blocked }`;
 
+/** Name of {@link INCREMENT} as a command on the storage's own connection. */
+const INCREMENT_COMMAND = 'realtimeRateLimitIncrement';
+
+/** The connection with {@link INCREMENT} defined on it (see {@link withIncrement}). */
+type IncrementingRedis = Redis & {
+  [INCREMENT_COMMAND](
+    key: string,
+    ttl: string,
+    limit: string,
+    member: string,
+  ): Promise<[hits: number, leftMs: number, blocked: number]>;
+};
+
+/**
+ * Defines {@link INCREMENT} on `redis`: each hit then sends EVALSHA (the script's 40-character
+ * hash, not its body), and the body with EVAL only on a connection's first call and after
+ * NOSCRIPT (a Redis restart, a SCRIPT FLUSH). Hits are independent, so a hit that is sent again
+ * after NOSCRIPT may run after a later one without changing any answer.
+ */
+function withIncrement(redis: Redis): IncrementingRedis {
+  redis.defineCommand(INCREMENT_COMMAND, { numberOfKeys: 1, lua: INCREMENT });
+  return redis as IncrementingRedis;
+}
+
 /**
  * The per-user message limit shared by every instance, kept in Redis. While Redis is
  * unreachable each instance counts on its own (in memory), so that its clients keep working.
  */
 export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShutdown {
   private readonly logger = new Logger('RealtimeRateLimit');
-  private readonly redis: Redis;
+  private readonly redis: IncrementingRedis;
   private readonly local = new ThrottlerStorageService();
   private sequence = 0;
   private readonly instance = randomUUID().slice(0, 8);
@@ -43,7 +68,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
     connection: string | Redis,
     private readonly namespace: string,
   ) {
-    this.redis = failFastConnection(connection);
+    this.redis = withIncrement(failFastConnection(connection));
   }
 
   async increment(
@@ -56,14 +81,12 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
     try {
       // Members must be unique per hit: instance, then a counter.
       const member = `${this.instance}:${this.sequence++}`;
-      const [hits, leftMs, blocked] = (await this.redis.eval(
-        INCREMENT,
-        1,
+      const [hits, leftMs, blocked] = await this.redis[INCREMENT_COMMAND](
         `${this.namespace}:rate:${throttlerName}:${key}`,
         String(ttl),
         String(limit),
         member,
-      )) as [number, number, number];
+      );
       this.setDegraded(false);
       const seconds = Math.max(0, Math.ceil(leftMs / 1000));
       return {
