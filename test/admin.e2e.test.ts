@@ -194,8 +194,8 @@ describe('admin API: GET /ws/stats', () => {
     await subscribe(alice1, ['upload.progress', 'review.updated']);
     await subscribe(bob, ['upload.progress']);
     const realtime = server.app.get(RealtimeService);
-    assert.equal(realtime.joinRoom('team', { userId: 'alice' }), 2);
-    assert.equal(realtime.joinRoom('solo', { connectionId: connectionIdOf(bob) }), 1);
+    assert.equal(await realtime.joinRoom('team', { userId: 'alice' }), 2);
+    assert.equal(await realtime.joinRoom('solo', { connectionId: connectionIdOf(bob) }), 1);
 
     const stats = success(await server.http('GET', '/ws/stats', server.adminToken()));
     assert.equal(stats.total_connections, 3);

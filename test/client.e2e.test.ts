@@ -177,7 +177,7 @@ describe('RealtimeClient against the demo server', () => {
     const established = await c.connect();
     const closed = nextClose(c);
     assert.equal(
-      server.app.get(RealtimeService).disconnectConnection(established.connection_id),
+      await server.app.get(RealtimeService).disconnectConnection(established.connection_id),
       true,
     );
     assert.deepEqual(await closed, {

@@ -143,9 +143,9 @@ if (childConfig !== undefined) {
       await subscribe(on.a0!, ['upload.progress', 'review.updated']);
       await subscribe(on.c1!, ['upload.progress']);
       await subscribe(on.d2!, ['file.ready']);
-      assert.equal(n0.service.joinRoom('team', { connectionId: connectionIdOf(on.a0!) }), 1);
-      assert.equal(n1.service.joinRoom('team', { connectionId: connectionIdOf(on.a1!) }), 1);
-      assert.equal(n2.service.joinRoom('solo', { connectionId: connectionIdOf(on.d2!) }), 1);
+      assert.equal(await n0.service.joinRoom('team', { connectionId: connectionIdOf(on.a0!) }), 1);
+      assert.equal(await n1.service.joinRoom('team', { connectionId: connectionIdOf(on.a1!) }), 1);
+      assert.equal(await n2.service.joinRoom('solo', { connectionId: connectionIdOf(on.d2!) }), 1);
     });
 
     after(async () => {

@@ -13,7 +13,6 @@ import { TEST_SECRET } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
 const LEASE_MS = 1500;
-const REPLACE_TOPIC = 'test.replace';
 
 function statusesOf(client: TestClient, userId: string): string[] {
   return client
@@ -304,15 +303,12 @@ describe('presence of connections a host closes as they open (Redis)', () => {
   it('announces a user once while a new connection on one instance replaces the old one on another', async (t) => {
     if (!requireRedis(t, redis)) return;
     const [a, b] = cluster!.instances;
-    // B's observer asks A, over the bus, to close the user's connections there.
-    a!.bus.handle(REPLACE_TOPIC, (payload) =>
-      a!.service.disconnectUser((payload as { userId: string }).userId),
-    );
-    b!.app.get(CloseAtOpen).onOpen = (userId) => {
-      if (userId === 'roam')
-        void b!.bus.request(REPLACE_TOPIC, { userId }, { to: a!.bus.instanceId });
-    };
     const first = await TestClient.open(a!.wsUrl, a!.token('roam'));
+    const firstId = first.received[0]!.data.connection_id as string;
+    // B's observer closes the user's connection on A: disconnectConnection asks A over the bus.
+    b!.app.get(CloseAtOpen).onOpen = (userId) => {
+      if (userId === 'roam') void b!.service.disconnectConnection(firstId);
+    };
     const second = await TestClient.open(b!.wsUrl, b!.token('roam'));
     assert.equal((await first.waitClose()).code, 4004);
     await markers('marker-3');

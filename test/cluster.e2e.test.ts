@@ -73,10 +73,11 @@ describe('cluster of 3: every targeting mode reaches each connection exactly onc
       assert.equal(ack.type, 'subscription.acknowledged');
       assert.deepEqual(ack.data.events, ['review.created']);
     }
-    // Room members on every instance, each joined where its connection lives.
-    assert.equal(i0.service.joinRoom('room-x', { userId: 'multi' }), 1);
-    assert.equal(i1.service.joinRoom('room-x', { userId: 'bob' }), 1);
-    assert.equal(i2.service.joinRoom('room-x', { connectionId: carol2.connectionId }), 1);
+    // Room members on every instance (one of multi's two connections only), each joined where
+    // its connection lives.
+    assert.equal(await i0.service.joinRoom('room-x', { connectionId: multi0.connectionId }), 1);
+    assert.equal(await i1.service.joinRoom('room-x', { userId: 'bob' }), 1);
+    assert.equal(await i2.service.joinRoom('room-x', { connectionId: carol2.connectionId }), 1);
   });
 
   after(() => shutDown(booted, clients));

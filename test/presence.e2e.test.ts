@@ -79,7 +79,7 @@ describe('presence and rooms through a replacement (maxConnectionsPerUser 1)', (
     const watch = await TestClient.open(server.wsUrl, server.token('watcher'));
     await watch.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
     const first = await TestClient.open(server.wsUrl, server.token('erin'));
-    assert.equal(service.joinRoom('erin-room', { userId: 'erin' }), 1);
+    assert.equal(await service.joinRoom('erin-room', { userId: 'erin' }), 1);
     const second = await TestClient.open(server.wsUrl, server.token('erin'));
     assert.equal((await first.waitClose()).code, 4008);
     await watch.request({ type: 'ping' });

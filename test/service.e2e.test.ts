@@ -123,7 +123,7 @@ describe('RealtimeService', () => {
     const second = await connect(u);
     const outsiderId = user();
     const outsider = await connect(outsiderId);
-    assert.equal(service.joinRoom(room, { userId: u }), 2);
+    assert.equal(await service.joinRoom(room, { userId: u }), 2);
     assert.equal(await service.getRoomSize(room), 2);
     assert.deepEqual((await service.getRoomMembers(room)).userIds, [u]);
     assert.deepEqual(
@@ -141,7 +141,7 @@ describe('RealtimeService', () => {
       assert.equal((await client.next('room.msg')).data.seq, 2);
     }
     await assertNotReceived(outsider, outsiderId, 'room.msg');
-    assert.equal(service.leaveRoom(room, { userId: u }), 3);
+    assert.equal(await service.leaveRoom(room, { userId: u }), 3);
     closeAll(first, second, later, outsider);
   });
 
@@ -150,9 +150,9 @@ describe('RealtimeService', () => {
     const u = user();
     const chosen = await connect(u);
     const sibling = await connect(u);
-    assert.equal(service.joinRoom(room, { connectionId: connectionIdOf(chosen) }), 1);
-    assert.equal(service.joinRoom(room, { connectionId: connectionIdOf(chosen) }), 0);
-    assert.equal(service.joinRoom(room, { connectionId: 'no-such-connection' }), 0);
+    assert.equal(await service.joinRoom(room, { connectionId: connectionIdOf(chosen) }), 1);
+    assert.equal(await service.joinRoom(room, { connectionId: connectionIdOf(chosen) }), 0);
+    assert.equal(await service.joinRoom(room, { connectionId: 'no-such-connection' }), 0);
     assert.deepEqual(await service.getRoomMembers(room), {
       connectionIds: [connectionIdOf(chosen)],
       userIds: [u],
@@ -174,19 +174,19 @@ describe('RealtimeService', () => {
     const u1 = await connect(u);
     const u2 = await connect(u);
     const v1 = await connect(v);
-    service.joinRoom(room, { userId: u });
-    service.joinRoom(room, { connectionId: connectionIdOf(v1) });
+    await service.joinRoom(room, { userId: u });
+    await service.joinRoom(room, { connectionId: connectionIdOf(v1) });
     assert.equal(await service.getRoomSize(room), 3);
 
-    assert.equal(service.leaveRoom(room, { connectionId: connectionIdOf(v1) }), 1);
-    assert.equal(service.leaveRoom(room, { connectionId: connectionIdOf(v1) }), 0);
+    assert.equal(await service.leaveRoom(room, { connectionId: connectionIdOf(v1) }), 1);
+    assert.equal(await service.leaveRoom(room, { connectionId: connectionIdOf(v1) }), 0);
     assert.equal(await service.getRoomSize(room), 2);
     assert.equal(await service.sendToRoom(room, 'room.msg', { step: 1 }), 2);
     await u1.next('room.msg');
     await u2.next('room.msg');
     await assertNotReceived(v1, v, 'room.msg');
 
-    assert.equal(service.leaveRoom(room, { userId: u }), 2);
+    assert.equal(await service.leaveRoom(room, { userId: u }), 2);
     assert.equal(await service.getRoomSize(room), 0);
     assert.deepEqual(await service.getRoomMembers(room), { connectionIds: [], userIds: [] });
     assert.equal(await service.sendToRoom(room, 'room.msg', { step: 2 }), 0);
@@ -202,15 +202,17 @@ describe('RealtimeService', () => {
     const room = 'room-full';
     const clients: TestClient[] = [];
     for (let i = 0; i < MAX_ROOM_SIZE; i++) clients.push(await connect(user()));
-    for (const client of clients) service.joinRoom(room, { connectionId: connectionIdOf(client) });
+    for (const client of clients) {
+      await service.joinRoom(room, { connectionId: connectionIdOf(client) });
+    }
     assert.equal(await service.getRoomSize(room), MAX_ROOM_SIZE);
     const extraId = user();
     const extra = await connect(extraId);
-    assert.throws(
-      () => service.joinRoom(room, { connectionId: connectionIdOf(extra) }),
+    await assert.rejects(
+      service.joinRoom(room, { connectionId: connectionIdOf(extra) }),
       RoomFullError,
     );
-    assert.throws(() => service.joinRoom(room, { userId: extraId }), RoomFullError);
+    await assert.rejects(service.joinRoom(room, { userId: extraId }), RoomFullError);
     assert.equal(await service.getRoomSize(room), MAX_ROOM_SIZE);
     assert.equal(await service.sendToRoom(room, 'room.msg', {}), MAX_ROOM_SIZE);
     await assertNotReceived(extra, extraId, 'room.msg');
@@ -221,12 +223,12 @@ describe('RealtimeService', () => {
     const room = 'room-full-later';
     const joinedId = user();
     const joined = await connect(joinedId);
-    service.joinRoom(room, { userId: joinedId });
+    await service.joinRoom(room, { userId: joinedId });
     const others: TestClient[] = [];
     for (let i = 1; i < MAX_ROOM_SIZE; i++) {
       const client = await connect(user());
       others.push(client);
-      service.joinRoom(room, { connectionId: connectionIdOf(client) });
+      await service.joinRoom(room, { connectionId: connectionIdOf(client) });
     }
     assert.equal(await service.getRoomSize(room), MAX_ROOM_SIZE);
     const later = await connect(joinedId);
@@ -299,12 +301,12 @@ describe('RealtimeService', () => {
     const u = user();
     const target = await connect(u);
     const sibling = await connect(u);
-    assert.equal(service.disconnectConnection(connectionIdOf(target)), true);
+    assert.equal(await service.disconnectConnection(connectionIdOf(target)), true);
     const closed = await target.waitClose();
     assert.equal(closed.code, 4004);
     assert.equal(closed.reason, 'Disconnected by admin');
-    assert.equal(service.disconnectConnection(connectionIdOf(target)), false);
-    assert.equal(service.disconnectConnection('no-such-connection'), false);
+    assert.equal(await service.disconnectConnection(connectionIdOf(target)), false);
+    assert.equal(await service.disconnectConnection('no-such-connection'), false);
     assert.equal(sibling.closeInfo, undefined);
     assert.equal(await service.sendToUser(u, 'still', {}), 1);
     await sibling.next('still');
@@ -316,13 +318,13 @@ describe('RealtimeService', () => {
     const u1 = await connect(u);
     const u2 = await connect(u);
     const v1 = await connect(v);
-    assert.equal(service.disconnectUser(u), 2);
+    assert.equal(await service.disconnectUser(u), 2);
     for (const client of [u1, u2]) {
       const closed = await client.waitClose();
       assert.equal(closed.code, 4004);
     }
     assert.equal(await service.isUserConnected(u), false);
-    assert.equal(service.disconnectUser(u), 0);
+    assert.equal(await service.disconnectUser(u), 0);
     assert.equal(v1.closeInfo, undefined);
     closeAll(u1, u2, v1);
   });
@@ -409,11 +411,11 @@ describe('RealtimeService', () => {
     const connectionId = connectionIdOf(client);
     // 200 code units, 100 characters: the longest room name.
     const longest = '😀'.repeat(100);
-    assert.equal(service.joinRoom(longest, { userId: u }), 1);
+    assert.equal(await service.joinRoom(longest, { userId: u }), 1);
     assert.equal(await service.getRoomSize(longest), 1);
     assert.equal(await service.sendToRoom(longest, 'room.msg', { longest: true }), 1);
     assert.equal((await client.next('room.msg')).data.longest, true);
-    assert.equal(service.leaveRoom(longest, { userId: u }), 1);
+    assert.equal(await service.leaveRoom(longest, { userId: u }), 1);
 
     const badRoom = (error: unknown): boolean => {
       assert.ok(error instanceof RealtimeSendError);
@@ -423,10 +425,10 @@ describe('RealtimeService', () => {
     };
     const bad = ['', 'r'.repeat(201), `${longest}x`, '❤️'.repeat(101), 42 as unknown as string];
     for (const room of bad) {
-      assert.throws(() => service.joinRoom(room, { userId: u }), badRoom);
-      assert.throws(() => service.joinRoom(room, { connectionId }), badRoom);
-      assert.throws(() => service.leaveRoom(room, { userId: u }), badRoom);
-      assert.throws(() => service.leaveRoom(room, { connectionId }), badRoom);
+      await assert.rejects(service.joinRoom(room, { userId: u }), badRoom);
+      await assert.rejects(service.joinRoom(room, { connectionId }), badRoom);
+      await assert.rejects(service.leaveRoom(room, { userId: u }), badRoom);
+      await assert.rejects(service.leaveRoom(room, { connectionId }), badRoom);
       await assert.rejects(service.sendToRoom(room, 'room.msg', {}), badRoom);
       await assert.rejects(service.publish('room.msg', {}, { kind: 'room', room }), badRoom);
       await assert.rejects(service.getRoomMembers(room), badRoom);
@@ -505,10 +507,10 @@ describe('RealtimeService', () => {
       const client = await connect(longest);
       assert.equal(await service.sendToUser(longest, 'long.user', { n: 1 }), 1);
       assert.equal((await client.next('long.user')).data.n, 1);
-      assert.equal(service.joinRoom('room-long-user', { userId: longest }), 1);
-      assert.equal(service.leaveRoom('room-long-user', { userId: longest }), 1);
+      assert.equal(await service.joinRoom('room-long-user', { userId: longest }), 1);
+      assert.equal(await service.leaveRoom('room-long-user', { userId: longest }), 1);
       assert.equal(await service.isUserConnected(longest), true);
-      assert.equal(service.disconnectUser(longest), 1);
+      assert.equal(await service.disconnectUser(longest), 1);
       await client.waitClose();
     }
     // One more, and the token is refused at connect...
@@ -530,10 +532,10 @@ describe('RealtimeService', () => {
       );
       await assert.rejects(service.broadcast('long.user', {}, { exceptUserId: userId }), badUser);
       await assert.rejects(service.sendUploadProgress(userId, 'up1', 1), badUser);
-      assert.throws(() => service.joinRoom('room-bad-user', { userId }), badUser);
-      assert.throws(() => service.leaveRoom('room-bad-user', { userId }), badUser);
+      await assert.rejects(service.joinRoom('room-bad-user', { userId }), badUser);
+      await assert.rejects(service.leaveRoom('room-bad-user', { userId }), badUser);
       await assert.rejects(service.isUserConnected(userId), badUser);
-      assert.throws(() => service.disconnectUser(userId), badUser);
+      await assert.rejects(service.disconnectUser(userId), badUser);
     }
   });
 
@@ -542,10 +544,10 @@ describe('RealtimeService', () => {
     const client = await connect(u);
     // Printable Unicode is fine: accents, spaces, an emoji (a surrogate pair).
     const printable = 'Zoë 😀 room';
-    assert.equal(service.joinRoom(printable, { userId: u }), 1);
+    assert.equal(await service.joinRoom(printable, { userId: u }), 1);
     assert.equal(await service.sendToRoom(printable, 'room.ok', { n: 1 }), 1);
     assert.equal((await client.next('room.ok')).data.n, 1);
-    assert.equal(service.leaveRoom(printable, { userId: u }), 1);
+    assert.equal(await service.leaveRoom(printable, { userId: u }), 1);
 
     const badRoom = invalidFormat(/^room must not contain control characters or lone surrogates/);
     const badUser = invalidFormat(
@@ -563,12 +565,12 @@ describe('RealtimeService', () => {
       `${half}x`,
     ];
     for (const name of bad) {
-      assert.throws(() => service.joinRoom(name, { userId: u }), badRoom);
-      assert.throws(() => service.leaveRoom(name, { userId: u }), badRoom);
+      await assert.rejects(service.joinRoom(name, { userId: u }), badRoom);
+      await assert.rejects(service.leaveRoom(name, { userId: u }), badRoom);
       await assert.rejects(service.sendToRoom(name, 'room.bad', {}), badRoom);
       await assert.rejects(service.getRoomMembers(name), badRoom);
       await assert.rejects(service.sendToUser(name, 'room.bad', {}), badUser);
-      assert.throws(() => service.joinRoom('room-ok', { userId: name }), badUser);
+      await assert.rejects(service.joinRoom('room-ok', { userId: name }), badUser);
     }
     const rooms = Object.keys(server.app.get(ConnectionRegistry).roomCounts());
     assert.deepEqual(
@@ -703,7 +705,7 @@ describe('RealtimeService', () => {
         timeout(3000),
       ),
     );
-    service.disconnectConnection(connectionIdOf(other));
+    assert.equal(await service.disconnectConnection(connectionIdOf(other)), true);
     const event = await disconnected;
     assert.equal(event.code, 4004);
     assert.equal(event.reason, 'Disconnected by admin');

@@ -12,6 +12,10 @@ import {
 } from '../protocol/index.js';
 import type { DeliveryTarget } from './bus/delivery-target.js';
 import { RealtimeBus } from './bus/realtime-bus.js';
+import { ClusterControl } from './control/cluster-control.js';
+import type { RoomMember } from './control/control-requests.js';
+import { LocalControl } from './control/local-control.js';
+import { UserRoomCatchUp } from './control/user-room-catch-up.js';
 import { ConnectionCloser } from './gateway/connection-closer.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from './realtime-options.js';
 import { randomId } from './random-id.js';
@@ -62,8 +66,7 @@ export interface PublishResult {
   reached: number;
 }
 
-/** A room member: every connection of a user, or one connection. */
-export type RoomMember = { userId: string } | { connectionId: string };
+export type { RoomMember } from './control/control-requests.js';
 
 /**
  * What the rest of the host application uses: send to a connection, user(s), event subscribers,
@@ -80,16 +83,24 @@ export class RealtimeService implements OnModuleInit {
   readonly messageReceived$: Observable<InboundMessageEvent>;
   /** A client asked to cancel an upload; answer with {@link sendUploadCancelled} once done. */
   readonly uploadCancelRequested$: Observable<UploadCancelRequest>;
+  /** Disconnects and room membership on every instance. */
+  private readonly control: ClusterControl;
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
     private readonly bus: RealtimeBus,
     private readonly presence: PresenceStore,
     private readonly registry: ConnectionRegistry,
-    private readonly closer: ConnectionCloser,
+    closer: ConnectionCloser,
     events: RealtimeEvents,
     @Inject(MessageHistory) private readonly history: MessageHistory | null,
   ) {
+    const { maxRoomSize } = options;
+    this.control = new ClusterControl(
+      bus,
+      new LocalControl(registry, closer, maxRoomSize),
+      new UserRoomCatchUp(bus, registry, events, maxRoomSize),
+    );
     this.connectionOpened$ = events.opened.asObservable();
     this.connectionClosed$ = events.closed.asObservable();
     this.messageReceived$ = events.messages.asObservable();
@@ -100,6 +111,7 @@ export class RealtimeService implements OnModuleInit {
     this.bus.handle(ROOM_MEMBERS_TOPIC, (payload) =>
       this.localRoomMembers(String((payload as { room?: unknown } | undefined)?.room)),
     );
+    this.control.listen();
   }
 
   private localRoomMembers(room: string): RoomMembers {
@@ -238,34 +250,35 @@ export class RealtimeService implements OnModuleInit {
     return { id, frame, streams };
   }
 
-  // Rooms: every method throws (or rejects with) RealtimeSendError INVALID_MESSAGE_FORMAT for a
-  // room name or user id that none can have (ROOM_RULE, USER_ID_RULE).
+  // Rooms, across every instance: every method rejects with RealtimeSendError
+  // INVALID_MESSAGE_FORMAT for a room name or user id that none can have (ROOM_RULE,
+  // USER_ID_RULE), before anything is asked of the bus. Each acts on this instance's connections
+  // at once, before it returns, then asks the others (see ClusterControl).
 
   /**
-   * Adds a user (all their connections, now and while they stay connected) or one connection;
-   * throws RoomFullError past `maxRoomSize`.
+   * Adds a user (all their connections on every instance, now and while they stay connected
+   * anywhere) or one connection (wherever it is); resolves to the connections that joined.
+   * Rejects with RoomFullError when the connection, or the user's connections on some instance,
+   * do not fit in the room there (`maxRoomSize` per instance): none of those join, the user's
+   * connections on the other instances do (the error's `joined`).
    */
-  joinRoom(room: string, member: RoomMember): number {
-    checkName(ROOM_RULE, room);
-    if ('userId' in member) {
-      checkName(USER_ID_RULE, member.userId);
-      return this.registry.joinUser(member.userId, room, this.options.maxRoomSize);
+  joinRoom(room: string, member: RoomMember): Promise<number> {
+    try {
+      checkMember(room, member);
+      return this.control.join(room, member);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    const connection = this.registry.get(member.connectionId);
-    if (!connection) return 0;
-    const before = connection.rooms.size;
-    this.registry.join(connection, room, this.options.maxRoomSize);
-    return connection.rooms.size - before;
   }
 
-  leaveRoom(room: string, member: RoomMember): number {
-    checkName(ROOM_RULE, room);
-    if ('userId' in member) {
-      checkName(USER_ID_RULE, member.userId);
-      return this.registry.leaveUser(member.userId, room);
+  /** Takes a user (and their later connections) or one connection out of a room, everywhere. */
+  leaveRoom(room: string, member: RoomMember): Promise<number> {
+    try {
+      checkMember(room, member);
+      return this.control.leave(room, member);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    const connection = this.registry.get(member.connectionId);
-    return connection && this.registry.leave(connection, room) ? 1 : 0;
   }
 
   /** Members of a room on every instance (instances that do not answer in time are left out). */
@@ -297,28 +310,30 @@ export class RealtimeService implements OnModuleInit {
     return this.presence.onlineUsers();
   }
 
-  /** Ends one connection (4004 by default); false when it is not connected here. */
+  /**
+   * Ends one connection (4004 by default), on whichever instance it is; false when no instance
+   * that answered has it.
+   */
   disconnectConnection(
     connectionId: string,
     code: number = CloseCode.DISCONNECTED_BY_ADMIN,
     reason: string = CloseReason.DISCONNECTED_BY_ADMIN,
-  ): boolean {
-    const connection = this.registry.get(connectionId);
-    if (!connection) return false;
-    this.closer.close(connection, code, reason);
-    return true;
+  ): Promise<boolean> {
+    return this.control.disconnectConnection(connectionId, code, reason);
   }
 
-  /** Ends every connection of a user; resolves to how many were ended. */
+  /** Ends every connection of a user on every instance; resolves to how many were ended. */
   disconnectUser(
     userId: string,
     code: number = CloseCode.DISCONNECTED_BY_ADMIN,
     reason: string = CloseReason.DISCONNECTED_BY_ADMIN,
-  ): number {
-    checkName(USER_ID_RULE, userId);
-    const connections = [...this.registry.ofUser(userId)];
-    for (const connection of connections) this.closer.close(connection, code, reason);
-    return connections.length;
+  ): Promise<number> {
+    try {
+      checkName(USER_ID_RULE, userId);
+      return this.control.disconnectUser(userId, code, reason);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   // Typed helpers for the seed events of PROTOCOL.md section 5
@@ -420,6 +435,12 @@ export class RealtimeService implements OnModuleInit {
 function checkName(rule: NameRule, value: unknown): void {
   const problem = nameProblem(rule, value);
   if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
+}
+
+/** Throws for a room or a member's user id that {@link checkName} refuses. */
+function checkMember(room: string, member: RoomMember): void {
+  checkName(ROOM_RULE, room);
+  if ('userId' in member) checkName(USER_ID_RULE, member.userId);
 }
 
 /**

@@ -1,7 +1,8 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { CloseCode, CloseReason, isJsonObject } from '../../protocol/index.js';
 import { type ClusterAnswers, RealtimeBus } from '../bus/realtime-bus.js';
-import { RealtimeService } from '../realtime.service.js';
+import { ConnectionCloser } from '../gateway/connection-closer.js';
+import { ConnectionRegistry } from '../registry/connection-registry.js';
 import {
   type ClusterSummary,
   type FromInstance,
@@ -48,7 +49,8 @@ export class ClusterAdminService implements OnModuleInit {
   constructor(
     private readonly bus: RealtimeBus,
     private readonly local: RealtimeStatsService,
-    private readonly realtime: RealtimeService,
+    private readonly registry: ConnectionRegistry,
+    private readonly closer: ConnectionCloser,
   ) {}
 
   onModuleInit(): void {
@@ -141,13 +143,16 @@ export class ClusterAdminService implements OnModuleInit {
     return details && { ...details, instance_id: this.bus.instanceId };
   }
 
+  /** This instance's part of a kick (RealtimeService.disconnectConnection asks every instance). */
   private kickLocal(connectionId: string | undefined): boolean {
-    if (connectionId === undefined) return false;
-    return this.realtime.disconnectConnection(
-      connectionId,
+    const connection = connectionId === undefined ? undefined : this.registry.get(connectionId);
+    if (!connection) return false;
+    this.closer.close(
+      connection,
       CloseCode.DISCONNECTED_BY_ADMIN,
       CloseReason.DISCONNECTED_BY_ADMIN,
     );
+    return true;
   }
 
   /**

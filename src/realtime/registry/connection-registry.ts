@@ -2,9 +2,17 @@ import { Injectable } from '@nestjs/common';
 import type { RealtimeConnection } from './realtime-connection.js';
 import { SetIndex } from './set-index.js';
 
-/** Thrown when a room already holds `maxRoomSize` connections. */
+/**
+ * Thrown when a room already holds `maxRoomSize` connections (on the instance that holds the
+ * connections to add). `joined`: connections that did join meanwhile on other instances, where
+ * the room had space (see RealtimeService.joinRoom).
+ */
 export class RoomFullError extends Error {
-  constructor(room: string, limit: number) {
+  constructor(
+    room: string,
+    limit: number,
+    readonly joined = 0,
+  ) {
     super(`Room "${room}" is full (${limit} connections); raise maxRoomSize or use another room`);
     this.name = 'RoomFullError';
   }
@@ -162,6 +170,38 @@ export class ConnectionRegistry {
     for (const connection of connections) this.addToRoom(connection, room);
     if (connections.length > 0 || this.byUser.sizeOf(userId) > 0) this.userRooms.add(userId, room);
     return connections.length;
+  }
+
+  /** The rooms the user joined by user id, remembered while the user has a connection here. */
+  userRoomsOf(userId: string): ReadonlySet<string> {
+    return this.userRooms.get(userId);
+  }
+
+  /**
+   * Takes on rooms the user joined by user id elsewhere: the user's connections here join each
+   * (except where it is already at `roomLimit`, as in {@link add}), and so will their later ones.
+   * Nothing is remembered for a user without a connection here; `skip` keeps a connection out of
+   * a room (one that left it meanwhile). Returns the connections added.
+   */
+  adoptUserRooms(
+    userId: string,
+    rooms: Iterable<string>,
+    roomLimit: number,
+    skip: (connection: RealtimeConnection, room: string) => boolean = () => false,
+  ): number {
+    const connections = this.byUser.get(userId);
+    if (connections.size === 0) return 0;
+    let added = 0;
+    for (const room of rooms) {
+      this.userRooms.add(userId, room);
+      for (const connection of connections) {
+        if (connection.rooms.has(room) || this.byRoom.sizeOf(room) >= roomLimit) continue;
+        if (skip(connection, room)) continue;
+        this.addToRoom(connection, room);
+        added++;
+      }
+    }
+    return added;
   }
 
   leaveUser(userId: string, room: string): number {

@@ -1,0 +1,145 @@
+import type { RealtimeBus } from '../bus/realtime-bus.js';
+import { RoomFullError } from '../registry/connection-registry.js';
+import {
+  CONTROL_TOPICS,
+  connectionCloseOf,
+  countOf,
+  type JoinAnswer,
+  joinAnswerOf,
+  type RoomMember,
+  roomRequestOf,
+  userCloseOf,
+} from './control-requests.js';
+import type { LocalControl } from './local-control.js';
+import type { UserRoomCatchUp } from './user-room-catch-up.js';
+
+/**
+ * RealtimeService's control methods over every instance: each acts here first, at once (as it
+ * did alone), then asks the others over the bus and adds up what they did. A connection id is
+ * asked of every other instance, and the wait ends with its owner's answer; a user, of all of
+ * them. Instances that do not answer within the bus's request timeout are not counted (nor
+ * waited for); while the bus cannot reach the others, the result is this instance's alone.
+ */
+export class ClusterControl {
+  constructor(
+    private readonly bus: RealtimeBus,
+    private readonly local: LocalControl,
+    private readonly catchUp: UserRoomCatchUp,
+  ) {}
+
+  /** Answers the others' requests for this instance's connections. */
+  listen(): void {
+    this.bus.handle(CONTROL_TOPICS.disconnectConnection, (payload) => {
+      const { connectionId, code, reason } = connectionCloseOf(payload);
+      return this.local.disconnectConnection(connectionId, code, reason);
+    });
+    this.bus.handle(CONTROL_TOPICS.disconnectUser, (payload) => {
+      const { userId, code, reason } = userCloseOf(payload);
+      return this.local.disconnectUser(userId, code, reason);
+    });
+    this.bus.handle(CONTROL_TOPICS.join, (payload) => {
+      const { room, member } = roomRequestOf(payload);
+      if ('userId' in member) this.catchUp.markInUse();
+      return this.local.join(room, member);
+    });
+    this.bus.handle(CONTROL_TOPICS.leave, (payload) => {
+      const { room, member } = roomRequestOf(payload);
+      return this.leaveHere(room, member);
+    });
+    this.catchUp.start();
+  }
+
+  /** True when the connection was here or its owner answered that it ended it. */
+  async disconnectConnection(connectionId: string, code: number, reason: string): Promise<boolean> {
+    if (typeof connectionId !== 'string') return false;
+    if (this.local.disconnectConnection(connectionId, code, reason)) return true;
+    const { answers } = await this.bus.request<unknown>(
+      CONTROL_TOPICS.disconnectConnection,
+      { connectionId, code, reason },
+      { until: (answer) => answer === true },
+    );
+    return answers.some(({ answer }) => answer === true);
+  }
+
+  /** Connections of the user ended here and by every instance that answered. */
+  async disconnectUser(userId: string, code: number, reason: string): Promise<number> {
+    const here = this.local.disconnectUser(userId, code, reason);
+    const { answers } = await this.bus.request<unknown>(CONTROL_TOPICS.disconnectUser, {
+      userId,
+      code,
+      reason,
+    });
+    return answers.reduce((total, { answer }) => total + countOf(answer), here);
+  }
+
+  /**
+   * Connections that joined. Throws RoomFullError when the connection's owner, or an instance
+   * where the user's connections did not fit, was at its limit; its `joined`: those that did.
+   */
+  async join(room: string, member: RoomMember): Promise<number> {
+    if ('userId' in member) this.catchUp.markInUse();
+    const here = this.local.join(room, member);
+    if (!('userId' in member)) {
+      const { connectionId } = member;
+      const answer = here ?? (await this.askOwner(room, connectionId));
+      if (answer && 'full' in answer) throw new RoomFullError(room, answer.full);
+      return answer?.joined ?? 0;
+    }
+    const { answers } = await this.bus.request<unknown>(CONTROL_TOPICS.join, {
+      room,
+      member: { userId: member.userId },
+    });
+    let joined = 0;
+    let fullAt: number | undefined;
+    for (const answer of [here, ...answers.map((entry) => joinAnswerOf(entry.answer))]) {
+      if (!answer) continue;
+      if ('full' in answer) fullAt ??= answer.full;
+      else joined += answer.joined;
+    }
+    if (fullAt !== undefined) throw new RoomFullError(room, fullAt, joined);
+    return joined;
+  }
+
+  /** Connections that left, here and on every instance that answered. */
+  async leave(room: string, member: RoomMember): Promise<number> {
+    const here = this.leaveHere(room, member);
+    if (!('userId' in member)) {
+      const { connectionId } = member;
+      if (here !== null || typeof connectionId !== 'string') return here ?? 0;
+      const { answers } = await this.bus.request<unknown>(
+        CONTROL_TOPICS.leave,
+        { room, member: { connectionId } },
+        { until: (answer) => answer !== null && answer !== undefined },
+      );
+      return answers.reduce((total, { answer }) => total + countOf(answer), 0);
+    }
+    const { answers } = await this.bus.request<unknown>(CONTROL_TOPICS.leave, {
+      room,
+      member: { userId: member.userId },
+    });
+    return answers.reduce((total, { answer }) => total + countOf(answer), here ?? 0);
+  }
+
+  /** The owner's part of a join of one connection; undefined when no instance has it. */
+  private async askOwner(room: string, connectionId: unknown): Promise<JoinAnswer | undefined> {
+    if (typeof connectionId !== 'string') return undefined;
+    const { answers } = await this.bus.request<unknown>(
+      CONTROL_TOPICS.join,
+      { room, member: { connectionId } },
+      { until: (answer) => joinAnswerOf(answer) !== undefined },
+    );
+    for (const { answer } of answers) {
+      const parsed = joinAnswerOf(answer);
+      if (parsed) return parsed;
+    }
+    return undefined;
+  }
+
+  /** This instance's part of a leave, kept from being undone by a pending catch-up. */
+  private leaveHere(room: string, member: RoomMember): number | null {
+    const result = this.local.leave(room, member);
+    if ('userId' in member) this.catchUp.userLeft(member.userId, room);
+    else if (result?.connection) this.catchUp.connectionLeft(result.connection, room);
+    return result && result.left;
+  }
+}

@@ -1,0 +1,122 @@
+import { isJsonObject } from '../../protocol/index.js';
+import { nameProblem, ROOM_RULE, USER_ID_RULE } from '../name-limits.js';
+
+/** A room member: every connection of a user, or one connection. */
+export type RoomMember = { userId: string } | { connectionId: string };
+
+/**
+ * Topics of the requests RealtimeService's control methods send the other instances over the
+ * bus. Each instance answers for its own connections only.
+ */
+export const CONTROL_TOPICS = {
+  /** `{ connectionId, code, reason }`: true from the instance that closed it, false elsewhere. */
+  disconnectConnection: 'control.disconnect_connection',
+  /** `{ userId, code, reason }`: how many connections of the user that instance closed. */
+  disconnectUser: 'control.disconnect_user',
+  /** `{ room, member }`: a {@link JoinAnswer}, or null for a connection that is not there. */
+  join: 'rooms.join',
+  /** `{ room, member }`: how many left, or null for a connection that is not there. */
+  leave: 'rooms.leave',
+  /**
+   * `{ userId }`: {@link UserRoomsAnswer}: the rooms the user joined by user id (null without a
+   * connection of the user there), and whether that instance knows of any join by user id.
+   */
+  userRooms: 'rooms.of_user',
+} as const;
+
+/**
+ * One instance's part of a join: how many of its connections joined, or, when they did not fit
+ * in the room there, that instance's `maxRoomSize` (and none of them joined).
+ */
+export type JoinAnswer = { joined: number } | { full: number };
+
+/** What an instance was asked to close, and with which close frame. */
+export interface CloseRequest {
+  code: number;
+  reason: string;
+}
+
+/** A count another instance answered; anything else counts as none. */
+export function countOf(answer: unknown): number {
+  return typeof answer === 'number' && Number.isSafeInteger(answer) && answer >= 0 ? answer : 0;
+}
+
+/** A {@link JoinAnswer} of another instance, or undefined for anything else (null included). */
+export function joinAnswerOf(answer: unknown): JoinAnswer | undefined {
+  if (!isJsonObject(answer)) return undefined;
+  if ('full' in answer) {
+    const limit = countOf(answer.full);
+    return { full: limit };
+  }
+  return 'joined' in answer ? { joined: countOf(answer.joined) } : undefined;
+}
+
+/** One instance's answer to {@link CONTROL_TOPICS.userRooms}. */
+export interface UserRoomsAnswer {
+  rooms: string[] | null;
+  /** Whether that instance knows of a join by user id anywhere in the cluster. */
+  inUse: boolean;
+}
+
+/** The rooms of an answer to {@link CONTROL_TOPICS.userRooms}; valid room names only. */
+export function roomsOf(answer: unknown): string[] {
+  if (!isJsonObject(answer) || !Array.isArray(answer.rooms)) return [];
+  return answer.rooms.filter((room): room is string => nameProblem(ROOM_RULE, room) === undefined);
+}
+
+/** Whether the answering instance has a connection of the user (it then knows the rooms). */
+export function hasUserConnection(answer: unknown): boolean {
+  return isJsonObject(answer) && Array.isArray(answer.rooms);
+}
+
+/** True or false as the answer says; undefined when it does not say (not one of ours). */
+export function inUseOf(answer: unknown): boolean | undefined {
+  return isJsonObject(answer) && typeof answer.inUse === 'boolean' ? answer.inUse : undefined;
+}
+
+// What the others ask is checked as the service checks its callers: Redis may be shared, and a
+// payload that is not one of ours is answered with an error (which the asker does not count).
+
+export function roomRequestOf(payload: unknown): { room: string; member: RoomMember } {
+  if (!isJsonObject(payload)) throw new Error('invalid room request');
+  const room = payload.room;
+  if (nameProblem(ROOM_RULE, room) !== undefined) throw new Error('invalid room');
+  return { room: room as string, member: memberOf(payload.member) };
+}
+
+export function userRequestOf(payload: unknown): { userId: string } {
+  return { userId: userIdOf(isJsonObject(payload) ? payload.userId : undefined) };
+}
+
+export function connectionCloseOf(payload: unknown): CloseRequest & { connectionId: string } {
+  if (!isJsonObject(payload) || typeof payload.connectionId !== 'string') {
+    throw new Error('invalid connection id');
+  }
+  return { connectionId: payload.connectionId, ...closeOf(payload) };
+}
+
+export function userCloseOf(payload: unknown): CloseRequest & { userId: string } {
+  if (!isJsonObject(payload)) throw new Error('invalid user request');
+  return { ...userRequestOf(payload), ...closeOf(payload) };
+}
+
+function memberOf(value: unknown): RoomMember {
+  if (isJsonObject(value)) {
+    if (typeof value.connectionId === 'string') return { connectionId: value.connectionId };
+    if ('userId' in value) return { userId: userIdOf(value.userId) };
+  }
+  throw new Error('invalid room member');
+}
+
+function userIdOf(value: unknown): string {
+  if (nameProblem(USER_ID_RULE, value) !== undefined) throw new Error('invalid user id');
+  return value as string;
+}
+
+function closeOf(payload: Record<string, unknown>): CloseRequest {
+  const { code, reason } = payload;
+  if (!Number.isSafeInteger(code) || typeof reason !== 'string') {
+    throw new Error('invalid close code or reason');
+  }
+  return { code: code as number, reason };
+}

@@ -1,0 +1,65 @@
+import type { ConnectionCloser } from '../gateway/connection-closer.js';
+import { type ConnectionRegistry, RoomFullError } from '../registry/connection-registry.js';
+import type { RealtimeConnection } from '../registry/realtime-connection.js';
+import type { JoinAnswer, RoomMember } from './control-requests.js';
+
+/**
+ * What RealtimeService's control methods do to this instance's connections: what they did
+ * before there were other instances, for the caller here and for the others' requests alike.
+ */
+export class LocalControl {
+  constructor(
+    private readonly registry: ConnectionRegistry,
+    private readonly closer: ConnectionCloser,
+    private readonly roomLimit: number,
+  ) {}
+
+  /** Ends the connection if it is here; false when it is not. */
+  disconnectConnection(connectionId: string, code: number, reason: string): boolean {
+    const connection = this.registry.get(connectionId);
+    if (!connection) return false;
+    this.closer.close(connection, code, reason);
+    return true;
+  }
+
+  /** Ends every connection of the user here; how many. */
+  disconnectUser(userId: string, code: number, reason: string): number {
+    const connections = [...this.registry.ofUser(userId)];
+    for (const connection of connections) this.closer.close(connection, code, reason);
+    return connections.length;
+  }
+
+  /**
+   * Adds the user's connections here (all or, past the room's limit, none) and remembers the
+   * room for their later ones; or the one connection, null when it is not here.
+   */
+  join(room: string, member: RoomMember): JoinAnswer | null {
+    try {
+      if ('userId' in member) {
+        return { joined: this.registry.joinUser(member.userId, room, this.roomLimit) };
+      }
+      const connection = this.registry.get(member.connectionId);
+      if (!connection) return null;
+      const before = connection.rooms.size;
+      this.registry.join(connection, room, this.roomLimit);
+      return { joined: connection.rooms.size - before };
+    } catch (error) {
+      if (error instanceof RoomFullError) return { full: this.roomLimit };
+      throw error;
+    }
+  }
+
+  /**
+   * Takes the user's connections here out of the room (and forgets it for their later ones), or
+   * the one connection, null when it is not here. `connection`: the one that left, if one did.
+   */
+  leave(
+    room: string,
+    member: RoomMember,
+  ): { left: number; connection?: RealtimeConnection } | null {
+    if ('userId' in member) return { left: this.registry.leaveUser(member.userId, room) };
+    const connection = this.registry.get(member.connectionId);
+    if (!connection) return null;
+    return this.registry.leave(connection, room) ? { left: 1, connection } : { left: 0 };
+  }
+}
