@@ -1,12 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  RealtimeBus,
-  RealtimeSendError,
-  RealtimeService,
-  RedisBus,
-  RoomFullError,
-} from '../src/realtime/index.js';
+import { RealtimeBus, RealtimeService, RedisBus, RoomFullError } from '../src/realtime/index.js';
 import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
 import {
   assertReachedOnce,
@@ -14,6 +8,7 @@ import {
   CROSS_WAIT_MS,
   openOn,
 } from './support/cluster-clients.js';
+import { invalidFormat } from './support/send-errors.js';
 import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
@@ -35,15 +30,6 @@ async function requestsDuring(bus: RealtimeBus, run: () => Promise<unknown>): Pr
     bus.request = request;
   }
   return asked;
-}
-
-function invalidFormat(pattern: RegExp): (error: unknown) => boolean {
-  return (error) => {
-    assert.ok(error instanceof RealtimeSendError, String(error));
-    assert.equal(error.code, 'INVALID_MESSAGE_FORMAT');
-    assert.match(error.message, pattern);
-    return true;
-  };
 }
 
 describe('RealtimeService control across 2 instances on one Redis', () => {

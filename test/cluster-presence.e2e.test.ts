@@ -275,6 +275,18 @@ describe('presence of connections a host closes as they open (Redis)', () => {
 
   const everywhere = (statuses: string[]) => watchers.map(() => statuses);
 
+  /**
+   * After the case (`marker` users come and go), every watcher saw `userId` online once and
+   * never offline; then `last`, the user's remaining connection, closes: offline once.
+   */
+  async function assertOnlineOnceThenOffline(userId: string, marker: string, last: TestClient) {
+    await markers(marker);
+    assert.deepEqual(await seen(userId), everywhere(['online']), 'never offline while connected');
+    last.close();
+    await offlineSeen(userId);
+    assert.deepEqual(await seen(userId), everywhere(['online', 'offline']));
+  }
+
   // The reference for the in-process store (presence.e2e): no offline without an online.
   it('announces nothing for a user whose only connection closed in the observer', async (t) => {
     if (!requireRedis(t, redis)) return;
@@ -293,11 +305,7 @@ describe('presence of connections a host closes as they open (Redis)', () => {
     const first = await TestClient.open(instance.wsUrl, instance.token('swap'));
     const second = await TestClient.open(instance.wsUrl, instance.token('swap'));
     assert.equal((await first.waitClose()).code, 4004);
-    await markers('marker-2');
-    assert.deepEqual(await seen('swap'), everywhere(['online']), 'never offline while connected');
-    second.close();
-    await offlineSeen('swap');
-    assert.deepEqual(await seen('swap'), everywhere(['online', 'offline']));
+    await assertOnlineOnceThenOffline('swap', 'marker-2', second);
   });
 
   it('announces a user once while a new connection on one instance replaces the old one on another', async (t) => {
@@ -311,11 +319,7 @@ describe('presence of connections a host closes as they open (Redis)', () => {
     };
     const second = await TestClient.open(b!.wsUrl, b!.token('roam'));
     assert.equal((await first.waitClose()).code, 4004);
-    await markers('marker-3');
-    assert.deepEqual(await seen('roam'), everywhere(['online']), 'never offline while connected');
-    second.close();
-    await offlineSeen('roam');
-    assert.deepEqual(await seen('roam'), everywhere(['online', 'offline']));
+    await assertOnlineOnceThenOffline('roam', 'marker-3', second);
   });
 
   it('announces a user once whose old connection on one instance closes right after a new one opened on another', async (t) => {
@@ -325,10 +329,6 @@ describe('presence of connections a host closes as they open (Redis)', () => {
     const second = await TestClient.open(b!.wsUrl, b!.token('hop'));
     first.close();
     await first.waitClose();
-    await markers('marker-4');
-    assert.deepEqual(await seen('hop'), everywhere(['online']), 'never offline while connected');
-    second.close();
-    await offlineSeen('hop');
-    assert.deepEqual(await seen('hop'), everywhere(['online', 'offline']));
+    await assertOnlineOnceThenOffline('hop', 'marker-4', second);
   });
 });

@@ -19,6 +19,7 @@ import {
   receivedUpToMarker,
   UUID_V4,
 } from './support/wire.js';
+import { invalidFormat } from './support/send-errors.js';
 
 const MAX_ROOM_SIZE = 3;
 
@@ -442,16 +443,6 @@ describe('RealtimeService', () => {
     await assertNotReceived(client, u, 'room.msg', (data) => data.longest !== true);
     closeAll(client);
   });
-
-  /** Checks a RealtimeSendError INVALID_MESSAGE_FORMAT whose message matches `pattern`. */
-  function invalidFormat(pattern: RegExp): (error: unknown) => boolean {
-    return (error) => {
-      assert.ok(error instanceof RealtimeSendError, String(error));
-      assert.equal(error.code, 'INVALID_MESSAGE_FORMAT');
-      assert.match(error.message, pattern);
-      return true;
-    };
-  }
 
   it('bounds event targets as subscribe bounds names: 1 to 200 printable ASCII', async () => {
     const u = user();
