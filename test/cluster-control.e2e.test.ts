@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RealtimeBus, RealtimeService, RedisBus, RoomFullError } from '../src/realtime/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ConnectionRegistry,
+  RealtimeBus,
+  RealtimeService,
+  RedisBus,
+  RoomFullError,
+} from '../src/realtime/index.js';
 import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
 import {
   assertReachedOnce,
@@ -10,26 +17,66 @@ import {
 } from './support/cluster-clients.js';
 import { invalidFormat } from './support/send-errors.js';
 import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
 const MAX_ROOM_SIZE = 3;
 const REQUEST_TIMEOUT_MS = 1000;
 
-/** Counts the requests `bus` makes while `run` runs (the bus itself still does the work). */
+/**
+ * Counts the requests `bus` makes while `run` runs (the bus itself still does the work), and
+ * waits for their answers: whoever asked has acted on them by then (its callbacks came first).
+ */
 async function requestsDuring(bus: RealtimeBus, run: () => Promise<unknown>): Promise<number> {
-  let asked = 0;
+  const made: Promise<unknown>[] = [];
   const request = bus.request.bind(bus);
   bus.request = ((...args: Parameters<RealtimeBus['request']>) => {
-    asked++;
-    return request(...args);
+    const answered = request(...args);
+    made.push(answered);
+    return answered;
   }) as RealtimeBus['request'];
   try {
     await run();
+    await Promise.all(made);
   } finally {
     bus.request = request;
   }
-  return asked;
+  return made.length;
+}
+
+/**
+ * Holds back the result of `bus`'s first request of `topic` (asked and answered as usual) until
+ * `release`: an answer that takes its time on the way. `answered` settles once it is held.
+ */
+function holdFirstAnswer(
+  bus: RealtimeBus,
+  topic: string,
+): {
+  answered: Promise<void>;
+  release: () => void;
+} {
+  const request = bus.request.bind(bus);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let answered!: () => void;
+  const held = new Promise<void>((resolve) => (answered = resolve));
+  let holding = false;
+  bus.request = (async (...args: Parameters<RealtimeBus['request']>) => {
+    const result = await request(...args);
+    if (args[0] !== topic || holding) return result;
+    holding = true;
+    answered();
+    await released;
+    return result;
+  }) as RealtimeBus['request'];
+  return {
+    answered: held,
+    release: () => {
+      bus.request = request;
+      release();
+    },
+  };
 }
 
 describe('RealtimeService control across 2 instances on one Redis', () => {
@@ -245,6 +292,35 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
     for (const c of back) c.client.close();
   });
 
+  it('a catch-up answered before the user’s connections there closed is not applied to their next one, which asks again', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const u = user();
+    const onA = await open(a, u);
+    assert.equal(await a.service.joinRoom('ctl-stale-1', { userId: u }), 1);
+    const registryB = b.app.get(ConnectionRegistry);
+
+    // B's first connection of the user asks A; the answer (ctl-stale-1) is slow to come back.
+    const slow = holdFirstAnswer(b.bus, 'rooms.of_user');
+    const first = await open(b, u);
+    await slow.answered;
+    first.client.close();
+    await eventually(() => registryB.ofUser(u).size === 0, CROSS_WAIT_MS, 'the close on B');
+    // Meanwhile, with the user connected on A throughout, their rooms change.
+    assert.equal(await a.service.leaveRoom('ctl-stale-1', { userId: u }), 1);
+    assert.equal(await a.service.joinRoom('ctl-stale-2', { userId: u }), 1);
+    const second = await open(b, u);
+    slow.release();
+
+    await eventually(
+      async () => (await a.service.getRoomSize('ctl-stale-2')) === 2,
+      CROSS_WAIT_MS,
+      'the next connection on B in the room the user is in now',
+    );
+    assert.equal(await a.service.getRoomSize('ctl-stale-1'), 0);
+    assert.equal(await a.service.sendToRoom('ctl-stale-2', 'ctl.stale', {}), 2);
+    await assertReachedOnce(a, 'ctl.stale', [onA, second], [onA, second]);
+  });
+
   it('a room full on the other instance rejects with RoomFullError; what fits joins', async (t) => {
     if (!requireRedis(t, redis)) return;
     const room = 'ctl-full';
@@ -379,6 +455,130 @@ describe('rooms by user id across instances: connects ask only once such a join 
       "the member's connection on the late instance in the room",
     );
     assert.equal(member.client.closeInfo, undefined);
+  });
+});
+
+describe('rooms by user id after an outage: an instance that could not hear the others asks again', () => {
+  let redis: RedisServer | undefined;
+  let proxy: TcpProxy | undefined;
+  let cluster: Cluster | undefined;
+  const clients: ClusterClient[] = [];
+
+  async function open(instance: ClusterInstance, userId: string): Promise<ClusterClient> {
+    const c = await openOn(instance, userId);
+    clients.push(c);
+    return c;
+  }
+
+  before(async () => {
+    redis = await startRedisServer();
+    if (!redis) return;
+    proxy = await startTcpProxy(redis.port);
+    // Instance 1 reaches Redis through the proxy; leases outlast the cut.
+    cluster = await startCluster(2, [redis.url, `redis://127.0.0.1:${proxy.port}`], {
+      redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
+    });
+  });
+
+  after(async () => {
+    for (const c of clients) c.client.close();
+    try {
+      await cluster?.close();
+    } finally {
+      await proxy?.close();
+      await redis?.stop();
+    }
+  });
+
+  it('a join by user id made while it was cut off reaches the user’s later connection there', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
+    // B learns that nobody joins by user id: its connects stop asking.
+    assert.equal(await requestsDuring(b.bus, () => open(b, 'calm-0')), 1);
+    assert.equal(await requestsDuring(b.bus, () => open(b, 'calm-1')), 0);
+
+    const member = await open(a, 'member');
+    await proxy!.cut();
+    await eventually(() => !b.bus.isConnected(), CROSS_WAIT_MS, 'instance 1 losing Redis');
+    // The cluster's first join by user id, which B cannot hear.
+    assert.equal(await a.service.joinRoom('crew', { userId: 'member' }), 1);
+    const reconnected = new Promise<void>((resolve) =>
+      b.bus.onClusterChange((change) => {
+        if (change.kind === 'reconnected') resolve();
+      }),
+    );
+    await proxy!.restore();
+    await reconnected;
+    await cluster!.waitForMembership(CROSS_WAIT_MS);
+
+    const later = await open(b, 'member');
+    await eventually(
+      async () => (await a.service.getRoomSize('crew')) === 2,
+      CROSS_WAIT_MS,
+      "the member's connection on B in the room",
+    );
+    // Not its count: B may still be filling its gap from the history, and counts what it holds 0.
+    await a.service.sendToRoom('crew', 'ctl.crew', {});
+    await assertReachedOnce(a, 'ctl.crew', [member, later], [member, later]);
+  });
+});
+
+describe('rooms by user id: a user’s first connections on several instances at once', () => {
+  let redis: RedisServer | undefined;
+  let proxy: TcpProxy | undefined;
+  let cluster: Cluster | undefined;
+  const clients: ClusterClient[] = [];
+
+  async function open(instance: ClusterInstance, userId: string): Promise<ClusterClient> {
+    const c = await openOn(instance, userId);
+    clients.push(c);
+    return c;
+  }
+
+  before(async () => {
+    redis = await startRedisServer();
+    if (!redis) return;
+    proxy = await startTcpProxy(redis.port);
+    // Instance 0 reaches Redis through the proxy, so that its answers can be held up.
+    cluster = await startCluster(3, [`redis://127.0.0.1:${proxy.port}`, redis.url, redis.url], {
+      redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
+    });
+  });
+
+  after(async () => {
+    for (const c of clients) c.client.close();
+    try {
+      await cluster?.close();
+    } finally {
+      await proxy?.close();
+      await redis?.stop();
+    }
+  });
+
+  it('an instance still asking for the user’s rooms is not taken as knowing them', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const [a, b, d] = cluster!.instances as [ClusterInstance, ClusterInstance, ClusterInstance];
+    const u = 'several';
+    const onA = await open(a, u);
+    assert.equal(await a.service.joinRoom('several-room', { userId: u }), 1);
+    // B's first connection asks; A's answer is slow to come back, so B is still asking.
+    const slow = holdFirstAnswer(b.bus, 'rooms.of_user');
+    const onB = await open(b, u);
+    await slow.answered;
+    // D's first connection asks too, while A's answers are held up on the way: B answers first.
+    proxy!.hold();
+    const onD = await open(d, u);
+    await sleep(REQUEST_TIMEOUT_MS / 4);
+    await proxy!.restore();
+    slow.release();
+
+    await eventually(
+      async () => (await b.service.getRoomSize('several-room')) === 3,
+      CROSS_WAIT_MS,
+      'the connections on B and D in the room',
+    );
+    assert.equal(await a.service.sendToRoom('several-room', 'ctl.several', {}), 3);
+    await assertReachedOnce(a, 'ctl.several', [onA, onB, onD], [onA, onB, onD]);
   });
 });
 

@@ -19,7 +19,8 @@ export const CONTROL_TOPICS = {
   leave: 'rooms.leave',
   /**
    * `{ userId }`: {@link UserRoomsAnswer}: the rooms the user joined by user id (null without a
-   * connection of the user there), and whether that instance knows of any join by user id.
+   * connection of the user there), whether that instance is still asking for them itself, and
+   * whether it knows of any join by user id.
    */
   userRooms: 'rooms.of_user',
 } as const;
@@ -54,6 +55,8 @@ export function joinAnswerOf(answer: unknown): JoinAnswer | undefined {
 /** One instance's answer to {@link CONTROL_TOPICS.userRooms}. */
 export interface UserRoomsAnswer {
   rooms: string[] | null;
+  /** Its connections of the user are new and it awaits the others' answers: rooms may lack some. */
+  catchingUp: boolean;
   /** Whether that instance knows of a join by user id anywhere in the cluster. */
   inUse: boolean;
 }
@@ -64,9 +67,12 @@ export function roomsOf(answer: unknown): string[] {
   return answer.rooms.filter((room): room is string => nameProblem(ROOM_RULE, room) === undefined);
 }
 
-/** Whether the answering instance has a connection of the user (it then knows the rooms). */
-export function hasUserConnection(answer: unknown): boolean {
-  return isJsonObject(answer) && Array.isArray(answer.rooms);
+/**
+ * Whether the answering instance knows the user's rooms: it has a connection of the user and is
+ * not asking for them itself.
+ */
+export function knowsUserRooms(answer: unknown): boolean {
+  return isJsonObject(answer) && Array.isArray(answer.rooms) && answer.catchingUp !== true;
 }
 
 /** True or false as the answer says; undefined when it does not say (not one of ours). */

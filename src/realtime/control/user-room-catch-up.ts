@@ -6,8 +6,8 @@ import type { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import {
   CONTROL_TOPICS,
-  hasUserConnection,
   inUseOf,
+  knowsUserRooms,
   roomsOf,
   type UserRoomsAnswer,
   userRequestOf,
@@ -25,13 +25,15 @@ interface LeftMeanwhile {
  * Rooms joined by user id, across instances. Each instance remembers them while the user has a
  * connection there (ConnectionRegistry), so that the user's later connections there join them.
  * When a user's first connection here opens while other instances exist, they are asked for the
- * rooms of the user (the first instance that has a connection of the user answers), and the
- * user's connections here join them: a user who stays connected somewhere keeps their rooms on
- * every instance, and nothing is remembered anywhere once their last connection closed.
+ * rooms of the user (until one that has a connection of the user, not itself still asking,
+ * answers; the rooms of every answer count), and the user's connections here join them: a user
+ * who stays connected somewhere keeps their rooms on every instance, and nothing is remembered
+ * anywhere once their last connection closed.
  *
  * Most applications never join a room by user id. So that their connects ask nobody, the
  * question stops once every other instance answered that it knows of no such join; any join by
- * user id, here or broadcast from elsewhere, turns it on again for good.
+ * user id, here or broadcast from elsewhere, turns it on again for good. After this instance
+ * reconnects to the others it asks again, as it may have missed such a join meanwhile.
  */
 export class UserRoomCatchUp {
   /** Users whose rooms are being asked for, and what they left meanwhile. */
@@ -54,11 +56,19 @@ export class UserRoomCatchUp {
     this.bus.handle(CONTROL_TOPICS.userRooms, (payload): UserRoomsAnswer => {
       const { userId } = userRequestOf(payload);
       const here = this.registry.ofUser(userId).size > 0;
-      return { rooms: here ? [...this.registry.userRoomsOf(userId)] : null, inUse: this.inUse };
+      return {
+        rooms: here ? [...this.registry.userRoomsOf(userId)] : null,
+        catchingUp: here && this.pending.has(userId),
+        inUse: this.inUse,
+      };
     });
     // Alone, there is nobody to ask: connects are not followed (nor their events built for this).
     if (this.bus instanceof InProcessBus || this.subscription) return;
     this.subscription = this.events.opened.subscribe((event) => this.opened(event));
+    // Cut off, this instance may have missed a join by user id: "unused" is not known any more.
+    this.bus.onClusterChange((change) => {
+      if (change.kind === 'reconnected') this.knownUnused = false;
+    });
   }
 
   /** A room was joined by user id, here or on another instance. */
@@ -81,21 +91,29 @@ export class UserRoomCatchUp {
   }
 
   private opened({ connectionId, userId }: ConnectionOpenedEvent): void {
-    // A user with connections here already has the rooms here: registry.add joined them.
-    if (this.pending.has(userId) || !this.registry.get(connectionId)) return;
-    if (this.registry.ofUser(userId).size !== 1 || this.bus.liveInstances().length < 2) return;
+    // A user with connections here already has the rooms here: registry.add joined them, or the
+    // pending answer will.
+    if (!this.registry.get(connectionId) || this.registry.ofUser(userId).size !== 1) return;
+    // Still pending, it was asked for connections that all closed since: its answer may be stale
+    // (the user's rooms changed meanwhile, or they went offline everywhere). Asked again.
+    this.pending.delete(userId);
+    if (this.bus.liveInstances().length < 2) return;
     if (this.knownUnused && !this.inUse) return;
     const left: LeftMeanwhile = { rooms: new Set(), connections: new Map() };
     this.pending.set(userId, left);
-    const done = () => this.pending.delete(userId);
+    const current = () => this.pending.get(userId) === left;
+    const done = () => {
+      if (current()) this.pending.delete(userId);
+    };
     this.bus
       .request<unknown>(
         CONTROL_TOPICS.userRooms,
         { userId },
-        // Every instance with a connection of the user remembers the same rooms.
-        { until: hasUserConnection },
+        // Each instance with a connection of the user, not asking itself, knows the same rooms.
+        { until: knowsUserRooms },
       )
       .then(({ answers, unreachable, degraded }) => {
+        const stale = !current();
         done();
         // Complete: every other instance answered (none timed out, none left unasked by `until`).
         const complete =
@@ -106,6 +124,7 @@ export class UserRoomCatchUp {
           answers.map(({ answer }) => answer),
           complete,
         );
+        if (stale) return;
         const rooms = new Set<string>();
         for (const { answer } of answers) {
           for (const room of roomsOf(answer)) if (!left.rooms.has(room)) rooms.add(room);
