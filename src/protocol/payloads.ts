@@ -127,7 +127,9 @@ export interface StreamResyncData {
  * - `gap_too_old`: older messages were already dropped from the history (age or count);
  * - `not_visible`: the stream is not one this connection may read (subscribe first);
  * - `too_late`: the resume came after the resume window of the connection;
- * - `no_history`: the server keeps no message history (`history: false`), so nothing can be replayed.
+ * - `no_history`: the server keeps no message history (`history: false`), so nothing can be replayed;
+ * - `too_slow` (added): the client did not drain its send buffer within `closeGraceMs`, so the
+ *   replay stopped after `replayed` messages; the rest of the gap was not sent.
  */
 export type ResumeFailure =
-  'epoch_changed' | 'gap_too_old' | 'not_visible' | 'too_late' | 'no_history';
+  'epoch_changed' | 'gap_too_old' | 'not_visible' | 'too_late' | 'no_history' | 'too_slow';

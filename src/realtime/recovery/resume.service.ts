@@ -81,6 +81,7 @@ export class ResumeService implements OnApplicationShutdown {
     }
     const stopAt = connection.firstLiveOffsets?.get(stream);
     let replayed = 0;
+    let cutShort = false;
     for (const entry of read.entries) {
       // From here on the connection got every message live.
       if (stopAt !== undefined && compareOffsets(entry.offset, stopAt) >= 0) break;
@@ -88,19 +89,21 @@ export class ResumeService implements OnApplicationShutdown {
       const frame = Buffer.from(
         withPosition(entry.frame, { stream, offset: entry.offset, epoch: read.epoch }),
       );
-      if (!(await this.roomFor(connection, frame.length))) break;
-      if (!this.writer.write(connection, frame)) break;
+      // A client that does not drain (or a closing connection) ends the replay: a gap is left.
+      if (
+        !(await this.roomFor(connection, frame.length)) ||
+        !this.writer.write(connection, frame)
+      ) {
+        cutShort = true;
+        break;
+      }
       replayed++;
       (connection.replayedUpTo ??= new Map()).set(stream, entry.offset);
     }
-    const complete = read.complete && connection.socket.readyState === WebSocket.OPEN;
-    return {
-      stream,
-      recovered: complete,
-      replayed,
-      ...(complete ? {} : { reason: 'gap_too_old' }),
-      ...current,
-    };
+    const complete = read.complete && !cutShort && connection.socket.readyState === WebSocket.OPEN;
+    if (complete) return { stream, recovered: true, replayed, ...current };
+    const reason = read.complete && cutShort ? 'too_slow' : 'gap_too_old';
+    return { stream, recovered: false, replayed, reason, ...current };
   }
 
   private windowOpen(connection: RealtimeConnection): boolean {
