@@ -8,7 +8,17 @@ export class InProcessBus extends RealtimeBus {
   private deliver: LocalDeliver | undefined;
 
   publish(message: OutboundMessage): Promise<number> {
-    return Promise.resolve(this.deliver ? this.deliver(message) : 0);
+    // Behind the stream copies still being appended, if any: delivered in the order issued.
+    if (!this.sendOrder.idle) return this.sendOrder.after(() => this.deliverHere(message));
+    return Promise.resolve(this.deliverHere(message));
+  }
+
+  protected override publishPositioned(message: OutboundMessage): Promise<number> {
+    return Promise.resolve(this.deliverHere(message));
+  }
+
+  private deliverHere(message: OutboundMessage): number {
+    return this.deliver ? this.deliver(message) : 0;
   }
 
   subscribe(deliver: LocalDeliver): void {

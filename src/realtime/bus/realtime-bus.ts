@@ -1,5 +1,6 @@
 import type { HistoryRecord, MessageHistory } from '../recovery/message-history.js';
 import type { OutboundMessage } from './delivery-target.js';
+import { SendOrder } from './send-order.js';
 
 /** Delivers a message to this instance's connections; returns how many were reached. */
 export type LocalDeliver = (message: OutboundMessage) => number;
@@ -42,6 +43,11 @@ export interface ClusterAnswers<T = unknown> {
 export abstract class RealtimeBus {
   /** This instance's id in the cluster. */
   abstract readonly instanceId: string;
+  /**
+   * This instance's sends in the order issued: a send without a stream waits (here only) for the
+   * stream copies issued before it to be delivered here (README, PROTOCOL 10).
+   */
+  protected readonly sendOrder = new SendOrder();
   /** Hands the message to every instance, this one included; resolves to connections reached. */
   abstract publish(message: OutboundMessage): Promise<number>;
   /**
@@ -74,9 +80,30 @@ export abstract class RealtimeBus {
   ): Promise<number> {
     // Field by field: a spread that adds a field (`{ ...copy, position }`) costs V8 a microsecond.
     // Promise.resolve: a history written in plain JS may answer a position, as `await` took.
-    return Promise.resolve(history.append(stream, historyRecord({ id, type, target, frame }))).then(
-      (position) => this.publish({ id, type, target, frame, position }),
+    const appended = history.append(stream, historyRecord({ id, type, target, frame }));
+    // After the append, which may throw: a copy that never was must not hold the sends after it.
+    const delivered = this.sendOrder.begin();
+    return Promise.resolve(appended).then(
+      (position) => {
+        try {
+          return this.publishPositioned({ id, type, target, frame, position });
+        } finally {
+          delivered();
+        }
+      },
+      (error: unknown) => {
+        delivered();
+        throw error;
+      },
     );
+  }
+
+  /**
+   * Publishes a stream copy with its position, delivering it here at once: it is in its turn
+   * (see {@link sendOrder}), unlike a send without a stream, which {@link publish} may hold.
+   */
+  protected publishPositioned(message: OutboundMessage): Promise<number> {
+    return this.publish(message);
   }
 
   /** Sets the function that delivers messages to this instance's connections. */

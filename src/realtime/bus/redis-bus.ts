@@ -125,8 +125,11 @@ export class RedisBus extends RealtimeBus {
   private history: RedisMessageHistory | undefined;
   private gapRecovery: GapRecovery | undefined;
   private readonly hold = new InboundHold(MAX_HELD);
-  /** Local counts of this instance's stream sends, settled when they come back from Redis. */
-  private readonly echoes = new Map<string, (reached: number) => void>();
+  /**
+   * Local counts of this instance's stream sends, settled when they come back from Redis; a send
+   * that failed settles with `decided` false: its fallback releases its place in the send order.
+   */
+  private readonly echoes = new Map<string, (reached: number, decided?: boolean) => void>();
   /** Stream sends delivered here before publishing (during an outage): not delivered again. */
   private readonly deliveredFirst: RecentIds;
   private readonly marks = new Map<string, () => void>();
@@ -223,9 +226,14 @@ export class RedisBus extends RealtimeBus {
       return Promise.reject(this.busUnavailable(this.queue.size + this.joiningQueue));
     }
     this.joiningQueue++;
+    const delivered = this.sendOrder.begin();
     return this.inOrder(() => {
       this.joiningQueue--;
-      return this.publishLocalFirst(message, copies);
+      try {
+        return this.publishLocalFirst(message, copies);
+      } finally {
+        delivered();
+      }
     });
   }
 
@@ -258,8 +266,10 @@ export class RedisBus extends RealtimeBus {
     const waitFor = connected ? this.peers.filter((peer) => !this.silent.has(peer)) : [];
     const ack = waitFor.length > 0 ? randomUUID() : undefined;
     const remote = ack ? this.countReplies(ack, waitFor) : undefined;
+    // The sends issued after it are delivered here once it came back (or fell back, or timed out).
+    const delivered = this.sendOrder.begin();
     // Without the subscription, it reaches this instance's clients when the gap is filled.
-    const local = connected ? this.awaitEcho(key) : undefined;
+    const local = connected ? this.awaitEcho(key, delivered) : undefined;
     // Counted in the window of the plain publishes, so that a slow Redis holds a bounded number.
     const sent = this.queue.sendCounted(() => this.appendAndPublish(message, stream, ack));
     const outcome = sent.then(
@@ -268,14 +278,23 @@ export class RedisBus extends RealtimeBus {
       () => (local ? local.then(() => true) : true),
       () => {
         // Redis went away: the script may or may not have run; receivers drop a second copy.
-        this.echoes.get(key)?.(0);
+        this.echoes.get(key)?.(0, false);
         if (ack) this.counts.get(ack)?.done(0);
         return false;
       },
     );
+    // Published without the subscription: not waited for here (the gap recovery delivers it).
+    void outcome.then((published) => published && delivered());
     const counted = (async () => (local ? await local : 0) + (remote ? await remote : 0))();
     const copy = [{ stream, target: message.target }];
-    return this.inOrder(() => this.publishLocalFirst(message, copy), { outcome, counted });
+    const fallback = () => {
+      try {
+        return this.publishLocalFirst(message, copy);
+      } finally {
+        delivered();
+      }
+    };
+    return this.inOrder(fallback, { outcome, counted });
   }
 
   /** Resolves once everything published before this call has come back from Redis; false if not in time. */
@@ -322,6 +341,11 @@ export class RedisBus extends RealtimeBus {
   }
 
   async publish(message: OutboundMessage): Promise<number> {
+    return this.publishLocalFirst(message, undefined, true);
+  }
+
+  /** A stream copy of the generic path (another history): in its turn already. */
+  protected override publishPositioned(message: OutboundMessage): Promise<number> {
     return this.publishLocalFirst(message);
   }
 
@@ -357,18 +381,25 @@ export class RedisBus extends RealtimeBus {
   /**
    * Delivers here at once, then publishes (now, or queued while Redis is unreachable). `copies`:
    * a stream send, which is queued to go into the history when Redis is back; its count is the
-   * local one.
+   * local one. `ordered`: a send without a stream, delivered here after this instance's stream
+   * sends issued before it (published now all the same: the channel keeps their order).
    */
   private async publishLocalFirst(
     message: OutboundMessage,
     copies?: readonly StreamCopy[],
+    ordered = false,
   ): Promise<number> {
     if (this.closed) return 0;
     // Publishing needs only the publisher; counting answers needs the subscriber too.
     const canPublish = this.up;
     const connected = this.isConnected();
     if (!this.queue.canAccept(canPublish)) throw this.busUnavailable(this.queue.size);
-    const local = this.deliver ? this.deliver(message) : 0;
+    const local =
+      ordered && !this.sendOrder.idle
+        ? this.sendOrder.after(() => (this.deliver ? this.deliver(message) : 0))
+        : this.deliver
+          ? this.deliver(message)
+          : 0;
     const waitFor = connected ? this.peers.filter((peer) => !this.silent.has(peer)) : [];
     if (copies) {
       // Its copies come back from Redis later, positioned: not delivered here twice.
@@ -379,12 +410,15 @@ export class RedisBus extends RealtimeBus {
       }));
       const remote = acked.map(({ ack }) => (ack ? this.countReplies(ack, waitFor) : 0));
       this.queue.push({ message, copies: acked }, canPublish);
-      return (await Promise.all(remote)).reduce((sum, count) => sum + count, local);
+      // Never held (`ordered` is for sends without a stream): a number.
+      const here = typeof local === 'number' ? local : await local;
+      return (await Promise.all(remote)).reduce((sum, count) => sum + count, here);
     }
     const ack = waitFor.length > 0 ? randomUUID() : undefined;
     const remote = ack ? this.countReplies(ack, waitFor) : undefined;
     const payload = this.encode({ kind: 'deliver', origin: this.instanceId, ack, message });
     this.queue.push({ payload }, canPublish);
+    if (typeof local !== 'number') return (await local) + (remote ? await remote : 0);
     return local + (remote ? await remote : 0);
   }
 
@@ -784,11 +818,14 @@ export class RedisBus extends RealtimeBus {
     return reached;
   }
 
-  private awaitEcho(key: string): Promise<number> {
+  /** `delivered` is called as soon as it is delivered here, or will not be by the echo. */
+  private awaitEcho(key: string, delivered: () => void): Promise<number> {
     return new Promise((resolve) => {
-      const settle = (reached: number) => {
+      const settle = (reached: number, decided = true) => {
         clearTimeout(timer);
         this.echoes.delete(key);
+        // Synchronously: the sends waiting behind it go out before the next message is handled.
+        if (decided) delivered();
         resolve(reached);
       };
       const timer = setTimeout(() => settle(0), this.options.requestTimeoutMs);
