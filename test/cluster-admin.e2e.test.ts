@@ -411,4 +411,44 @@ if (childConfig !== undefined) {
       assert.equal(details.instance_id, nodes[2]!.bus.instanceId);
     });
   });
+
+  describe('admin broadcast while Redis is down', () => {
+    const MAX_BUFFERED = 3;
+    let redis: RedisServer | undefined;
+    let cluster: Cluster | undefined;
+    before(async () => {
+      redis = await startRedisServer();
+      if (!redis) return;
+      cluster = await startCluster(1, redis.url, {
+        adminRateLimit: ADMIN_RATE_LIMIT,
+        redis: { ...BUS, maxBufferedPublishes: MAX_BUFFERED },
+      });
+    });
+    after(async () => {
+      await cluster?.close();
+      await redis?.stop();
+    });
+
+    it('answers 503 in the admin error shape once a send fails with BUS_UNAVAILABLE', async (t) => {
+      if (!requireRedis(t, redis)) return;
+      const node = cluster!.instances[0]!;
+      const broadcast = () =>
+        node.http('POST', '/ws/broadcast', node.adminToken(), { type: 'outage.note', data: {} });
+      await redis.stop();
+      try {
+        await eventually(() => !node.bus.isConnected(), 5000, 'the bus noticing Redis is gone');
+        // Each broadcast waits in the bounded queue; past it the send fails with BUS_UNAVAILABLE.
+        for (let n = 0; n < MAX_BUFFERED; n++) success(await broadcast());
+        const message = failure(await broadcast(), 503);
+        assert.match(message, /Redis is unreachable/);
+        // A bad request is still a 400 while Redis is down.
+        failure(
+          await node.http('POST', '/ws/broadcast', node.adminToken(), { type: '', data: {} }),
+          400,
+        );
+      } finally {
+        await redis.start();
+      }
+    });
+  });
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RealtimeSendError, RealtimeService } from '../src/realtime/index.js';
 import { clientPool } from './support/client-pool.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
@@ -203,5 +204,49 @@ describe('limits: maxConnectionsPerIp', () => {
     const c = await openWhenAdmitted(pool, server.wsUrl, server.token('ip-c'));
     await assertUsable(c);
     await assertUsable(b);
+  });
+});
+
+describe('limits: maxMessageSize counts the stream position in bytes', () => {
+  const LIMIT = 2048;
+  let server: TestApp;
+  const pool = clientPool();
+  before(async () => {
+    server = await startTestApp({
+      realtime: { maxMessageSize: LIMIT, history: { maxMessages: 20 } },
+    });
+  });
+  afterEach(() => pool.closeAll());
+  after(() => server.close());
+
+  it('refuses with MESSAGE_TOO_LARGE a send whose positioned frame (CJK user stream) would exceed it', async () => {
+    const service = server.app.get(RealtimeService);
+    // 200 characters, 600 bytes in UTF-8: the stream `user:<id>` is in every frame of the send.
+    const userId = '\u7528'.repeat(200);
+    const client = await pool.open(server.wsUrl, server.token(userId));
+    const sizes: number[] = [];
+    client.socket.on('message', (data: Buffer) => sizes.push(data.length));
+    let refused = 0;
+    let delivered = 0;
+    for (let pad = 1000; pad <= 2000; pad += 8) {
+      try {
+        await service.sendToUser(userId, 'big', { pad: 'x'.repeat(pad) });
+      } catch (error) {
+        assert.ok(error instanceof RealtimeSendError);
+        assert.equal(error.code, 'MESSAGE_TOO_LARGE');
+        refused++;
+        continue;
+      }
+      await client.next('big');
+      delivered++;
+    }
+    await sleep(50);
+    assert.ok(refused > 0 && delivered > 0, `${refused} refused, ${delivered} delivered`);
+    assert.equal(client.ofType('big').length, delivered);
+    const largest = Math.max(...sizes);
+    assert.ok(largest <= LIMIT, `a frame of ${largest} bytes reached the client (limit ${LIMIT})`);
+    // Not refused far below the limit either: the reserve for offset and epoch is small.
+    assert.ok(largest > LIMIT - 200, `largest frame delivered: ${largest} bytes`);
+    assert.equal(client.closeInfo, undefined);
   });
 });

@@ -195,6 +195,32 @@ describe('resolveRealtimeOptions', () => {
       }
     });
 
+    it('refuses redis durations and buffer sizes that cannot work, naming the option', () => {
+      const max = 2 ** 31 - 1;
+      const url = 'redis://127.0.0.1:1';
+      for (const key of ['leaseMs', 'requestTimeoutMs', 'maxBufferedPublishes'] as const) {
+        const bad: unknown[] = [0, -5, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '10', null];
+        bad.push(key === 'maxBufferedPublishes' ? 2 ** 53 : 2 ** 32);
+        for (const value of bad) {
+          assert.throws(
+            () => resolve({ redis: { url, [key]: value } as RealtimeModuleOptions['redis'] }),
+            new RegExp(`RealtimeModule: redis\\.${key} must be`),
+            `${key}=${String(value)}`,
+          );
+        }
+        const fits = key === 'maxBufferedPublishes' ? Number.MAX_SAFE_INTEGER : max;
+        for (const value of [1, fits, undefined]) {
+          const redis = resolve({ redis: { url, [key]: value } }).redis;
+          assert.equal(typeof redis === 'object' && redis[key], value, `${key}=${value}`);
+        }
+      }
+      assert.throws(
+        () => resolve({ redis: { url, leaseMs: max + 1 } }),
+        new RegExp(`redis\\.leaseMs must be at most ${max} ms`),
+      );
+      assert.equal(resolve({ redis: url }).redis, url);
+    });
+
     it('refuses events a client could never subscribe to, naming the entry', () => {
       for (const event of ['', 'with space', 'café', 'x'.repeat(201), 'tab\there']) {
         assert.throws(

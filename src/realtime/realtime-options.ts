@@ -2,7 +2,7 @@ import type { ThrottlerStorage } from '@nestjs/throttler';
 import { type ConnectionLimits, DEFAULT_SUBSCRIBABLE_EVENTS } from '../protocol/index.js';
 import type { RealtimePrincipal } from './auth/realtime-principal.js';
 import type { RealtimeBus } from './bus/realtime-bus.js';
-import type { RedisBusOptions } from './bus/redis-bus-options.js';
+import { type RedisBusOptions, redisBusOptionsProblem } from './bus/redis-bus-options.js';
 import {
   type HistoryOptions,
   type ResolvedHistoryOptions,
@@ -222,6 +222,11 @@ export function resolveRealtimeOptions(options: RealtimeModuleOptions): Resolved
     if (!Number.isInteger(value) || value < 0) {
       throw new Error(`RealtimeModule: ${key} must be 0 (off) or a positive integer`);
     }
+  }
+  // Before the bus is made: it connects to Redis at once.
+  if (typeof options.redis === 'object' && options.redis !== null) {
+    const problem = redisBusOptionsProblem(options.redis);
+    if (problem) throw new Error(`RealtimeModule: ${problem}`);
   }
   for (const event of resolved.events) {
     // subscribe refuses such a name: listed, it could never be subscribed to.

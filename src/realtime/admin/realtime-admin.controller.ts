@@ -100,8 +100,10 @@ export function createAdminController(prefix: string): Type<unknown> {
           message_id: message.id,
         });
       } catch (error) {
-        if (error instanceof RealtimeSendError) throw new BadRequestException(error.message);
-        throw error;
+        if (!(error instanceof RealtimeSendError)) throw error;
+        // Redis is down and the queue full: the request was fine, the service is unavailable.
+        if (error.code === 'BUS_UNAVAILABLE') throw new ServiceUnavailableException(error.message);
+        throw new BadRequestException(error.message);
       }
     }
   }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { MAX_TIMER_MS } from '../timer-limits.js';
 
 /** How a {@link RedisBus} reaches Redis and behaves when it cannot. */
 export interface RedisBusOptions {
@@ -27,3 +28,25 @@ export const REDIS_BUS_DEFAULTS = {
   requestTimeoutMs: 5_000,
   maxBufferedPublishes: 1_000,
 } as const;
+
+/**
+ * Why the durations and sizes of `options` cannot work, naming the option (`redis.leaseMs`), or
+ * undefined when they can. Unset ones take their defaults.
+ */
+export function redisBusOptionsProblem(options: RedisBusOptions): string | undefined {
+  for (const key of ['leaseMs', 'requestTimeoutMs'] as const) {
+    const value = options[key];
+    if (value === undefined) continue;
+    if (!Number.isInteger(value) || value <= 0) {
+      return `redis.${key} must be a positive integer, got ${String(value)}`;
+    }
+    if (value > MAX_TIMER_MS) {
+      return `redis.${key} must be at most ${MAX_TIMER_MS} ms (Node's timers)`;
+    }
+  }
+  const buffered = options.maxBufferedPublishes;
+  if (buffered !== undefined && (!Number.isSafeInteger(buffered) || buffered <= 0)) {
+    return `redis.maxBufferedPublishes must be a positive safe integer, got ${String(buffered)}`;
+  }
+  return undefined;
+}

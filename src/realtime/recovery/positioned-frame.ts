@@ -11,7 +11,11 @@ export function withPosition(frame: string, position: StreamPosition): string {
   );
 }
 
-/** Most bytes {@link withPosition} adds for `stream`: offsets and epochs are short tokens. */
+/**
+ * Most bytes {@link withPosition} adds for `stream`: offsets and epochs are short tokens. In
+ * UTF-8 bytes, as the frame is sent: a stream name's length in characters undercounts (a CJK
+ * character is 3 bytes).
+ */
 export function positionOverhead(stream: string): number {
-  return JSON.stringify(stream).length + 128;
+  return Buffer.byteLength(JSON.stringify(stream)) + 128;
 }
