@@ -331,16 +331,27 @@ if (childConfig !== undefined) {
 
         child.kill('SIGKILL');
         await eve.waitClose(5000);
-        const stats = success(await admin(node, 'GET', '/ws/stats'));
+        // All at once: each waits REQUEST_TIMEOUT_MS for the child, whose lease (renewed every
+        // LEASE_MS / 3) must still be current, so that it is still asked.
+        const eveId = connectionIdOf(eve);
+        const [statsAnswer, listAnswer, getAnswer, deleteAnswer] = await Promise.all([
+          admin(node, 'GET', '/ws/stats'),
+          admin(node, 'GET', '/ws/connections'),
+          admin(node, 'GET', `/ws/connections/${eveId}`),
+          admin(node, 'DELETE', `/ws/connections/${eveId}`),
+        ]);
+        const stats = success(statsAnswer);
         assert.deepEqual(stats.unreachable_instances, [instanceId]);
         assert.equal(stats.degraded, false);
         assert.equal(stats.total_connections, 4);
         assert.equal(stats.instances.length, 3);
         assert.ok(!stats.instances.some((row: any) => row.instance_id === instanceId));
-        const list = success(await admin(node, 'GET', '/ws/connections'));
+        const list = success(listAnswer);
         assert.equal(list.total, 4);
-        // Its lease (renewed every LEASE_MS / 3) is still current: it is still asked.
         assert.deepEqual(list.unreachable_instances, [instanceId]);
+        // The silent instance may own the id: not known, so 503, not 404.
+        failure(getAnswer, 503);
+        failure(deleteAnswer, 503);
 
         // Gone within two leases: no longer asked, no longer unreachable.
         await eventually(

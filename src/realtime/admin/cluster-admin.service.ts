@@ -120,7 +120,8 @@ export class ClusterAdminService implements OnModuleInit {
         return { found: true, value: { ...details, instance_id: instanceId } };
       }
     }
-    return { found: false, degraded: asked.degraded };
+    // An instance that did not answer in time may be the owner: not known, so not a 404.
+    return { found: false, degraded: asked.degraded || asked.unreachable.length > 0 };
   }
 
   /** Closes the connection with 4004 here, else has its owner start that close. */
@@ -135,7 +136,8 @@ export class ClusterAdminService implements OnModuleInit {
     );
     const owner = asked.answers.find(({ answer }) => answer === true);
     if (owner) return { found: true, value: { instance_id: owner.instanceId } };
-    return { found: false, degraded: asked.degraded };
+    // An instance that did not answer in time may be the owner: not known, so not a 404.
+    return { found: false, degraded: asked.degraded || asked.unreachable.length > 0 };
   }
 
   private localDetails(connectionId: string | undefined): ClusterDetails | undefined {

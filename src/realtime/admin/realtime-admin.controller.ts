@@ -110,12 +110,12 @@ export function createAdminController(prefix: string): Type<unknown> {
   return RealtimeAdminController;
 }
 
-/** The connection's data; 404 when no instance has it, 503 when the others cannot be asked. */
+/** The connection's data; 404 when no instance has it, 503 when some could not be asked. */
 function found<T>(lookup: Lookup<T>, id: string): T {
   if (lookup.found) return lookup.value;
   if (lookup.degraded) {
     throw new ServiceUnavailableException(
-      `No connection with id ${id} on this instance, and the other instances cannot be reached; retry later`,
+      `No connection with id ${id} on the instances that answered, and others could not be reached; retry later`,
     );
   }
   throw new NotFoundException(`No connection with id ${id}`);
