@@ -5,8 +5,13 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
-import { RealtimeService } from '../src/realtime/index.js';
-import { startCluster, type Cluster, uniqueNamespace } from './support/cluster.js';
+import { RealtimeSendError, RealtimeService } from '../src/realtime/index.js';
+import {
+  type ClusterInstance,
+  startCluster,
+  type Cluster,
+  uniqueNamespace,
+} from './support/cluster.js';
 import { freePort } from './support/free-port.js';
 import { requireRedis, startRedisServer, type RedisServer } from './support/redis-server.js';
 import { TEST_SECRET } from './support/test-app.js';
@@ -330,5 +335,52 @@ describe('presence of connections a host closes as they open (Redis)', () => {
     first.close();
     await first.waitClose();
     await assertOnlineOnceThenOffline('hop', 'marker-4', second);
+  });
+});
+
+describe('presence reads while Redis is unreachable', () => {
+  let redis: RedisServer | undefined;
+  let cluster: Cluster | undefined;
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    redis = await startRedisServer();
+    if (!redis) return;
+    cluster = await startCluster(2, redis.url, { redis: { leaseMs: LEASE_MS } });
+  });
+  after(async () => {
+    for (const client of clients) client.close();
+    await cluster?.close();
+    await redis?.stop();
+  });
+
+  it('answers for local users, rejects with BUS_UNAVAILABLE for the rest, readable again after', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
+    clients.push(await TestClient.open(a.wsUrl, a.token('reader-here')));
+    clients.push(await TestClient.open(b.wsUrl, b.token('reader-there')));
+    await eventually(
+      async () => await a.service.isUserConnected('reader-there'),
+      3000,
+      'the user on B seen from A',
+    );
+    await redis!.stop();
+    const unavailable = (error: unknown) => {
+      assert.ok(error instanceof RealtimeSendError, String(error));
+      assert.equal(error.code, 'BUS_UNAVAILABLE');
+      assert.match(error.message, /presence cannot be read/);
+      return true;
+    };
+    // A local connection needs no Redis; anyone else's presence is in Redis alone.
+    assert.equal(await a.service.isUserConnected('reader-here'), true);
+    await assert.rejects(a.service.isUserConnected('reader-there'), unavailable);
+    await assert.rejects(a.service.getConnectedUsers(), unavailable);
+    // Readable again once Redis answers (what it then holds is the rewrite's business).
+    await redis!.start();
+    await eventually(
+      () => a.service.getConnectedUsers().then(Array.isArray, () => false),
+      10_000,
+      'presence readable again',
+    );
   });
 });

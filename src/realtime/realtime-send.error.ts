@@ -1,6 +1,7 @@
 /**
  * A send that was refused and not sent: MESSAGE_TOO_LARGE, INVALID_MESSAGE_FORMAT, or
- * BUS_UNAVAILABLE (the bus cannot reach the other instances and its queue is full).
+ * BUS_UNAVAILABLE (the bus cannot reach the other instances and its queue is full). Reads of the
+ * cluster (a user id outside the limits, presence while Redis is unreachable) reject with it too.
  */
 export class RealtimeSendError extends Error {
   constructor(

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { failFastConnection } from '../bus/redis-connections.js';
 import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
+import { RealtimeSendError } from '../realtime-send.error.js';
 
 // Keys, under the namespace: `presence:online` (set of users connected anywhere),
 // `presence:user:<id>` (sorted set of `<connection>@<instance>` scored by connect time) and
@@ -104,11 +105,11 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   async isOnline(userId: string): Promise<boolean> {
-    return (await this.redis.sismember(this.onlineKey, userId)) === 1;
+    return (await this.read(() => this.redis.sismember(this.onlineKey, userId))) === 1;
   }
 
   onlineUsers(): Promise<string[]> {
-    return this.redis.smembers(this.onlineKey);
+    return this.read(() => this.redis.smembers(this.onlineKey));
   }
 
   async reap(instanceIds: readonly string[]): Promise<string[]> {
@@ -125,6 +126,22 @@ export class RedisPresenceStore extends PresenceStore {
   close(): Promise<void> {
     this.redis.disconnect();
     return Promise.resolve();
+  }
+
+  /**
+   * The cluster's presence is in Redis alone: while it is unreachable a read has no answer, and
+   * the host gets the module's error, not ioredis's.
+   */
+  private async read<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      const cause = error instanceof Error ? error.message : String(error);
+      throw new RealtimeSendError(
+        'BUS_UNAVAILABLE',
+        `Redis is unreachable (${cause}): the cluster's presence cannot be read now; retry later`,
+      );
+    }
   }
 
   private userKey(userId: string): string {
