@@ -24,6 +24,17 @@ import { eventually, TestClient } from './support/test-client.js';
 const MAX_ROOM_SIZE = 3;
 const REQUEST_TIMEOUT_MS = 1000;
 
+/** Opens a client of a user on an instance and keeps it in `clients`, to be closed after. */
+function keptIn(
+  clients: ClusterClient[],
+): (instance: ClusterInstance, userId: string) => Promise<ClusterClient> {
+  return async (instance, userId) => {
+    const c = await openOn(instance, userId);
+    clients.push(c);
+    return c;
+  };
+}
+
 /**
  * Counts the requests `bus` makes while `run` runs (the bus itself still does the work), and
  * waits for their answers: whoever asked has acted on them by then (its callbacks came first).
@@ -89,11 +100,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
 
   const user = (): string => `ctl-${++users}`;
 
-  async function open(instance: ClusterInstance, userId: string): Promise<ClusterClient> {
-    const c = await openOn(instance, userId);
-    clients.push(c);
-    return c;
-  }
+  const open = keptIn(clients);
 
   /** The connections of `everyone` that are still open. */
   const live = (...everyone: ClusterClient[]) => everyone.filter((c) => !c.client.closeInfo);
@@ -386,11 +393,7 @@ describe('rooms by user id across instances: connects ask only once such a join 
   let late: TestApp | undefined;
   const clients: ClusterClient[] = [];
 
-  async function open(instance: ClusterInstance, userId: string): Promise<ClusterClient> {
-    const c = await openOn(instance, userId);
-    clients.push(c);
-    return c;
-  }
+  const open = keptIn(clients);
 
   before(async () => {
     redis = await startRedisServer();
@@ -464,11 +467,7 @@ describe('rooms by user id after an outage: an instance that could not hear the 
   let cluster: Cluster | undefined;
   const clients: ClusterClient[] = [];
 
-  async function open(instance: ClusterInstance, userId: string): Promise<ClusterClient> {
-    const c = await openOn(instance, userId);
-    clients.push(c);
-    return c;
-  }
+  const open = keptIn(clients);
 
   before(async () => {
     redis = await startRedisServer();
@@ -529,11 +528,7 @@ describe('rooms by user id: a user’s first connections on several instances at
   let cluster: Cluster | undefined;
   const clients: ClusterClient[] = [];
 
-  async function open(instance: ClusterInstance, userId: string): Promise<ClusterClient> {
-    const c = await openOn(instance, userId);
-    clients.push(c);
-    return c;
-  }
+  const open = keptIn(clients);
 
   before(async () => {
     redis = await startRedisServer();

@@ -66,6 +66,19 @@ function assertError(reply: ReceivedMessage, code: string, id?: string): void {
   assert.equal(reply.in_reply_to, id);
 }
 
+/** Sends `type` with each of `payloads` (ids `<idPrefix>-<n>`): each is INVALID_MESSAGE_FORMAT. */
+async function assertEachRefused(
+  client: TestClient,
+  type: string,
+  idPrefix: string,
+  payloads: unknown[],
+): Promise<void> {
+  for (const [n, data] of payloads.entries()) {
+    const id = `${idPrefix}-${n}`;
+    assertError(await client.request({ type, data, id }), 'INVALID_MESSAGE_FORMAT', id);
+  }
+}
+
 describe('PROTOCOL conformance: envelope, client messages, errors (sections 3, 4, 5, 6)', () => {
   let server: TestApp;
   let users = 0;
@@ -195,19 +208,13 @@ describe('PROTOCOL conformance: envelope, client messages, errors (sections 3, 4
     assert.equal(refusedAck!.type, 'subscription.acknowledged');
     assert.deepEqual(refusedAck!.data, { events: [], invalid_events: ['nope', 'nada'] });
     assertError(failed!, 'SUBSCRIPTION_FAILED', 's-2');
-    for (const [n, data] of [
+    await assertEachRefused(client, 'subscribe', 'bad-s', [
       { events: [] },
       { events: Array.from({ length: 51 }, (_, i) => `room:${i}`) },
       { events: [1] },
       { events: 'upload.progress' },
       {},
-    ].entries()) {
-      assertError(
-        await client.request({ type: 'subscribe', data, id: `bad-s-${n}` }),
-        'INVALID_MESSAGE_FORMAT',
-        `bad-s-${n}`,
-      );
-    }
+    ]);
     assertAllEnvelopes(client);
     client.close();
   });
@@ -259,13 +266,11 @@ describe('PROTOCOL conformance: envelope, client messages, errors (sections 3, 4
     assert.deepEqual(none.data, { events: [] });
     const unknown = await client.request({ type: 'unsubscribe', data: { events: ['has space'] } });
     assert.deepEqual(unknown.data, { events: [] }, 'a name not held is not removed');
-    for (const [n, data] of [{ events: [1] }, { events: 'room:1' }, {}].entries()) {
-      assertError(
-        await client.request({ type: 'unsubscribe', data, id: `bad-u-${n}` }),
-        'INVALID_MESSAGE_FORMAT',
-        `bad-u-${n}`,
-      );
-    }
+    await assertEachRefused(client, 'unsubscribe', 'bad-u', [
+      { events: [1] },
+      { events: 'room:1' },
+      {},
+    ]);
     assertAllEnvelopes(client);
     client.close();
   });
@@ -275,13 +280,11 @@ describe('PROTOCOL conformance: envelope, client messages, errors (sections 3, 4
     const ack = await client.request({ type: 'upload.cancel', data: { upload_id: 'u-9' } });
     assert.equal(ack.type, 'upload.cancel.acknowledged');
     assert.deepEqual(ack.data, { upload_id: 'u-9' });
-    for (const [n, data] of [{}, { upload_id: 9 }, { upload_id: null }].entries()) {
-      assertError(
-        await client.request({ type: 'upload.cancel', data, id: `bad-c-${n}` }),
-        'INVALID_MESSAGE_FORMAT',
-        `bad-c-${n}`,
-      );
-    }
+    await assertEachRefused(client, 'upload.cancel', 'bad-c', [
+      {},
+      { upload_id: 9 },
+      { upload_id: null },
+    ]);
     client.close();
   });
 
@@ -298,17 +301,11 @@ describe('PROTOCOL conformance: envelope, client messages, errors (sections 3, 4
     assert.equal(stream.stream, 'all');
     assert.equal(typeof stream.recovered, 'boolean');
     assert.equal(typeof stream.replayed, 'number');
-    for (const [n, data] of [
+    await assertEachRefused(client, 'resume', 'bad-r', [
       {},
       { positions: [] },
       { positions: [{ stream: 'all', offset: 'x', epoch: 'e' }] },
-    ].entries()) {
-      assertError(
-        await client.request({ type: 'resume', data, id: `bad-r-${n}` }),
-        'INVALID_MESSAGE_FORMAT',
-        `bad-r-${n}`,
-      );
-    }
+    ]);
     client.close();
   });
 
