@@ -236,7 +236,7 @@ describe('nest-realtime as an installed package', { timeout: 300_000 }, () => {
       ),
     );
     assert.deepEqual(unwanted, [], 'files the package must not ship');
-    assert.ok(files.has('package.json') && files.has('README.md'));
+    assert.ok(files.has('package.json') && files.has('README.md') && files.has('LICENSE'));
   });
 
   it('declares the framework as peers, so the app and the module share one copy', () => {
