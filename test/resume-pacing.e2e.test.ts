@@ -9,7 +9,8 @@ import { sleep } from './support/wire.js';
 /** PROTOCOL.md section 9: a replay cut short by a client that does not read is no recovery. */
 
 const MAX_BUFFERED_BYTES = 256 * 1024;
-const CLOSE_GRACE_MS = 300;
+/** Long enough that the client's pause can end well inside a second stream's wait, were there one. */
+const CLOSE_GRACE_MS = 1000;
 const MISSED = 9;
 /** Bound on the filler frames that fill the kernel's buffers before the send buffer grows. */
 const MAX_FILLERS = 5_000;
@@ -31,6 +32,25 @@ describe('recovery: a replay paced by a client that does not drain', () => {
   });
   after(() => server.close());
 
+  /**
+   * With the client no longer reading, frames with no stream (so no history, nothing to replay)
+   * fill the kernel's buffers, then the send buffer to just under the replay's share of it.
+   */
+  async function fillSendBuffer(connectionId: string): Promise<void> {
+    const connection = registry.get(connectionId);
+    assert.ok(connection);
+    const filler = { pad: 'f'.repeat(8000) };
+    const target = MAX_BUFFERED_BYTES / 2 - 30_000;
+    let fillers = 0;
+    while (connection.socket.bufferedAmount < target && fillers < MAX_FILLERS) {
+      await service.sendToConnection(connectionId, 'n.filler', filler);
+      fillers++;
+      // Past the end of the turn: what the writer corked is handed to the socket.
+      await sleep(0);
+    }
+    assert.ok(connection.socket.bufferedAmount >= target, `send buffer filled (${fillers})`);
+  }
+
   it('says recovered: false (too_slow) with what was replayed when the replay stops early', async () => {
     const userId = 'slow-resumer';
     const first = await TestClient.open(server.wsUrl, server.token(userId));
@@ -46,21 +66,8 @@ describe('recovery: a replay paced by a client that does not drain', () => {
     const tcp = (again.socket as unknown as { _socket: Socket })._socket;
     try {
       const connectionId = again.received[0]!.data.connection_id as string;
-      const connection = registry.get(connectionId)!;
-      assert.ok(connection);
-      // The client stops reading; frames with no stream (so no history, nothing to replay) fill
-      // the kernel's buffers, then the send buffer to just under the replay's share of it.
       tcp.pause();
-      const filler = { pad: 'f'.repeat(8000) };
-      const target = MAX_BUFFERED_BYTES / 2 - 30_000;
-      let fillers = 0;
-      while (connection.socket.bufferedAmount < target && fillers < MAX_FILLERS) {
-        await service.sendToConnection(connectionId, 'n.filler', filler);
-        fillers++;
-        // Past the end of the turn: what the writer corked is handed to the socket.
-        await sleep(0);
-      }
-      assert.ok(connection.socket.bufferedAmount >= target, `send buffer filled (${fillers})`);
+      await fillSendBuffer(connectionId);
 
       again.send({
         type: 'resume',
@@ -91,6 +98,73 @@ describe('recovery: a replay paced by a client that does not drain', () => {
       assert.equal(stream.recovered, false);
       assert.equal(stream.reason, 'too_slow');
       assert.equal(stream.replayed, replayed.length);
+      assert.equal(again.closeInfo, undefined, 'the client stays connected');
+    } finally {
+      tcp.resume();
+      again.close();
+    }
+  });
+
+  it('waits closeGraceMs once per resume: after a stream is cut short, the next ones do not wait', async () => {
+    const userId = 'slow-many';
+    const rooms = ['pacing-a', 'pacing-b', 'pacing-c'];
+    const first = await TestClient.open(server.wsUrl, server.token(userId));
+    const firstId = first.received[0]!.data.connection_id as string;
+    for (const room of rooms) await service.joinRoom(room, { connectionId: firstId });
+    await service.sendToUser(userId, 'n.many', { n: 0 });
+    for (const room of rooms) await service.sendToRoom(room, 'n.many', { n: 0, room });
+    await eventually(() => first.ofType('n.many').length === 1 + rooms.length);
+    const positions = first
+      .ofType('n.many')
+      .map((m) => ({ stream: m.stream!, offset: m.offset!, epoch: m.epoch! }));
+    first.close();
+    await eventually(() => first.closeInfo !== undefined);
+    await sleep(50);
+    const blob = 'x'.repeat(20_000);
+    for (let n = 1; n <= 3; n++) {
+      await service.sendToUser(userId, 'n.many', { n, blob });
+      for (const room of rooms) await service.sendToRoom(room, 'n.many', { n, room, blob });
+    }
+
+    const again = await TestClient.open(server.wsUrl, server.token(userId));
+    const tcp = (again.socket as unknown as { _socket: Socket })._socket;
+    try {
+      const connectionId = again.received[0]!.data.connection_id as string;
+      for (const room of rooms) await service.joinRoom(room, { connectionId });
+      tcp.pause();
+      await fillSendBuffer(connectionId);
+      again.send({ type: 'resume', data: { positions }, id: 'r-many' });
+      // The first stream gives up after closeGraceMs. Were each stream to wait as long, the
+      // second would still be waiting when the client reads again, and would then replay all.
+      await sleep(CLOSE_GRACE_MS * 2);
+      tcp.resume();
+      await eventually(
+        () => again.received.some((m) => m.in_reply_to === 'r-many'),
+        CLOSE_GRACE_MS * rooms.length + 5000,
+        'resume.result',
+      );
+      const result = again.received.find((m) => m.in_reply_to === 'r-many')!;
+      assert.equal(result.data.recovered, false);
+      const streams = result.data.streams as Array<{
+        stream: string;
+        recovered: boolean;
+        replayed: number;
+        reason?: string;
+      }>;
+      assert.deepEqual(
+        streams.map((s) => s.stream),
+        positions.map((p) => p.stream),
+      );
+      for (const stream of streams) {
+        assert.equal(stream.recovered, false, `${stream.stream} not recovered`);
+        assert.equal(stream.reason, 'too_slow', `${stream.stream}: too_slow`);
+      }
+      const replayed = again.ofType('n.many');
+      assert.equal(
+        replayed.length,
+        streams.reduce((total, s) => total + s.replayed, 0),
+        'each stream says what it replayed',
+      );
       assert.equal(again.closeInfo, undefined, 'the client stays connected');
     } finally {
       tcp.resume();

@@ -129,7 +129,8 @@ export interface StreamResyncData {
  * - `too_late`: the resume came after the resume window of the connection;
  * - `no_history`: the server keeps no message history (`history: false`), so nothing can be replayed;
  * - `too_slow` (added): the client did not drain its send buffer within `closeGraceMs`, so the
- *   replay stopped after `replayed` messages; the rest of the gap was not sent.
+ *   replay stopped after `replayed` messages; the rest of the gap was not sent. That wait is
+ *   made once per `resume`: the streams after it replay only what fits in the buffer at once.
  */
 export type ResumeFailure =
   'epoch_changed' | 'gap_too_old' | 'not_visible' | 'too_late' | 'no_history' | 'too_slow';

@@ -49,10 +49,16 @@ export class ResumeService implements OnApplicationShutdown {
     const streams: ResumeStreamResult[] = [];
     const seen = new Set<string>();
     const open = this.windowOpen(connection);
+    // One wait of closeGraceMs per resume, not per stream: once a client has shown it does not
+    // drain, later streams replay what fits at once, or a resume of many streams would hold its
+    // replay loop for that many times the grace.
+    let drainWaitMs = this.options.closeGraceMs;
     for (const position of positions) {
       if (seen.has(position.stream)) continue;
       seen.add(position.stream);
-      streams.push(await this.resumeStream(connection, position, open));
+      const result = await this.resumeStream(connection, position, open, drainWaitMs);
+      if (result.reason === 'too_slow') drainWaitMs = 0;
+      streams.push(result);
     }
     // Resumed once: live offsets are no longer needed (a second resume replays up to now).
     connection.firstLiveOffsets = undefined;
@@ -63,6 +69,7 @@ export class ResumeService implements OnApplicationShutdown {
     connection: RealtimeConnection,
     position: StreamPosition,
     windowOpen: boolean,
+    drainWaitMs: number,
   ): Promise<ResumeStreamResult> {
     const { stream } = position;
     if (!windowOpen) return { stream, recovered: false, replayed: 0, reason: 'too_late' };
@@ -91,7 +98,7 @@ export class ResumeService implements OnApplicationShutdown {
       );
       // A client that does not drain (or a closing connection) ends the replay: a gap is left.
       if (
-        !(await this.roomFor(connection, frame.length)) ||
+        !(await this.roomFor(connection, frame.length, drainWaitMs)) ||
         !this.writer.write(connection, frame)
       ) {
         cutShort = true;
@@ -116,16 +123,20 @@ export class ResumeService implements OnApplicationShutdown {
 
   /**
    * Waits until the send buffer has room for `bytes` under the replay share; false when the
-   * connection closed or did not drain within the close grace (it is a slow consumer then).
+   * connection closed or did not drain within `waitMs` (it is a slow consumer then).
    */
-  private async roomFor(connection: RealtimeConnection, bytes: number): Promise<boolean> {
+  private async roomFor(
+    connection: RealtimeConnection,
+    bytes: number,
+    waitMs: number,
+  ): Promise<boolean> {
     const limit = this.options.maxBufferedBytes * REPLAY_BUFFER_SHARE;
-    const deadline = Date.now() + this.options.closeGraceMs;
+    const deadline = Date.now() + waitMs;
     while (
       connection.socket.bufferedAmount + bytes > limit &&
       connection.socket.bufferedAmount > 0
     ) {
-      if (connection.closing || Date.now() > deadline) return false;
+      if (connection.closing || Date.now() >= deadline) return false;
       await sleep(DRAIN_POLL_MS);
     }
     return !connection.closing;
