@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
-import { RealtimeModule, type RealtimeModuleOptions } from '../src/realtime/index.js';
+import { RealtimeModule, type RealtimeModuleOptions, RedisBus } from '../src/realtime/index.js';
 import { TEST_SECRET } from './support/test-app.js';
 
 /** README "## Options": bad `redis` durations and sizes stop the module at startup. */
@@ -47,6 +47,17 @@ describe('redis options refused at startup', () => {
       it(`refuses redis.${key} = ${value}, naming it, before connecting to Redis`, async () => {
         const message = await startupError({ url, [key]: value });
         assert.match(message, new RegExp(`^RealtimeModule: redis\\.${key} must be`));
+        assert.equal(connections, 0, 'no connection was made to Redis');
+      });
+      it(`refuses new RedisBus({ ${key}: ${value} }), naming it, before connecting`, async () => {
+        let message = 'the bus was built';
+        try {
+          // Built, it would connect and retry: closed at once, so the test ends either way.
+          await new RedisBus({ url, [key]: value }).close();
+        } catch (error) {
+          message = error instanceof Error ? error.message : String(error);
+        }
+        assert.match(message, new RegExp(`^RedisBus: ${key} must be`));
         assert.equal(connections, 0, 'no connection was made to Redis');
       });
     }

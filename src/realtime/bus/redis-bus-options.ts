@@ -30,23 +30,26 @@ export const REDIS_BUS_DEFAULTS = {
 } as const;
 
 /**
- * Why the durations and sizes of `options` cannot work, naming the option (`redis.leaseMs`), or
- * undefined when they can. Unset ones take their defaults.
+ * Why the durations and sizes of `options` cannot work, naming the option (`redis.leaseMs` with
+ * the default prefix), or undefined when they can. Unset ones take their defaults.
  */
-export function redisBusOptionsProblem(options: RedisBusOptions): string | undefined {
+export function redisBusOptionsProblem(
+  options: RedisBusOptions,
+  prefix = 'redis.',
+): string | undefined {
   for (const key of ['leaseMs', 'requestTimeoutMs'] as const) {
     const value = options[key];
     if (value === undefined) continue;
     if (!Number.isInteger(value) || value <= 0) {
-      return `redis.${key} must be a positive integer, got ${String(value)}`;
+      return `${prefix}${key} must be a positive integer, got ${String(value)}`;
     }
     if (value > MAX_TIMER_MS) {
-      return `redis.${key} must be at most ${MAX_TIMER_MS} ms (Node's timers)`;
+      return `${prefix}${key} must be at most ${MAX_TIMER_MS} ms (Node's timers)`;
     }
   }
   const buffered = options.maxBufferedPublishes;
   if (buffered !== undefined && (!Number.isSafeInteger(buffered) || buffered <= 0)) {
-    return `redis.maxBufferedPublishes must be a positive safe integer, got ${String(buffered)}`;
+    return `${prefix}maxBufferedPublishes must be a positive safe integer, got ${String(buffered)}`;
   }
   return undefined;
 }

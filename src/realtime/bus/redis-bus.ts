@@ -20,7 +20,11 @@ import {
 } from './realtime-bus.js';
 import { RecentIds } from './recent-ids.js';
 import { FAIL_FAST, RESUBSCRIBING } from './redis-connections.js';
-import { REDIS_BUS_DEFAULTS, type RedisBusOptions } from './redis-bus-options.js';
+import {
+  REDIS_BUS_DEFAULTS,
+  type RedisBusOptions,
+  redisBusOptionsProblem,
+} from './redis-bus-options.js';
 
 interface PendingRequest {
   waiting: Set<string>;
@@ -151,6 +155,9 @@ export class RedisBus extends RealtimeBus {
         'RedisBus: give a redis:// url or your own { publisher, subscriber } clients',
       );
     }
+    // A bus the host builds (the `bus` option) gets the checks the `redis` option gets.
+    const problem = redisBusOptionsProblem(options, '');
+    if (problem) throw new Error(`RedisBus: ${problem}`);
     this.instanceId = options.instanceId ?? randomUUID();
     this.options = {
       namespace: options.namespace ?? REDIS_BUS_DEFAULTS.namespace,
