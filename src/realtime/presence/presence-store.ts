@@ -32,5 +32,11 @@ export abstract class PresenceStore {
   abstract onlineUsers(): Promise<string[]>;
   /** Forgets every connection of instances that are gone; returns the users now offline. */
   abstract reap(instanceIds: readonly string[]): Promise<string[]>;
+  /**
+   * Calls `listener` each time the store's own connection is ready (again): writes failed while
+   * it was not, and what it held may be gone (a restarted Redis). Never, for a store of this
+   * process.
+   */
+  abstract onReady(listener: () => void): void;
   abstract close(): Promise<void>;
 }

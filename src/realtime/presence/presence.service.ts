@@ -37,6 +37,9 @@ const IGNORE = (): void => undefined;
 export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('RealtimePresence');
   private subscriptions: Subscription[] = [];
+  private resyncing = false;
+  /** Asked for during a rewrite: what it wrote may be gone already; one more after it. */
+  private resyncAgain = false;
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
@@ -67,6 +70,9 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       if (change.kind === 'instances_gone') void this.reap(change.instanceIds);
       else void this.resync();
     });
+    // The store may write through a connection of its own, which comes back on its own schedule:
+    // a rewrite on the bus's reconnection alone fails (and is lost) when that one is later.
+    this.store.onReady(() => void this.resync());
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -149,16 +155,34 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
    * written again. Transitions during the outage are not announced: presence is rebuilt silently.
    */
   private async resync(): Promise<void> {
-    await this.guard('resync', async () => {
-      await this.store.reap([this.bus.instanceId]);
-      for (const connection of [...this.registry.all()]) {
-        const result = await this.store.add(
-          this.entryOf(connection),
-          this.options.maxConnectionsPerUser,
-        );
-        for (const entry of result.evict) await this.evict(entry);
-      }
-    });
+    // The bus and the store each report their reconnection: one rewrite at a time.
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return;
+    }
+    this.resyncing = true;
+    try {
+      do {
+        this.resyncAgain = false;
+        await this.guard('resync', () => this.rewrite());
+      } while (this.resyncAgain);
+    } finally {
+      this.resyncing = false;
+    }
+  }
+
+  private async rewrite(): Promise<void> {
+    await this.store.reap([this.bus.instanceId]);
+    for (const connection of [...this.registry.all()]) {
+      // Closed while an earlier add was awaited: its remove went out before, and an add now would
+      // stay behind it. One still registered is removed after this add, on the same connection.
+      if (this.registry.get(connection.id) !== connection) continue;
+      const result = await this.store.add(
+        this.entryOf(connection),
+        this.options.maxConnectionsPerUser,
+      );
+      for (const entry of result.evict) await this.evict(entry);
+    }
   }
 
   private async evict(entry: PresenceEntry): Promise<void> {

@@ -63,6 +63,14 @@ export class RedisPresenceStore extends PresenceStore {
     this.onlineKey = `${namespace}:presence:online`;
   }
 
+  /**
+   * This connection reconnects on its own backoff, not the bus's: after an outage it may be ready
+   * seconds after the bus reported the reconnection, and a rewrite tried before then failed.
+   */
+  onReady(listener: () => void): void {
+    this.redis.on('ready', listener);
+  }
+
   async add(entry: PresenceEntry, perUserLimit: number): Promise<PresenceAddResult> {
     const [online, flat] = (await this.redis.eval(
       ADD,

@@ -58,6 +58,9 @@ export class RegistryPresenceStore extends PresenceStore {
     return Promise.resolve([]);
   }
 
+  /** Nothing to lose: the registry is in this process. */
+  onReady(): void {}
+
   close(): Promise<void> {
     this.online.clear();
     return Promise.resolve();
