@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { RealtimeBus } from '../src/realtime/index.js';
 import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
 import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 import { startTestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
@@ -44,6 +45,25 @@ function byConnectedAtThenId(a: any, b: any): number {
 async function subscribe(client: TestClient, events: string[]): Promise<void> {
   const ack = await client.request({ type: 'subscribe', data: { events } });
   assert.equal(ack.type, 'subscription.acknowledged');
+}
+
+/**
+ * The topics `bus` asks the other instances about while `run` runs (the real bus still asks
+ * them and answers): which request a call makes, seen from outside.
+ */
+async function topicsAskedDuring(bus: RealtimeBus, run: () => Promise<unknown>): Promise<string[]> {
+  const topics: string[] = [];
+  const request = bus.request.bind(bus);
+  bus.request = ((...args: Parameters<RealtimeBus['request']>) => {
+    topics.push(args[0]);
+    return request(...args);
+  }) as RealtimeBus['request'];
+  try {
+    await run();
+  } finally {
+    bus.request = request;
+  }
+  return topics;
 }
 
 /** One more instance in a child process, so that it can die without any cleanup (SIGKILL). */
@@ -460,6 +480,116 @@ if (childConfig !== undefined) {
       } finally {
         await redis.start();
       }
+    });
+  });
+
+  describe('admin DELETE across 2 instances, one of them cut off from Redis', () => {
+    let redis: RedisServer | undefined;
+    let proxy: TcpProxy | undefined;
+    let cluster: Cluster | undefined;
+    let n0: ClusterInstance;
+    let n1: ClusterInstance;
+    const clients: TestClient[] = [];
+    const unknown = '00000000-0000-4000-8000-000000000000';
+
+    async function open(user: string, node: ClusterInstance): Promise<TestClient> {
+      const client = await TestClient.open(node.wsUrl, node.token(user));
+      clients.push(client);
+      return client;
+    }
+
+    function kick(node: ClusterInstance, id: string) {
+      return node.http('DELETE', `/ws/connections/${id}`, node.adminToken());
+    }
+
+    async function assertKicked(client: TestClient): Promise<void> {
+      assert.deepEqual(await client.waitClose(5000), {
+        code: 4004,
+        reason: 'Disconnected by admin',
+      });
+    }
+
+    before(async () => {
+      redis = await startRedisServer();
+      if (!redis) return;
+      proxy = await startTcpProxy(redis.port);
+      // Instance 1 reaches Redis through the proxy; its lease outlasts the cut, so that it is
+      // still asked (and does not answer) while cut off.
+      cluster = await startCluster(2, [redis.url, `redis://127.0.0.1:${proxy.port}`], {
+        adminRateLimit: ADMIN_RATE_LIMIT,
+        redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
+      });
+      [n0, n1] = cluster.instances as [ClusterInstance, ClusterInstance];
+    });
+
+    after(async () => {
+      for (const client of clients) client.close();
+      try {
+        await cluster?.close();
+      } finally {
+        await proxy?.close();
+        await redis?.stop();
+      }
+    });
+
+    it('asks the other instance what RealtimeService.disconnectConnection asks it', async (t) => {
+      if (!requireRedis(t, redis)) return;
+      const byAdmin = await open('kim', n1);
+      const byService = await open('kim', n1);
+      const adminTopics = await topicsAskedDuring(n0.bus, async () =>
+        success(await kick(n0, connectionIdOf(byAdmin))),
+      );
+      const serviceTopics = await topicsAskedDuring(n0.bus, async () =>
+        assert.equal(await n0.service.disconnectConnection(connectionIdOf(byService)), true),
+      );
+      await assertKicked(byAdmin);
+      await assertKicked(byService);
+      assert.equal(adminTopics.length, 1, 'one request');
+      assert.deepEqual(adminTopics, serviceTopics);
+    });
+
+    it('answers 404 from either instance for an id neither has', async (t) => {
+      if (!requireRedis(t, redis)) return;
+      for (const node of [n0, n1]) {
+        assert.match(failure(await kick(node, unknown), 404), /No connection/);
+      }
+    });
+
+    it('answers 503 for what the cut-off instance may own, and kicks what the asker owns', async (t) => {
+      if (!requireRedis(t, redis)) return;
+      const onN0 = await open('lou', n0);
+      const onN1 = await open('lou', n1);
+      const alsoOnN1 = await open('max', n1);
+      await proxy!.cut();
+      try {
+        await eventually(() => !n1.bus.isConnected(), 5000, 'instance 1 losing Redis');
+        // Instance 0 still counts instance 1 alive (its lease is current): it asks, in vain.
+        failure(await kick(n0, connectionIdOf(onN1)), 503);
+        failure(await kick(n0, unknown), 503);
+        assert.equal(await n0.service.disconnectConnection(connectionIdOf(onN1)), false);
+        // Instance 1 cannot ask anyone: it acts on its own connections only.
+        failure(await kick(n1, connectionIdOf(onN0)), 503);
+        failure(await kick(n1, unknown), 503);
+        assert.deepEqual(success(await kick(n1, connectionIdOf(alsoOnN1))), {
+          connection_id: connectionIdOf(alsoOnN1),
+          disconnected: true,
+        });
+        await assertKicked(alsoOnN1);
+        success(await kick(n0, connectionIdOf(onN0)));
+        await assertKicked(onN0);
+        assert.equal((await onN1.request({ type: 'ping', data: {} })).type, 'pong');
+      } finally {
+        await proxy!.restore();
+      }
+      await cluster!.waitForMembership(10_000);
+      // Until instance 1 is subscribed again, a request may reach nobody (503, nothing kicked).
+      await eventually(
+        async () => (await kick(n0, connectionIdOf(onN1))).status === 200,
+        10_000,
+        'the kick reaching instance 1 again',
+      );
+      await assertKicked(onN1);
+      failure(await kick(n1, connectionIdOf(onN1)), 404);
     });
   });
 }

@@ -5,6 +5,9 @@ import { ClusterAdminService } from './admin/cluster-admin.service.js';
 import { RealtimeStatsService } from './admin/realtime-stats.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { InProcessBus } from './bus/in-process.bus.js';
+import { ClusterControl } from './control/cluster-control.js';
+import { LocalControl } from './control/local-control.js';
+import { UserRoomCatchUp } from './control/user-room-catch-up.js';
 import { InMemoryMessageHistory } from './recovery/in-memory-message-history.js';
 import { MessageHistory } from './recovery/message-history.js';
 import { RedisMessageHistory } from './recovery/redis-message-history.js';
@@ -79,6 +82,11 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
       useFactory: (options: ResolvedRealtimeOptions, registry: ConnectionRegistry) =>
         createPresenceStore(options, registry),
     },
+    {
+      provide: ClusterControl,
+      inject: [REALTIME_OPTIONS, RealtimeBus, ConnectionRegistry, ConnectionCloser, RealtimeEvents],
+      useFactory: createClusterControl,
+    },
     PresenceService,
     TokenVerifier,
     ConnectionRegistry,
@@ -113,6 +121,22 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
   ],
 })
 export class RealtimeModule extends RealtimeConfigurableModule {}
+
+/** RealtimeService's and the admin API's one way to act on connections wherever they are. */
+function createClusterControl(
+  options: ResolvedRealtimeOptions,
+  bus: RealtimeBus,
+  registry: ConnectionRegistry,
+  closer: ConnectionCloser,
+  events: RealtimeEvents,
+): ClusterControl {
+  const { maxRoomSize } = options;
+  return new ClusterControl(
+    bus,
+    new LocalControl(registry, closer, maxRoomSize),
+    new UserRoomCatchUp(bus, registry, events, maxRoomSize),
+  );
+}
 
 function createThrottlerStorage(options: ResolvedRealtimeOptions): ThrottlerStorage {
   if (options.throttlerStorage) return options.throttlerStorage;

@@ -14,9 +14,6 @@ import type { DeliveryTarget } from './bus/delivery-target.js';
 import { RealtimeBus } from './bus/realtime-bus.js';
 import { ClusterControl } from './control/cluster-control.js';
 import type { RoomMember } from './control/control-requests.js';
-import { LocalControl } from './control/local-control.js';
-import { UserRoomCatchUp } from './control/user-room-catch-up.js';
-import { ConnectionCloser } from './gateway/connection-closer.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from './realtime-options.js';
 import { randomId } from './random-id.js';
 import {
@@ -83,24 +80,17 @@ export class RealtimeService implements OnModuleInit {
   readonly messageReceived$: Observable<InboundMessageEvent>;
   /** A client asked to cancel an upload; answer with {@link sendUploadCancelled} once done. */
   readonly uploadCancelRequested$: Observable<UploadCancelRequest>;
-  /** Disconnects and room membership on every instance. */
-  private readonly control: ClusterControl;
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
     private readonly bus: RealtimeBus,
     private readonly presence: PresenceStore,
     private readonly registry: ConnectionRegistry,
-    closer: ConnectionCloser,
+    /** Disconnects and room membership on every instance. */
+    private readonly control: ClusterControl,
     events: RealtimeEvents,
     @Inject(MessageHistory) private readonly history: MessageHistory | null,
   ) {
-    const { maxRoomSize } = options;
-    this.control = new ClusterControl(
-      bus,
-      new LocalControl(registry, closer, maxRoomSize),
-      new UserRoomCatchUp(bus, registry, events, maxRoomSize),
-    );
     this.connectionOpened$ = events.opened.asObservable();
     this.connectionClosed$ = events.closed.asObservable();
     this.messageReceived$ = events.messages.asObservable();
@@ -111,7 +101,6 @@ export class RealtimeService implements OnModuleInit {
     this.bus.handle(ROOM_MEMBERS_TOPIC, (payload) =>
       this.localRoomMembers(String((payload as { room?: unknown } | undefined)?.room)),
     );
-    this.control.listen();
   }
 
   private localRoomMembers(room: string): RoomMembers {
@@ -319,7 +308,9 @@ export class RealtimeService implements OnModuleInit {
     code: number = CloseCode.DISCONNECTED_BY_ADMIN,
     reason: string = CloseReason.DISCONNECTED_BY_ADMIN,
   ): Promise<boolean> {
-    return this.control.disconnectConnection(connectionId, code, reason);
+    return this.control
+      .disconnectConnection(connectionId, code, reason)
+      .then((result) => result.disconnected);
   }
 
   /** Ends every connection of a user on every instance; resolves to how many were ended. */

@@ -1,8 +1,7 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { CloseCode, CloseReason, isJsonObject } from '../../protocol/index.js';
 import { type ClusterAnswers, RealtimeBus } from '../bus/realtime-bus.js';
-import { ConnectionCloser } from '../gateway/connection-closer.js';
-import { ConnectionRegistry } from '../registry/connection-registry.js';
+import { ClusterControl } from '../control/cluster-control.js';
 import {
   type ClusterSummary,
   type FromInstance,
@@ -18,12 +17,14 @@ import {
   RealtimeStatsService,
 } from './realtime-stats.service.js';
 
-/** Topics of the admin questions instances ask each other over the bus. */
+/**
+ * Topics of the admin questions instances ask each other over the bus. A kick is not one: it
+ * goes through ClusterControl, as RealtimeService.disconnectConnection does.
+ */
 export const ADMIN_TOPICS = {
   stats: 'admin.stats',
   connections: 'admin.connections',
   connection: 'admin.connection',
-  kick: 'admin.kick',
 } as const;
 
 /** Which instances a cluster-wide answer is missing (PROTOCOL.md section 10). */
@@ -49,8 +50,7 @@ export class ClusterAdminService implements OnModuleInit {
   constructor(
     private readonly bus: RealtimeBus,
     private readonly local: RealtimeStatsService,
-    private readonly registry: ConnectionRegistry,
-    private readonly closer: ConnectionCloser,
+    private readonly control: ClusterControl,
   ) {}
 
   onModuleInit(): void {
@@ -62,7 +62,6 @@ export class ClusterAdminService implements OnModuleInit {
     });
     // Non-owners answer null (not an error), so that the asker need not wait for them.
     this.bus.handle(ADMIN_TOPICS.connection, (payload) => this.localDetails(idOf(payload)) ?? null);
-    this.bus.handle(ADMIN_TOPICS.kick, (payload) => this.kickLocal(idOf(payload)));
   }
 
   async stats() {
@@ -124,37 +123,24 @@ export class ClusterAdminService implements OnModuleInit {
     return { found: false, degraded: asked.degraded || asked.unreachable.length > 0 };
   }
 
-  /** Closes the connection with 4004 here, else has its owner start that close. */
+  /**
+   * Closes the connection with 4004 here, else has its owner start that close: the path of
+   * RealtimeService.disconnectConnection.
+   */
   async kick(connectionId: string): Promise<Lookup<{ instance_id: string }>> {
-    if (this.kickLocal(connectionId)) {
-      return { found: true, value: { instance_id: this.bus.instanceId } };
-    }
-    const asked = await this.bus.request<unknown>(
-      ADMIN_TOPICS.kick,
-      { connection_id: connectionId },
-      { until: (answer) => answer === true },
+    const kicked = await this.control.disconnectConnection(
+      connectionId,
+      CloseCode.DISCONNECTED_BY_ADMIN,
+      CloseReason.DISCONNECTED_BY_ADMIN,
     );
-    const owner = asked.answers.find(({ answer }) => answer === true);
-    if (owner) return { found: true, value: { instance_id: owner.instanceId } };
+    if (kicked.disconnected) return { found: true, value: { instance_id: kicked.instanceId } };
     // An instance that did not answer in time may be the owner: not known, so not a 404.
-    return { found: false, degraded: asked.degraded || asked.unreachable.length > 0 };
+    return { found: false, degraded: kicked.unanswered };
   }
 
   private localDetails(connectionId: string | undefined): ClusterDetails | undefined {
     const details = connectionId === undefined ? undefined : this.local.details(connectionId);
     return details && { ...details, instance_id: this.bus.instanceId };
-  }
-
-  /** This instance's part of a kick (RealtimeService.disconnectConnection asks every instance). */
-  private kickLocal(connectionId: string | undefined): boolean {
-    const connection = connectionId === undefined ? undefined : this.registry.get(connectionId);
-    if (!connection) return false;
-    this.closer.close(
-      connection,
-      CloseCode.DISCONNECTED_BY_ADMIN,
-      CloseReason.DISCONNECTED_BY_ADMIN,
-    );
-    return true;
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { OnModuleInit } from '@nestjs/common';
 import type { RealtimeBus } from '../bus/realtime-bus.js';
 import { RoomFullError } from '../registry/connection-registry.js';
 import {
@@ -14,13 +15,23 @@ import type { LocalControl } from './local-control.js';
 import type { UserRoomCatchUp } from './user-room-catch-up.js';
 
 /**
- * RealtimeService's control methods over every instance: each acts here first, at once (as it
- * did alone), then asks the others over the bus and adds up what they did. A connection id is
- * asked of every other instance, and the wait ends with its owner's answer; a user, of all of
- * them. Instances that do not answer within the bus's request timeout are not counted (nor
- * waited for); while the bus cannot reach the others, the result is this instance's alone.
+ * What ending one connection wherever it lives came to: ended, here or by its owner
+ * (`instanceId`), or not. Not ended and `unanswered`: an instance that may own it did not answer
+ * in time, or the bus could not reach the others, so whether it exists is not known; not ended
+ * and not `unanswered`: every instance asked answered, and none has it.
  */
-export class ClusterControl {
+export type ConnectionDisconnect =
+  { disconnected: true; instanceId: string } | { disconnected: false; unanswered: boolean };
+
+/**
+ * The control methods of RealtimeService and the admin API over every instance: each acts here
+ * first, at once (as it did alone), then asks the others over the bus and adds up what they did.
+ * A connection id is asked of every other instance, and the wait ends with its owner's answer; a
+ * user, of all of them. Instances that do not answer within the bus's request timeout are not
+ * counted (nor waited for); while the bus cannot reach the others, the result is this
+ * instance's alone.
+ */
+export class ClusterControl implements OnModuleInit {
   constructor(
     private readonly bus: RealtimeBus,
     private readonly local: LocalControl,
@@ -28,7 +39,7 @@ export class ClusterControl {
   ) {}
 
   /** Answers the others' requests for this instance's connections. */
-  listen(): void {
+  onModuleInit(): void {
     this.bus.handle(CONTROL_TOPICS.disconnectConnection, (payload) => {
       const { connectionId, code, reason } = connectionCloseOf(payload);
       return this.local.disconnectConnection(connectionId, code, reason);
@@ -49,16 +60,25 @@ export class ClusterControl {
     this.catchUp.start();
   }
 
-  /** True when the connection was here or its owner answered that it ended it. */
-  async disconnectConnection(connectionId: string, code: number, reason: string): Promise<boolean> {
-    if (typeof connectionId !== 'string') return false;
-    if (this.local.disconnectConnection(connectionId, code, reason)) return true;
-    const { answers } = await this.bus.request<unknown>(
+  /** Ends the connection here, else has its owner end it; see {@link ConnectionDisconnect}. */
+  async disconnectConnection(
+    connectionId: string,
+    code: number,
+    reason: string,
+  ): Promise<ConnectionDisconnect> {
+    // No instance can have it: nobody is asked.
+    if (typeof connectionId !== 'string') return { disconnected: false, unanswered: false };
+    if (this.local.disconnectConnection(connectionId, code, reason)) {
+      return { disconnected: true, instanceId: this.bus.instanceId };
+    }
+    const asked = await this.bus.request<unknown>(
       CONTROL_TOPICS.disconnectConnection,
       { connectionId, code, reason },
       { until: (answer) => answer === true },
     );
-    return answers.some(({ answer }) => answer === true);
+    const owner = asked.answers.find(({ answer }) => answer === true);
+    if (owner) return { disconnected: true, instanceId: owner.instanceId };
+    return { disconnected: false, unanswered: asked.degraded || asked.unreachable.length > 0 };
   }
 
   /** Connections of the user ended here and by every instance that answered. */

@@ -5,8 +5,9 @@ import { nameProblem, ROOM_RULE, USER_ID_RULE } from '../name-limits.js';
 export type RoomMember = { userId: string } | { connectionId: string };
 
 /**
- * Topics of the requests RealtimeService's control methods send the other instances over the
- * bus. Each instance answers for its own connections only.
+ * Topics of the requests RealtimeService's control methods (and the admin API's DELETE of a
+ * connection) send the other instances over the bus. Each instance answers for its own
+ * connections only.
  */
 export const CONTROL_TOPICS = {
   /** `{ connectionId, code, reason }`: true from the instance that closed it, false elsewhere. */
