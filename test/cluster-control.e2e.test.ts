@@ -385,6 +385,48 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
     assert.equal(await b.service.getRoomSize('ctl-ok'), 0);
     assert.equal(c.client.closeInfo, undefined);
   });
+
+  it('refuses a close no WebSocket close frame can carry, on every instance, closing nothing', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const u = user();
+    const here = await open(a, u);
+    const there = await open(b, u);
+    const badClose = invalidFormat(/^close (code|reason) must/);
+    const closes: Array<[number, string]> = [
+      [1005, 'reserved'],
+      [1006, 'reserved'],
+      [999, 'below the range'],
+      [5000, 'above the range'],
+      [4000.5, 'not an integer'],
+      [Number.NaN, 'not a number'],
+      [4400, 'é'.repeat(62)], // 124 bytes in UTF-8, 62 characters
+      [4400, 42 as unknown as string],
+    ];
+    const asked = await requestsDuring(a.bus, async () => {
+      for (const [code, reason] of closes) {
+        for (const target of [here, there]) {
+          await assert.rejects(
+            a.service.disconnectConnection(target.connectionId, code, reason),
+            badClose,
+          );
+        }
+        await assert.rejects(a.service.disconnectUser(u, code, reason), badClose);
+      }
+    });
+    assert.equal(asked, 0, 'the bus was never asked');
+    for (const target of [here, there]) {
+      assert.equal(target.client.closeInfo, undefined);
+      assert.equal((await target.client.request({ type: 'ping' })).type, 'pong');
+    }
+    // The limits themselves are accepted: 123 bytes of reason, codes 1000 and 4999.
+    assert.equal(
+      await a.service.disconnectConnection(there.connectionId, 4999, 'é'.repeat(61) + 'x'),
+      true,
+    );
+    assert.deepEqual(await there.client.waitClose(), { code: 4999, reason: 'é'.repeat(61) + 'x' });
+    assert.equal(await a.service.disconnectUser(u, 1000, 'done'), 1);
+    assert.deepEqual(await here.client.waitClose(), { code: 1000, reason: 'done' });
+  });
 });
 
 describe('rooms by user id across instances: connects ask only once such a join exists', () => {

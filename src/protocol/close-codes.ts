@@ -34,3 +34,30 @@ export const CloseReason = {
   CONNECTION_LIMIT_EXCEEDED: 'Connection limit exceeded',
   SLOW_CONSUMER: 'Slow consumer',
 } as const;
+
+/** RFC 6455 section 7.4: the codes an endpoint may send (1004-1006 and 1015 are reserved). */
+function isSendableCloseCode(code: number): boolean {
+  return (
+    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999)
+  );
+}
+
+/** A close frame's payload holds 2 bytes of code and at most 123 bytes of UTF-8 reason. */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * Why a close with `code` and `reason` cannot be sent (ws would throw, and the socket would be
+ * dropped without a close frame), or undefined when it can.
+ */
+export function closeProblem(code: unknown, reason: unknown): string | undefined {
+  if (typeof code !== 'number' || !Number.isInteger(code) || !isSendableCloseCode(code)) {
+    return `close code must be 1000-1003, 1007-1014 or 3000-4999, got ${String(code)}`;
+  }
+  if (typeof reason !== 'string') return `close reason must be a string, got ${typeof reason}`;
+  const bytes = new TextEncoder().encode(reason).length;
+  if (bytes > MAX_CLOSE_REASON_BYTES) {
+    return `close reason must be at most ${MAX_CLOSE_REASON_BYTES} bytes in UTF-8, got ${bytes}`;
+  }
+  return undefined;
+}

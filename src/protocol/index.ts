@@ -1,4 +1,4 @@
-export { CloseCode, CloseReason } from './close-codes.js';
+export { CloseCode, CloseReason, closeProblem, MAX_CLOSE_REASON_BYTES } from './close-codes.js';
 export { ErrorCode, type ErrorData } from './error-codes.js';
 export {
   ClientMessageType,

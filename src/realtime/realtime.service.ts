@@ -3,6 +3,7 @@ import type { Observable } from 'rxjs';
 import {
   CloseCode,
   CloseReason,
+  closeProblem,
   encodeServerMessage,
   jsonObjectProblem,
   MAX_TYPE_LENGTH,
@@ -299,6 +300,9 @@ export class RealtimeService implements OnModuleInit {
     return this.presence.onlineUsers();
   }
 
+  // Both refuse a close code or reason that no WebSocket close frame can carry (closeProblem)
+  // with RealtimeSendError INVALID_MESSAGE_FORMAT, before closing anything anywhere.
+
   /**
    * Ends one connection (4004 by default), on whichever instance it is; false when no instance
    * that answered has it.
@@ -308,9 +312,14 @@ export class RealtimeService implements OnModuleInit {
     code: number = CloseCode.DISCONNECTED_BY_ADMIN,
     reason: string = CloseReason.DISCONNECTED_BY_ADMIN,
   ): Promise<boolean> {
-    return this.control
-      .disconnectConnection(connectionId, code, reason)
-      .then((result) => result.disconnected);
+    try {
+      checkClose(code, reason);
+      return this.control
+        .disconnectConnection(connectionId, code, reason)
+        .then((result) => result.disconnected);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Ends every connection of a user on every instance; resolves to how many were ended. */
@@ -321,6 +330,7 @@ export class RealtimeService implements OnModuleInit {
   ): Promise<number> {
     try {
       checkName(USER_ID_RULE, userId);
+      checkClose(code, reason);
       return this.control.disconnectUser(userId, code, reason);
     } catch (error) {
       return Promise.reject(error);
@@ -425,6 +435,15 @@ export class RealtimeService implements OnModuleInit {
 /** Throws for a name `rule` refuses: a room no room, or a user id no user, may have. */
 function checkName(rule: NameRule, value: unknown): void {
   const problem = nameProblem(rule, value);
+  if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
+}
+
+/**
+ * Throws for a close ws cannot send: it would throw inside the close, and the connection would be
+ * dropped without a close frame here, or kept open on the instance that refused the request.
+ */
+function checkClose(code: unknown, reason: unknown): void {
+  const problem = closeProblem(code, reason);
   if (problem !== undefined) throw new RealtimeSendError('INVALID_MESSAGE_FORMAT', problem);
 }
 
