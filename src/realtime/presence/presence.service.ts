@@ -26,6 +26,8 @@ import { RegistryPresenceStore } from './registry-presence.store.js';
 
 const EVICT_TOPIC = 'presence.evict';
 const IGNORE = (): void => undefined;
+/** Connections whose presence a rewrite sends to the store in one go. */
+const REWRITE_BATCH = 500;
 
 /**
  * Keeps the cluster's presence in step with this instance's connections: announces
@@ -173,15 +175,21 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
 
   private async rewrite(): Promise<void> {
     await this.store.reap([this.bus.instanceId]);
-    for (const connection of [...this.registry.all()]) {
-      // Closed while an earlier add was awaited: its remove went out before, and an add now would
-      // stay behind it. One still registered is removed after this add, on the same connection.
-      if (this.registry.get(connection.id) !== connection) continue;
-      const result = await this.store.add(
-        this.entryOf(connection),
-        this.options.maxConnectionsPerUser,
+    const connections = [...this.registry.all()];
+    // A batch of adds goes out at once (the store's connection keeps their order), not one round
+    // trip each: presence is whole again sooner after a restart. Batches bound what is in flight.
+    for (let start = 0; start < connections.length; start += REWRITE_BATCH) {
+      // Closed while an earlier batch was awaited: its remove went out before, and an add now
+      // would stay behind it. One still registered is removed after its add, on the same
+      // connection.
+      const batch = connections
+        .slice(start, start + REWRITE_BATCH)
+        .filter((connection) => this.registry.get(connection.id) === connection);
+      const limit = this.options.maxConnectionsPerUser;
+      const results = await Promise.all(
+        batch.map((connection) => this.store.add(this.entryOf(connection), limit)),
       );
-      for (const entry of result.evict) await this.evict(entry);
+      for (const result of results) for (const entry of result.evict) await this.evict(entry);
     }
   }
 
