@@ -200,4 +200,36 @@ describe('SDK recovery against the real server', () => {
       await small.close();
     }
   });
+
+  it('gives the streams up, once, when a replayed message is over its maxMessageSize', async () => {
+    const sockets: WebSocket[] = [];
+    const sdk = client('oversize', sockets, { maxMessageSize: 2048 });
+    const got: number[] = [];
+    sdk.on('n.size', (data) => got.push(data.seq as number));
+    const { resumes, resyncs } = recordRecovery(sdk);
+    try {
+      await sdk.connect();
+      await service.sendToUser('oversize', 'n.size', { seq: 1 });
+      await eventually(() => got.length === 1);
+      // Within the server's limit (64 KiB), over the client's: refused live (1009), then
+      // replayed by the next connection's resume and refused again; the one after that must
+      // not ask for it a third time.
+      await service.sendToUser('oversize', 'n.size', { seq: 2, blob: 'x'.repeat(4000) });
+      await eventually(() => resyncs.length === 1, WAIT_MS, 'resync');
+      await eventually(() => sdk.state === 'open', WAIT_MS, 'open again');
+      // Reconnects come every 20-100 ms here: a loop would have opened many more by now.
+      await sleep(1000);
+      assert.equal(sockets.length, 3, 'the first socket, the resuming one, one more');
+      assert.equal(sdk.state, 'open');
+      assert.deepEqual(resyncs[0]!.streams, [
+        { stream: 'user:oversize', recovered: false, replayed: 0 },
+      ]);
+      assert.equal(resumes.length, 0, 'the resume that hit the message never finished');
+      await service.sendToUser('oversize', 'n.size', { seq: 3 });
+      await eventually(() => got.length === 2);
+      assert.deepEqual(got, [1, 3]);
+    } finally {
+      sdk.close();
+    }
+  });
 });

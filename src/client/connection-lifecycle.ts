@@ -19,6 +19,8 @@ export interface LifecycleHooks {
   onMessage: (envelope: ServerEnvelope) => void;
   /** The socket closed or was dropped: what it carried will get no reply. */
   onSocketLost: (code: number, reason: string) => void;
+  /** A server message over `maxMessageSize` was refused unread; the socket is dropped next. */
+  onTooLarge: () => void;
   /** The client ends up `closed` without `close()`: nothing will be retried. */
   onGiveUp: (error: RealtimeClientError) => void;
 }
@@ -161,6 +163,7 @@ export class ConnectionLifecycle {
         `A server message exceeded maxMessageSize (${this.options.maxMessageSize} bytes)`,
       ),
     );
+    this.hooks.onTooLarge();
     this.dropSocket(CloseCode.MESSAGE_TOO_BIG, CloseReason.MESSAGE_TOO_BIG);
   }
 

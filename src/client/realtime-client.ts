@@ -51,6 +51,7 @@ export class RealtimeClient {
     this.lifecycle = new ConnectionLifecycle(this.options, this.listeners, this.stateMachine, {
       onMessage: (envelope) => this.onMessage(envelope),
       onSocketLost: (code, reason) => this.rejectSentRequests(code, reason),
+      onTooLarge: () => this.recovery.refusedTooLarge(),
       onGiveUp: (error) => this.finish(error),
     });
     this.recovery = new StreamRecovery(this.options.resume, {

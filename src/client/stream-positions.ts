@@ -82,6 +82,12 @@ export class StreamPositions {
     return true;
   }
 
+  /** Follows nothing any more (the streams were given up and reported). */
+  clear(): void {
+    this.last.clear();
+    this.evictedStreams.clear();
+  }
+
   /** Stops following the streams of these events (after an unsubscribe). */
   forgetEvents(events: readonly string[]): void {
     for (const event of events) {

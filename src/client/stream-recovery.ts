@@ -67,6 +67,23 @@ export class StreamRecovery {
   }
 
   /**
+   * A message over `maxMessageSize` was refused unread, so its stream is not known. Refused while
+   * a resume replays, it is a replayed one, and every later resume would replay it into the same
+   * limit, reconnect after reconnect: every stream followed so far is given up and reported in
+   * `resync`, and the next connection resumes nothing. Refused live, it may have no stream at all:
+   * the next resume tells (if it replays the message, this comes again, during that resume).
+   */
+  refusedTooLarge(): void {
+    if (!this.gate.holding) return;
+    const streams = [
+      ...this.positions.list().map(({ stream }) => stream),
+      ...this.positions.takeEvicted(),
+    ];
+    this.positions.clear();
+    if (streams.length > 0) this.hooks.resync(streams.map(notRecovered));
+  }
+
+  /**
    * At `connection.established` of a reconnect: from now on stream messages wait for the
    * resume, so that the positions it asks from are the ones the previous connection reached.
    */
