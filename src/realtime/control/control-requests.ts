@@ -24,7 +24,19 @@ export const CONTROL_TOPICS = {
    * whether it knows of any join by user id.
    */
   userRooms: 'rooms.of_user',
+  /**
+   * `{ userIds, inUse, back }`: {@link UsersRoomsAnswer}, the rooms of each of those users with a
+   * connection there; asked again for users whose first question went unanswered. `inUse`: the
+   * asker knows of a join by user id; `back`: it was cut off from the others until now.
+   */
+  usersRooms: 'rooms.of_users',
 } as const;
+
+/**
+ * Most users one {@link CONTROL_TOPICS.usersRooms} request names: a few thousand reconnecting
+ * users are asked about in a few dozen requests, each answer far below the bus's envelope bound.
+ */
+export const MAX_USERS_PER_ROOMS_REQUEST = 100;
 
 /**
  * One instance's part of a join: how many of its connections joined, or, when they did not fit
@@ -62,6 +74,36 @@ export interface UserRoomsAnswer {
   inUse: boolean;
 }
 
+/** One instance's answer to {@link CONTROL_TOPICS.usersRooms}. */
+export interface UsersRoomsAnswer {
+  /** The users asked about that have a connection there. */
+  users: Array<{ userId: string; rooms: string[] }>;
+  /** Whether that instance knows of a join by user id anywhere in the cluster. */
+  inUse: boolean;
+}
+
+/**
+ * The rooms each of `userIds` is in by user id, after the answers to
+ * {@link CONTROL_TOPICS.usersRooms}; valid room names of users asked about only.
+ */
+export function roomsByUserOf(
+  answers: readonly unknown[],
+  userIds: ReadonlySet<string>,
+): Map<string, Set<string>> {
+  const byUser = new Map<string, Set<string>>();
+  for (const answer of answers) {
+    if (!isJsonObject(answer) || !Array.isArray(answer.users)) continue;
+    for (const entry of answer.users) {
+      if (!isJsonObject(entry) || typeof entry.userId !== 'string') continue;
+      if (!userIds.has(entry.userId)) continue;
+      const rooms = byUser.get(entry.userId) ?? new Set<string>();
+      for (const room of roomsOf(entry)) rooms.add(room);
+      byUser.set(entry.userId, rooms);
+    }
+  }
+  return byUser;
+}
+
 /** The rooms of an answer to {@link CONTROL_TOPICS.userRooms}; valid room names only. */
 export function roomsOf(answer: unknown): string[] {
   if (!isJsonObject(answer) || !Array.isArray(answer.rooms)) return [];
@@ -93,6 +135,20 @@ export function roomRequestOf(payload: unknown): { room: string; member: RoomMem
 
 export function userRequestOf(payload: unknown): { userId: string } {
   return { userId: userIdOf(isJsonObject(payload) ? payload.userId : undefined) };
+}
+
+export function usersRequestOf(payload: unknown): {
+  userIds: string[];
+  inUse: boolean;
+  back: boolean;
+} {
+  if (!isJsonObject(payload) || !Array.isArray(payload.userIds)) throw new Error('invalid users');
+  if (payload.userIds.length > MAX_USERS_PER_ROOMS_REQUEST) throw new Error('too many users');
+  return {
+    userIds: payload.userIds.map((userId) => userIdOf(userId)),
+    inUse: payload.inUse === true,
+    back: payload.back === true,
+  };
 }
 
 export function connectionCloseOf(payload: unknown): CloseRequest & { connectionId: string } {

@@ -1,6 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Subscription } from 'rxjs';
 import { InProcessBus } from '../bus/in-process.bus.js';
-import type { RealtimeBus } from '../bus/realtime-bus.js';
+import type { ClusterAnswers, RealtimeBus } from '../bus/realtime-bus.js';
 import type { ConnectionOpenedEvent, RealtimeEvents } from '../realtime-events.js';
 import type { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
@@ -8,17 +9,36 @@ import {
   CONTROL_TOPICS,
   inUseOf,
   knowsUserRooms,
+  MAX_USERS_PER_ROOMS_REQUEST,
+  roomsByUserOf,
   roomsOf,
   type UserRoomsAnswer,
   userRequestOf,
+  type UsersRoomsAnswer,
+  usersRequestOf,
 } from './control-requests.js';
 
-/** What left a room here while the user's rooms were being asked for. */
-interface LeftMeanwhile {
+/**
+ * After a reconnection the bus may still be resubscribing (its backoff reaches 5 s): how often,
+ * and how many times, to look before asking.
+ */
+const CONNECTED_POLL_MS = 100;
+const CONNECTED_POLLS = 100;
+
+/** What a request that failed outright counts as: nobody reached. */
+const NO_ANSWERS: ClusterAnswers<unknown> = { answers: [], unreachable: [], degraded: true };
+
+/**
+ * A user whose rooms here may lack some joined by user id elsewhere, and what they left here
+ * meanwhile (a later answer must not put them back).
+ */
+interface Pending {
   /** Rooms the user left by user id. */
   rooms: Set<string>;
   /** Rooms single connections of the user left. */
   connections: Map<RealtimeConnection, Set<string>>;
+  /** A request for them is out; false: none could go out, or it came back incomplete. */
+  asking: boolean;
 }
 
 /**
@@ -30,19 +50,38 @@ interface LeftMeanwhile {
  * who stays connected somewhere keeps their rooms on every instance, and nothing is remembered
  * anywhere once their last connection closed.
  *
+ * A question that could not go out (this instance cut off from Redis, even while "unused" below
+ * is known) or that some instance left unanswered leaves the user waiting, what they leave here
+ * meanwhile still noted, and this instance's answers about them say it is still asking. Waiting
+ * users are asked about again, a bounded batch per request, one request at a time: when this
+ * instance reconnects (or, for users it could not ask at all, at the next connect once the bus is
+ * up), and when an instance back from a cut that knows of a join by user id says so (it does,
+ * even with nobody to ask about). The user's last connection here closing ends the wait.
+ *
  * Most applications never join a room by user id. So that their connects ask nobody, the
  * question stops once every other instance answered that it knows of no such join; any join by
- * user id, here or broadcast from elsewhere, turns it on again for good. After this instance
- * reconnects to the others it asks again, as it may have missed such a join meanwhile.
+ * user id, here, broadcast from elsewhere, or announced by an instance back from a cut that made
+ * one meanwhile, turns it on again for good. After this instance reconnects to the others it asks
+ * again, as it may have missed such a join meanwhile; its waiting users are then asked about
+ * only until the others say they know of none.
  */
 export class UserRoomCatchUp {
-  /** Users whose rooms are being asked for, and what they left meanwhile. */
-  private readonly pending = new Map<string, LeftMeanwhile>();
+  /** Users whose rooms here may be incomplete: being asked for, or waiting to be. */
+  private readonly pending = new Map<string, Pending>();
   private subscription: Subscription | undefined;
   /** A room was joined by user id somewhere in the cluster (here, or as another said). */
   private inUse = false;
   /** Every other instance said it knows of no join by user id: connects need not ask. */
   private knownUnused = false;
+  /** Occasions to ask waiting users again so far: a question out during one asks again. */
+  private occasions = 0;
+  /** Users wait that could not be asked at all: the next connect with the bus up asks again. */
+  private waitingForBus = false;
+  /** A round of asking again runs; an occasion meanwhile runs one more after it. */
+  private askingAgain = false;
+  private askAgainAfter = false;
+  /** The next round tells the others this instance is back from a cut. */
+  private announceNext = false;
 
   constructor(
     private readonly bus: RealtimeBus,
@@ -55,19 +94,40 @@ export class UserRoomCatchUp {
   start(): void {
     this.bus.handle(CONTROL_TOPICS.userRooms, (payload): UserRoomsAnswer => {
       const { userId } = userRequestOf(payload);
-      const here = this.registry.ofUser(userId).size > 0;
+      const rooms = this.roomsHere(userId);
       return {
-        rooms: here ? [...this.registry.userRoomsOf(userId)] : null,
-        catchingUp: here && this.pending.has(userId),
+        rooms,
+        catchingUp: rooms !== null && this.pending.has(userId),
         inUse: this.inUse,
       };
+    });
+    this.bus.handle(CONTROL_TOPICS.usersRooms, (payload): UsersRoomsAnswer => {
+      const { userIds, inUse, back } = usersRequestOf(payload);
+      if (inUse) this.inUse = true;
+      // The asker could not answer while it was cut off: what waits for it here is asked now.
+      if (back) this.askAgain(false);
+      const users: UsersRoomsAnswer['users'] = [];
+      for (const userId of userIds) {
+        const rooms = this.roomsHere(userId);
+        if (rooms) users.push({ userId, rooms });
+      }
+      return { users, inUse: this.inUse };
     });
     // Alone, there is nobody to ask: connects are not followed (nor their events built for this).
     if (this.bus instanceof InProcessBus || this.subscription) return;
     this.subscription = this.events.opened.subscribe((event) => this.opened(event));
-    // Cut off, this instance may have missed a join by user id: "unused" is not known any more.
+    // An answer still to come for connections that all closed may be stale (the user's rooms
+    // changed meanwhile, or they went offline everywhere): their next first connection asks again.
+    this.subscription.add(
+      this.events.closed.subscribe(({ userId }) => {
+        if (this.registry.ofUser(userId).size === 0) this.pending.delete(userId);
+      }),
+    );
     this.bus.onClusterChange((change) => {
-      if (change.kind === 'reconnected') this.knownUnused = false;
+      if (change.kind !== 'reconnected') return;
+      // Cut off, this instance may have missed a join by user id: "unused" is not known any more.
+      this.knownUnused = false;
+      this.askAgain(true);
     });
   }
 
@@ -90,21 +150,27 @@ export class UserRoomCatchUp {
     else left.set(connection, new Set([room]));
   }
 
+  /** The user's rooms by user id here; null without a connection of the user here. */
+  private roomsHere(userId: string): string[] | null {
+    return this.registry.ofUser(userId).size > 0 ? [...this.registry.userRoomsOf(userId)] : null;
+  }
+
   private opened({ connectionId, userId }: ConnectionOpenedEvent): void {
+    if (this.waitingForBus && this.bus.isConnected()) this.askAgain(false);
     // A user with connections here already has the rooms here: registry.add joined them, or the
     // pending answer will.
     if (!this.registry.get(connectionId) || this.registry.ofUser(userId).size !== 1) return;
-    // Still pending, it was asked for connections that all closed since: its answer may be stale
-    // (the user's rooms changed meanwhile, or they went offline everywhere). Asked again.
-    this.pending.delete(userId);
+    if (!this.bus.isConnected()) {
+      // Even while "unused" is known: a join by user id may be made elsewhere meanwhile.
+      this.pending.set(userId, { rooms: new Set(), connections: new Map(), asking: false });
+      this.waitingForBus = true;
+      return;
+    }
     if (this.bus.liveInstances().length < 2) return;
     if (this.knownUnused && !this.inUse) return;
-    const left: LeftMeanwhile = { rooms: new Set(), connections: new Map() };
-    this.pending.set(userId, left);
-    const current = () => this.pending.get(userId) === left;
-    const done = () => {
-      if (current()) this.pending.delete(userId);
-    };
+    const entry: Pending = { rooms: new Set(), connections: new Map(), asking: true };
+    this.pending.set(userId, entry);
+    const occasion = this.occasions;
     this.bus
       .request<unknown>(
         CONTROL_TOPICS.userRooms,
@@ -112,28 +178,135 @@ export class UserRoomCatchUp {
         // Each instance with a connection of the user, not asking itself, knows the same rooms.
         { until: knowsUserRooms },
       )
-      .then(({ answers, unreachable, degraded }) => {
-        const stale = !current();
-        done();
-        // Complete: every other instance answered (none timed out, none left unasked by `until`).
-        const complete =
-          !degraded &&
-          unreachable.length === 0 &&
-          answers.length >= this.bus.liveInstances().length - 1;
-        this.learnUse(
-          answers.map(({ answer }) => answer),
+      .catch(() => NO_ANSWERS)
+      .then((result) => {
+        const answers = result.answers.map(({ answer }) => answer);
+        this.learnUse(answers, this.answeredAll(result));
+        // Complete without every answer when `until` stopped the wait.
+        const complete = !result.degraded && result.unreachable.length === 0;
+        this.settle(
+          userId,
+          entry,
+          answers.flatMap((answer) => roomsOf(answer)),
           complete,
         );
-        if (stale) return;
-        const rooms = new Set<string>();
-        for (const { answer } of answers) {
-          for (const room of roomsOf(answer)) if (!left.rooms.has(room)) rooms.add(room);
-        }
-        if (rooms.size === 0) return;
-        this.registry.adoptUserRooms(userId, rooms, this.roomLimit, (connection, room) =>
-          Boolean(left.connections.get(connection)?.has(room)),
-        );
-      }, done);
+        // An occasion to ask again came while this was out: it was not asked then.
+        if (!complete && this.occasions !== occasion) this.askAgain(false);
+      });
+  }
+
+  /**
+   * Asks about the waiting users again, in rounds, one at a time: an occasion during one runs
+   * another after it. `announce`: this instance is back from a cut.
+   */
+  private askAgain(announce: boolean): void {
+    this.occasions++;
+    this.announceNext ||= announce;
+    if (this.askingAgain) {
+      this.askAgainAfter = true;
+      return;
+    }
+    void this.askAgainInRounds();
+  }
+
+  private async askAgainInRounds(): Promise<void> {
+    this.askingAgain = true;
+    try {
+      do {
+        this.askAgainAfter = false;
+        // Not back after all: the next reconnection (or connect, see opened) tries again.
+        if (!(await this.connected())) return;
+        const announce = this.announceNext;
+        this.announceNext = false;
+        await this.askRound(announce);
+      } while (this.askAgainAfter);
+    } finally {
+      this.askingAgain = false;
+    }
+  }
+
+  /** Whether the bus reaches the others, waiting (bounded) for it; false once the app stopped. */
+  private async connected(): Promise<boolean> {
+    for (let poll = 0; poll < CONNECTED_POLLS; poll++) {
+      if (this.subscription?.closed) return false;
+      if (this.bus.isConnected()) return true;
+      await sleep(CONNECTED_POLL_MS, undefined, { ref: false });
+    }
+    return false;
+  }
+
+  /** One round: the users waiting now, a bounded batch per request, one request at a time. */
+  private async askRound(announce: boolean): Promise<void> {
+    this.waitingForBus = false;
+    const waiting: string[] = [];
+    for (const [userId, entry] of this.pending) if (!entry.asking) waiting.push(userId);
+    // Back from a cut, an instance that knows of joins by user id tells the others, who may have
+    // stopped asking, or have users waiting for its answer; even with nobody to ask about.
+    let back = announce && this.inUse;
+    for (let start = 0; start < waiting.length || back; start += MAX_USERS_PER_ROOMS_REQUEST) {
+      if (this.knownUnused && !this.inUse) return this.forgetWaiting();
+      const batch = new Map<string, Pending>();
+      for (const userId of waiting.slice(start, start + MAX_USERS_PER_ROOMS_REQUEST)) {
+        // Not those whose connections here all closed (or reopened) since.
+        const entry = this.pending.get(userId);
+        if (entry && !entry.asking) batch.set(userId, entry);
+      }
+      if (batch.size === 0 && !back) continue;
+      await this.askAbout(batch, back);
+      back = false;
+    }
+  }
+
+  private async askAbout(batch: Map<string, Pending>, back: boolean): Promise<void> {
+    for (const entry of batch.values()) entry.asking = true;
+    const result = await this.bus
+      .request<unknown>(CONTROL_TOPICS.usersRooms, {
+        userIds: [...batch.keys()],
+        inUse: this.inUse,
+        back,
+      })
+      .catch(() => NO_ANSWERS);
+    const answers = result.answers.map(({ answer }) => answer);
+    const complete = this.answeredAll(result);
+    this.learnUse(answers, complete);
+    const rooms = roomsByUserOf(answers, new Set(batch.keys()));
+    for (const [userId, entry] of batch) {
+      this.settle(userId, entry, rooms.get(userId) ?? [], complete);
+    }
+  }
+
+  /** Every other instance said it knows of no join by user id: nobody waits for anything. */
+  private forgetWaiting(): void {
+    for (const [userId, entry] of this.pending) if (!entry.asking) this.pending.delete(userId);
+  }
+
+  /**
+   * The user's connections here join the rooms answered, except those left meanwhile, unless
+   * they all closed (or reopened) since it was asked; incomplete, the user waits to be asked
+   * again, what they leave still noted.
+   */
+  private settle(
+    userId: string,
+    entry: Pending,
+    answered: Iterable<string>,
+    complete: boolean,
+  ): void {
+    if (this.pending.get(userId) !== entry) return;
+    if (complete) this.pending.delete(userId);
+    else entry.asking = false;
+    const rooms = new Set<string>();
+    for (const room of answered) if (!entry.rooms.has(room)) rooms.add(room);
+    if (rooms.size === 0) return;
+    this.registry.adoptUserRooms(userId, rooms, this.roomLimit, (connection, room) =>
+      Boolean(entry.connections.get(connection)?.has(room)),
+    );
+  }
+
+  /** Every other instance answered: none timed out, none was left unasked by `until`. */
+  private answeredAll({ answers, unreachable, degraded }: ClusterAnswers<unknown>): boolean {
+    return (
+      !degraded && unreachable.length === 0 && answers.length >= this.bus.liveInstances().length - 1
+    );
   }
 
   /**

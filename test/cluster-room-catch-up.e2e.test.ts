@@ -1,0 +1,265 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClusterAnswers, RealtimeBus } from '../src/realtime/index.js';
+import type { ClusterInstance } from './support/cluster.js';
+import {
+  assertReachedOnce,
+  type ClusterClient,
+  CROSS_WAIT_MS,
+  openOn,
+} from './support/cluster-clients.js';
+import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
+import { requireRedis } from './support/redis-server.js';
+import { eventually } from './support/test-client.js';
+
+const MAX_ROOM_SIZE = 3;
+/** As many users as one request after a cut asks about (control-requests.ts). */
+const MAX_USERS_PER_ROOMS_REQUEST = 100;
+const REQUEST_TIMEOUT_MS = 1000;
+
+/**
+ * The answers to the next request `bus` makes (of `topic`, if given), once they are in: whoever
+ * asked has acted on them by then, and so has every instance that answered. Undefined when no
+ * such request is made within `timeoutMs`.
+ */
+async function nextAnswers(
+  bus: RealtimeBus,
+  timeoutMs: number,
+  topic?: string,
+): Promise<ClusterAnswers | undefined> {
+  const request = bus.request.bind(bus);
+  let answered!: (answers: ClusterAnswers) => void;
+  const made = new Promise<ClusterAnswers>((resolve) => (answered = resolve));
+  bus.request = (async (...args: Parameters<RealtimeBus['request']>) => {
+    const result = await request(...args);
+    // After the caller's own callbacks on the result (they run in this turn's microtasks).
+    if (topic === undefined || args[0] === topic) setImmediate(() => answered(result));
+    return result;
+  }) as RealtimeBus['request'];
+  try {
+    return await Promise.race([made, sleep(timeoutMs, undefined, { ref: false })]);
+  } finally {
+    bus.request = request;
+  }
+}
+
+/**
+ * Records the requests `bus` makes from now on (the bus itself still does the work) until
+ * `stop`; `answered` resolves once every one recorded so far has its answers.
+ */
+function recordRequests(bus: RealtimeBus): {
+  topics: string[];
+  answered: () => Promise<unknown>;
+  stop: () => void;
+} {
+  const topics: string[] = [];
+  const made: Promise<unknown>[] = [];
+  const request = bus.request.bind(bus);
+  bus.request = ((...args: Parameters<RealtimeBus['request']>) => {
+    topics.push(args[0]);
+    const answers = request(...args);
+    made.push(answers);
+    return answers;
+  }) as RealtimeBus['request'];
+  return {
+    topics,
+    answered: () => Promise.all(made),
+    stop: () => {
+      bus.request = request;
+    },
+  };
+}
+
+/** Connection ids of the room's members, cluster-wide, as `instance` sees them. */
+async function memberIds(instance: ClusterInstance, room: string): Promise<string[]> {
+  return [...(await instance.service.getRoomMembers(room)).connectionIds].sort();
+}
+
+/**
+ * Waits (bounded) until both instances see exactly `members` in `room`, then sends to the room:
+ * exactly they receive it, among `everyone`.
+ */
+async function assertRoomHolds(
+  { a, p }: TwoInstances,
+  room: string,
+  members: readonly ClusterClient[],
+  everyone: readonly ClusterClient[],
+): Promise<void> {
+  const expected = JSON.stringify(members.map((c) => c.connectionId).sort());
+  await eventually(
+    async () =>
+      JSON.stringify(await memberIds(a, room)) === expected &&
+      JSON.stringify(await memberIds(p, room)) === expected,
+    CROSS_WAIT_MS,
+    `${room} holding ${members.map((c) => c.label).join(', ')}`,
+  );
+  // Not its count: P may still be filling its gap from the history, and counts what it holds 0.
+  await a.service.sendToRoom(room, `catch.${room}`, {});
+  await assertReachedOnce(a, `catch.${room}`, members, everyone);
+}
+
+interface TwoInstances {
+  /** Instance 0, with a direct connection to Redis. */
+  a: ClusterInstance;
+  /** Instance 1, behind the proxy. */
+  p: ClusterInstance;
+  cutOff: () => Promise<void>;
+  restore: () => Promise<void>;
+}
+
+/**
+ * Starts two instances, the second behind a proxy, for the tests of a describe block. `open`
+ * keeps the clients it opens, to be closed after; `learnUnused` has `instance` learn, by a first
+ * connect if need be, that nobody joins by user id: its next first connection asks nobody.
+ */
+function twoInstancesOneProxied(): {
+  started: (t: TestContext) => TwoInstances | undefined;
+  open: (instance: ClusterInstance, userId: string) => Promise<ClusterClient>;
+  learnUnused: (instance: ClusterInstance) => Promise<void>;
+} {
+  let setup: ProxiedCluster | undefined;
+  const clients: ClusterClient[] = [];
+  let calmUsers = 0;
+  before(async () => {
+    // Leases outlast the cuts: the instance cut off is still asked (in vain) meanwhile.
+    setup = await startProxiedCluster(2, 1, {
+      maxRoomSize: MAX_ROOM_SIZE,
+      redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
+    });
+  });
+  after(async () => {
+    for (const c of clients) c.client.close();
+    await setup?.close();
+  });
+  const open = async (instance: ClusterInstance, userId: string) => {
+    const c = await openOn(instance, userId);
+    clients.push(c);
+    return c;
+  };
+  return {
+    started: (t) => {
+      if (!requireRedis(t, setup?.redis)) return undefined;
+      const { cluster, proxied, cutOff, restore } = setup!;
+      return { a: cluster.instances[0]!, p: proxied, cutOff, restore };
+    },
+    open,
+    learnUnused: async (instance) => {
+      const recorded = recordRequests(instance.bus);
+      try {
+        await open(instance, `calm-${instance.index}-${++calmUsers}`);
+        await recorded.answered();
+        const asked = recorded.topics.length;
+        await open(instance, `calm-${instance.index}-${++calmUsers}`);
+        await recorded.answered();
+        assert.equal(recorded.topics.length, asked, 'a first connection after that asks nobody');
+      } finally {
+        recorded.stop();
+      }
+    },
+  };
+}
+
+describe('rooms by user id: a first connection that could not ask every instance asks again', () => {
+  const { started: cluster, open, learnUnused } = twoInstancesOneProxied();
+
+  it('made while its instance was cut off, it joins the user’s rooms once Redis is back, except those left or full there', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    await learnUnused(p);
+    const fillers: ClusterClient[] = [];
+    for (let i = 0; i < MAX_ROOM_SIZE; i++) {
+      const filler = await open(p, `filler-${i}`);
+      fillers.push(filler);
+      assert.equal(await p.service.joinRoom('full', { connectionId: filler.connectionId }), 1);
+    }
+    const onA = await open(a, 'member');
+
+    await cutOff();
+    const onP = await open(p, 'member');
+    // The cluster's first joins by user id; A asks P in vain (P is still listed live).
+    const joined = await Promise.all(
+      ['kept', 'left', 'full'].map((room) => a.service.joinRoom(room, { userId: 'member' })),
+    );
+    assert.deepEqual(joined, [1, 1, 1]);
+    // Meanwhile P's host takes the user out of one of them, on P alone.
+    assert.equal(await p.service.leaveRoom('left', { userId: 'member' }), 0);
+    await restore();
+
+    const everyone = [onA, onP, ...fillers];
+    await assertRoomHolds(started, 'kept', [onA, onP], everyone);
+    await assertRoomHolds(started, 'left', [onA], everyone);
+    await assertRoomHolds(started, 'full', [onA, ...fillers], everyone);
+
+    // P remembers the room for the user's next connection there, which joins it at once.
+    const again = await open(p, 'member');
+    assert.deepEqual(
+      await memberIds(p, 'kept'),
+      [onA, onP, again].map((c) => c.connectionId).sort(),
+    );
+    assert.deepEqual(await memberIds(p, 'left'), [onA.connectionId]);
+  });
+
+  it('made while the other instance was cut off, it joins the rooms that instance knew once that one is back', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    const onP = await open(p, 'guest');
+    assert.equal(await p.service.joinRoom('lobby', { userId: 'guest' }), 1);
+
+    await cutOff();
+    // The user's first connection on A asks P, which cannot answer.
+    const asked = nextAnswers(a.bus, CROSS_WAIT_MS, 'rooms.of_user');
+    const onA = await open(a, 'guest');
+    assert.deepEqual((await asked)?.unreachable, [p.bus.instanceId]);
+    await restore();
+
+    await assertRoomHolds(started, 'lobby', [onA, onP], [onA, onP]);
+  });
+});
+
+describe('rooms by user id: the first such join, made by an instance cut off from the others', () => {
+  const { started: cluster, open, learnUnused } = twoInstancesOneProxied();
+
+  it('while nobody joins by user id, a cut costs one request for all the users who connected meanwhile', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    await learnUnused(a);
+    await learnUnused(p);
+    await cutOff();
+    // More users than one request names.
+    for (let i = 0; i <= MAX_USERS_PER_ROOMS_REQUEST; i++) await open(p, `meanwhile-${i}`);
+    const recorded = recordRequests(p.bus);
+    try {
+      await restore();
+      await eventually(() => recorded.topics.length > 0, CROSS_WAIT_MS, 'P asking once back');
+      await recorded.answered();
+      // Told by the answer that nobody joins by user id, P asks about nobody else, nor on connect.
+      await open(p, 'after');
+      await recorded.answered();
+      assert.deepEqual(recorded.topics, ['rooms.of_users']);
+    } finally {
+      recorded.stop();
+    }
+  });
+
+  it('reaches the user’s later connections on the others once it is back, though they had stopped asking', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    await learnUnused(a);
+    const onP = await open(p, 'pilot');
+
+    await cutOff();
+    assert.equal(await p.service.joinRoom('deck', { userId: 'pilot' }), 1, 'P alone');
+    // Whatever P asks once back has been answered (and acted on) by A before the user connects.
+    const told = nextAnswers(p.bus, CROSS_WAIT_MS);
+    await restore();
+    await told;
+
+    const onA = await open(a, 'pilot');
+    await assertRoomHolds(started, 'deck', [onA, onP], [onA, onP]);
+  });
+});
