@@ -5,6 +5,7 @@ import { Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { InProcessBus, RedisBus, type RedisBusOptions } from '../src/realtime/index.js';
 import { busContract, outbound, recorder, SETTLE_TYPE, within } from './bus-contract.js';
+import { waitForPeers } from './support/bus-peers.js';
 import { uniqueNamespace } from './support/cluster.js';
 import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
 import { CapturingLogger } from './support/test-app.js';
@@ -12,19 +13,6 @@ import { eventually } from './support/test-client.js';
 
 // The buses log through Nest's Logger: kept (TEST_LOGS=1 prints them), not spilled on the output.
 Logger.overrideLogger(new CapturingLogger());
-
-/** Waits (bounded) until every bus is connected and lists exactly these buses as live. */
-async function waitForPeers(buses: RedisBus[], timeoutMs = 10_000): Promise<void> {
-  const ids = JSON.stringify(buses.map((bus) => bus.instanceId).sort());
-  await eventually(
-    () =>
-      buses.every(
-        (bus) => bus.isConnected() && JSON.stringify([...bus.liveInstances()].sort()) === ids,
-      ),
-    timeoutMs,
-    `${buses.length} RedisBus instances connected and listing each other`,
-  );
-}
 
 /**
  * Sends a settle marker from `from` and asserts that it reached `instances` recorders (each

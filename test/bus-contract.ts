@@ -166,6 +166,18 @@ export function busContract(kind: BusKind): void {
       );
     });
 
+    it('request() of a topic no other instance handles: no answers, every other one unreachable', async (t) => {
+      if (!kind.available(t)) return;
+      const { bus } = await create();
+      bus.subscribe(recorder(1).deliver);
+      // Whether the others cannot be asked or answer with an error, none of them said "no".
+      const others = bus.liveInstances().filter((id) => id !== bus.instanceId);
+      const asked = await within(bus.request('contract.unhandled', {}), 'request');
+      assert.deepEqual(asked.answers, []);
+      assert.deepEqual([...asked.unreachable].sort(), others.sort());
+      assert.equal(asked.degraded, false);
+    });
+
     it('close() is idempotent: twice in a row and twice at once both resolve', async (t) => {
       if (!kind.available(t)) return;
       const first = (await create()).bus;

@@ -119,7 +119,8 @@ export class ClusterAdminService implements OnModuleInit {
         return { found: true, value: { ...details, instance_id: instanceId } };
       }
     }
-    // An instance that did not answer in time may be the owner: not known, so not a 404.
+    // An instance that did not answer in time, or answered an error, may be the owner: not known,
+    // so not a 404.
     return { found: false, degraded: asked.degraded || asked.unreachable.length > 0 };
   }
 
@@ -134,7 +135,8 @@ export class ClusterAdminService implements OnModuleInit {
       CloseReason.DISCONNECTED_BY_ADMIN,
     );
     if (kicked.disconnected) return { found: true, value: { instance_id: kicked.instanceId } };
-    // An instance that did not answer in time may be the owner: not known, so not a 404.
+    // An instance that did not answer in time, or answered an error, may be the owner: not known,
+    // so not a 404.
     return { found: false, degraded: kicked.unanswered };
   }
 

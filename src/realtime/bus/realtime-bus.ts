@@ -30,7 +30,11 @@ export interface RequestOptions<T> {
 export interface ClusterAnswers<T = unknown> {
   /** One entry per instance that answered in time. */
   answers: Array<{ instanceId: string; answer: T }>;
-  /** Instances believed alive that did not answer within the request timeout. */
+  /**
+   * Instances believed alive that gave no answer: none within the request timeout, or an error
+   * (their handler threw, or they have none for the topic). Those not waited for once an answer
+   * satisfied `until` are not listed.
+   */
   unreachable: string[];
   /** True when the bus could not reach the others at all: answers are this instance's only. */
   degraded: boolean;

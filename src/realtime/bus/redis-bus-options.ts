@@ -30,6 +30,14 @@ export const REDIS_BUS_DEFAULTS = {
 } as const;
 
 /**
+ * The sorted set of the instances' leases in `namespace` (member: instance id, score: when its
+ * lease ends, on Redis's clock).
+ */
+export function leaseKey(namespace: string): string {
+  return `${namespace}:instances`;
+}
+
+/**
  * Why the durations and sizes of `options` cannot work, naming the option (`redis.leaseMs` with
  * the default prefix), or undefined when they can. Unset ones take their defaults.
  */

@@ -21,6 +21,7 @@ import {
 import { RecentIds } from './recent-ids.js';
 import { FAIL_FAST, RESUBSCRIBING } from './redis-connections.js';
 import {
+  leaseKey,
   REDIS_BUS_DEFAULTS,
   type RedisBusOptions,
   redisBusOptionsProblem,
@@ -29,6 +30,8 @@ import {
 interface PendingRequest {
   waiting: Set<string>;
   answers: Array<{ instanceId: string; answer: unknown }>;
+  /** Instances asked that answered with an error: reported unreachable, as having no answer. */
+  failed: string[];
   until: ((answer: unknown) => boolean) | undefined;
   done: () => void;
 }
@@ -168,7 +171,7 @@ export class RedisBus extends RealtimeBus {
     const ns = this.options.namespace;
     this.channel = `${ns}:bus`;
     this.inbox = `${ns}:instance:${this.instanceId}`;
-    this.instancesKey = `${ns}:instances`;
+    this.instancesKey = leaseKey(ns);
     this.ownsClients = !options.clients;
     this.publisher = options.clients?.publisher ?? new Redis(options.url!, FAIL_FAST);
     this.subscriber = options.clients?.subscriber ?? new Redis(options.url!, RESUBSCRIBING);
@@ -463,6 +466,7 @@ export class RedisBus extends RealtimeBus {
     const pending: PendingRequest = {
       waiting: new Set(targets),
       answers: [],
+      failed: [],
       until: until as ((answer: unknown) => boolean) | undefined,
       done: () => undefined,
     };
@@ -488,7 +492,7 @@ export class RedisBus extends RealtimeBus {
     this.requests.delete(id);
     return {
       answers: pending.answers as Array<{ instanceId: string; answer: T }>,
-      unreachable: [...pending.waiting],
+      unreachable: [...pending.failed, ...pending.waiting],
       degraded: false,
     };
   }
@@ -773,7 +777,12 @@ export class RedisBus extends RealtimeBus {
         return;
       case 'response': {
         const pending = this.requests.get(envelope.id);
-        if (pending && envelope.error === undefined) {
+        if (!pending) return;
+        if (envelope.error !== undefined) {
+          // Its handler threw, or it has none for the topic (another version): whether it has
+          // what was asked is not known, as for one that did not answer in time.
+          if (pending.waiting.has(envelope.origin)) pending.failed.push(envelope.origin);
+        } else {
           pending.answers.push({ instanceId: envelope.origin, answer: envelope.answer });
           // The answer sought came: the rest are not waited for (nor reported unreachable).
           if (pending.until?.(envelope.answer)) {
@@ -782,7 +791,7 @@ export class RedisBus extends RealtimeBus {
             return;
           }
         }
-        if (pending) this.onAnswer(envelope.origin, pending);
+        this.onAnswer(envelope.origin, pending);
         return;
       }
     }

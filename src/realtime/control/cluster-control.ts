@@ -17,8 +17,8 @@ import type { UserRoomCatchUp } from './user-room-catch-up.js';
 /**
  * What ending one connection wherever it lives came to: ended, here or by its owner
  * (`instanceId`), or not. Not ended and `unanswered`: an instance that may own it did not answer
- * in time, or the bus could not reach the others, so whether it exists is not known; not ended
- * and not `unanswered`: every instance asked answered, and none has it.
+ * in time or answered with an error, or the bus could not reach the others, so whether it exists
+ * is not known; not ended and not `unanswered`: every instance asked answered, and none has it.
  */
 export type ConnectionDisconnect =
   { disconnected: true; instanceId: string } | { disconnected: false; unanswered: boolean };

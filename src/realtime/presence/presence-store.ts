@@ -30,8 +30,15 @@ export abstract class PresenceStore {
   abstract remove(entry: Omit<PresenceEntry, 'connectedAt'>): boolean | Promise<boolean>;
   abstract isOnline(userId: string): Promise<boolean>;
   abstract onlineUsers(): Promise<string[]>;
-  /** Forgets every connection of instances that are gone; returns the users now offline. */
+  /** Forgets every connection of these instances; returns the users now offline. */
   abstract reap(instanceIds: readonly string[]): Promise<string[]>;
+  /**
+   * As {@link reap}, for instances the bus reported gone. A store that can see their leases skips
+   * any that renewed since: back already, it rewrites its part itself, maybe before this lands.
+   */
+  reapGone(instanceIds: readonly string[]): Promise<string[]> {
+    return this.reap(instanceIds);
+  }
   /**
    * Calls `listener` each time the store's own connection is ready (again): writes failed while
    * it was not, and what it held may be gone (a restarted Redis). Never, for a store of this

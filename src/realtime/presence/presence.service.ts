@@ -147,7 +147,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private async reap(instanceIds: string[]): Promise<void> {
-    const offline = await this.guard('reap', () => this.store.reap(instanceIds));
+    const offline = await this.guard('reap', () => this.store.reapGone(instanceIds));
     this.logger.log({ event: 'presence.reaped_instances', instance_ids: instanceIds });
     for (const userId of offline ?? []) this.announce(userId, 'offline');
   }

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { leaseKey } from '../bus/redis-bus-options.js';
 import { failFastConnection } from '../bus/redis-connections.js';
 import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
 import { RealtimeSendError } from '../realtime-send.error.js';
@@ -30,21 +31,25 @@ if redis.call('ZREM', KEYS[2], ARGV[1] .. '@' .. ARGV[3]) == 1 and redis.call('Z
 end
 return 0`;
 
+// With KEYS[2] (the leases), an instance whose lease is there again is skipped: it renewed after
+// it was found gone, and rewrites its part itself (a reap landing after that would undo it).
 const REAP = `
 local offline = {}
 for i = 2, #ARGV do
   local instance = ARGV[i]
-  local hash = ARGV[1] .. ':presence:instance:' .. instance
-  local entries = redis.call('HGETALL', hash)
-  for j = 1, #entries, 2 do
-    local user = entries[j + 1]
-    local zset = ARGV[1] .. ':presence:user:' .. user
-    if redis.call('ZREM', zset, entries[j] .. '@' .. instance) == 1 and redis.call('ZCARD', zset) == 0 then
-      redis.call('SREM', KEYS[1], user)
-      table.insert(offline, user)
+  if not KEYS[2] or not redis.call('ZSCORE', KEYS[2], instance) then
+    local hash = ARGV[1] .. ':presence:instance:' .. instance
+    local entries = redis.call('HGETALL', hash)
+    for j = 1, #entries, 2 do
+      local user = entries[j + 1]
+      local zset = ARGV[1] .. ':presence:user:' .. user
+      if redis.call('ZREM', zset, entries[j] .. '@' .. instance) == 1 and redis.call('ZCARD', zset) == 0 then
+        redis.call('SREM', KEYS[1], user)
+        table.insert(offline, user)
+      end
     end
+    redis.call('DEL', hash)
   end
-  redis.call('DEL', hash)
 end
 return offline`;
 
@@ -120,12 +125,20 @@ export class RedisPresenceStore extends PresenceStore {
     return this.read(() => this.redis.smembers(this.onlineKey));
   }
 
-  async reap(instanceIds: readonly string[]): Promise<string[]> {
+  reap(instanceIds: readonly string[]): Promise<string[]> {
+    return this.runReap([this.onlineKey], instanceIds);
+  }
+
+  override reapGone(instanceIds: readonly string[]): Promise<string[]> {
+    return this.runReap([this.onlineKey, leaseKey(this.namespace)], instanceIds);
+  }
+
+  private async runReap(keys: string[], instanceIds: readonly string[]): Promise<string[]> {
     if (instanceIds.length === 0) return [];
     return (await this.redis.eval(
       REAP,
-      1,
-      this.onlineKey,
+      keys.length,
+      ...keys,
       this.namespace,
       ...instanceIds,
     )) as string[];
