@@ -16,7 +16,8 @@ import { CapturingLogger } from './support/test-app.js';
 import { TestClient } from './support/test-client.js';
 
 // The bare buses log through Nest's Logger: kept (TEST_LOGS=1 prints them), not spilled.
-Logger.overrideLogger(new CapturingLogger());
+const busLogs = new CapturingLogger();
+Logger.overrideLogger(busLogs);
 
 // Long enough that an answer in time cannot be told from the wait running out.
 const REQUEST_TIMEOUT_MS = 4000;
@@ -106,6 +107,17 @@ describe('a request answered with an error', () => {
       [throws.instanceId, rejects.instanceId, answers.instanceId].sort(),
     );
     assert.ok(none.ms < PROMPT_MS, `answered in ${none.ms} ms`);
+
+    // The failing side says why, once per failed request, with the topic and the asker.
+    const failures = busLogs.lines.filter((line) => line.includes('"bus.request_failed"'));
+    const lookups = failures.filter((line) => line.includes('"topic":"lookup"'));
+    assert.equal(lookups.length, 5, failures.join('\n'));
+    assert.ok(lookups.every((line) => line.startsWith('warn ') && line.includes(asker.instanceId)));
+    assert.ok(lookups.some((line) => line.includes('lookup failed later')));
+    assert.equal(
+      failures.filter((line) => line.includes('no handler for nobody.handles')).length,
+      3,
+    );
   });
 });
 

@@ -869,6 +869,8 @@ export class RedisBus extends RealtimeBus {
       if (!handler) throw new Error(`no handler for ${topic}`);
       reply = { kind: 'response', origin: this.instanceId, id, answer: await handler(payload) };
     } catch (error) {
+      // The asker counts this instance unreachable and logs nothing: the cause is told here.
+      this.logger.warn({ event: 'bus.request_failed', topic, origin, error: String(error) });
       reply = { kind: 'response', origin: this.instanceId, id, error: String(error) };
     }
     if (!this.closed)
