@@ -16,6 +16,7 @@ import { MessageDispatcher } from './message-dispatcher.js';
 import { isoNow } from './iso-clock.js';
 import { giveProtocolErrorsAReason } from './protocol-error-closer.js';
 import { skipSecondReceiverEnd } from './receiver-end-guard.js';
+import { reuseFragments } from './receiver-fragments.js';
 import { SocketWriter } from './socket-writer.js';
 import { refuseTooManyUpgrades, UpgradeRateLimiter } from './upgrade-rate-limiter.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
@@ -65,6 +66,7 @@ export class RealtimeSocketServer {
     this.onMessage = function (data, isBinary) {
       const connection = connectionOf(this);
       if (!connection) return;
+      connection.fragments = reuseFragments(this, data, connection.fragments);
       dispatch.receive(connection, data, isBinary);
     };
     this.onClose = function (code, reason) {

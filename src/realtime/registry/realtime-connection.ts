@@ -51,6 +51,8 @@ export class RealtimeConnection {
    * in its own subscription afterwards must not deliver those again. Made by a replay only.
    */
   replayedUpTo: Map<string, string> | undefined;
+  /** The array ws's receiver collects this connection's frames in (see reuseFragments). */
+  fragments: unknown[] | undefined = undefined;
 
   constructor(
     readonly id: string,
