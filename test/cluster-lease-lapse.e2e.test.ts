@@ -9,13 +9,9 @@ import {
   RedisBus,
   type RedisBusOptions,
 } from '../src/realtime/index.js';
-import {
-  type Cluster,
-  type ClusterInstance,
-  startCluster,
-  uniqueNamespace,
-} from './support/cluster.js';
+import { type ClusterInstance, uniqueNamespace } from './support/cluster.js';
 import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
+import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
@@ -80,49 +76,37 @@ function goneReported(bus: RealtimeBus, instanceId: string): Promise<void> {
 }
 
 describe('presence after an instance is cut off from Redis for longer than its lease', () => {
-  let redis: RedisServer | undefined;
-  let proxy: TcpProxy | undefined;
-  let cluster: Cluster | undefined;
+  let setup: ProxiedCluster | undefined;
   let a: ClusterInstance, b: ClusterInstance;
   const clients: TestClient[] = [];
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    proxy = await startTcpProxy(redis.port);
     // Instance a reaches Redis through the proxy; b directly.
-    cluster = await startCluster(2, [`redis://127.0.0.1:${proxy.port}`, redis.url], {
-      redis: BUS,
-    });
-    [a, b] = cluster.instances as [ClusterInstance, ClusterInstance];
+    setup = await startProxiedCluster(2, 0, { redis: BUS });
+    if (!setup) return;
+    [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
     clients.push(await TestClient.open(a.wsUrl, a.token('alice')));
     clients.push(await TestClient.open(b.wsUrl, b.token('bob')));
   });
   after(async () => {
     for (const client of clients) client.close();
-    try {
-      await cluster?.close();
-    } finally {
-      await proxy?.close();
-      await redis?.kill();
-    }
+    await setup?.close();
   });
 
   it('comes back whole once it reconnects, after the other reaped it, and stays whole', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const nodes = [
       { name: 'a', service: a.service, bus: a.bus },
       { name: 'b', service: b.service, bus: b.bus },
     ];
     await presenceWholeAndStays(nodes);
     const gone = goneReported(b.bus, a.bus.instanceId);
-    await proxy!.cut();
+    await setup!.proxy.cut();
     try {
       await gone;
     } finally {
-      await proxy!.restore();
+      await setup!.restore();
     }
-    await cluster!.waitForMembership(WHOLE_WAIT_MS);
     await presenceWholeAndStays(nodes);
   });
 });
