@@ -17,7 +17,7 @@ import {
 } from './support/cluster-clients.js';
 import { invalidFormat } from './support/send-errors.js';
 import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
@@ -504,53 +504,35 @@ describe('rooms by user id across instances: connects ask only once such a join 
 });
 
 describe('rooms by user id after an outage: an instance that could not hear the others asks again', () => {
-  let redis: RedisServer | undefined;
-  let proxy: TcpProxy | undefined;
-  let cluster: Cluster | undefined;
+  let setup: ProxiedCluster | undefined;
   const clients: ClusterClient[] = [];
 
   const open = keptIn(clients);
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    proxy = await startTcpProxy(redis.port);
     // Instance 1 reaches Redis through the proxy; leases outlast the cut.
-    cluster = await startCluster(2, [redis.url, `redis://127.0.0.1:${proxy.port}`], {
+    setup = await startProxiedCluster(2, 1, {
       redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
     });
   });
 
   after(async () => {
     for (const c of clients) c.client.close();
-    try {
-      await cluster?.close();
-    } finally {
-      await proxy?.close();
-      await redis?.stop();
-    }
+    await setup?.close();
   });
 
   it('a join by user id made while it was cut off reaches the user’s later connection there', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup!.cluster.instances as [ClusterInstance, ClusterInstance];
     // B learns that nobody joins by user id: its connects stop asking.
     assert.equal(await requestsDuring(b.bus, () => open(b, 'calm-0')), 1);
     assert.equal(await requestsDuring(b.bus, () => open(b, 'calm-1')), 0);
 
     const member = await open(a, 'member');
-    await proxy!.cut();
-    await eventually(() => !b.bus.isConnected(), CROSS_WAIT_MS, 'instance 1 losing Redis');
+    await setup!.cutOff();
     // The cluster's first join by user id, which B cannot hear.
     assert.equal(await a.service.joinRoom('crew', { userId: 'member' }), 1);
-    const reconnected = new Promise<void>((resolve) =>
-      b.bus.onClusterChange((change) => {
-        if (change.kind === 'reconnected') resolve();
-      }),
-    );
-    await proxy!.restore();
-    await reconnected;
-    await cluster!.waitForMembership(CROSS_WAIT_MS);
+    await setup!.restore();
 
     const later = await open(b, 'member');
     await eventually(
@@ -565,36 +547,30 @@ describe('rooms by user id after an outage: an instance that could not hear the 
 });
 
 describe('rooms by user id: a user’s first connections on several instances at once', () => {
-  let redis: RedisServer | undefined;
-  let proxy: TcpProxy | undefined;
-  let cluster: Cluster | undefined;
+  let setup: ProxiedCluster | undefined;
   const clients: ClusterClient[] = [];
 
   const open = keptIn(clients);
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    proxy = await startTcpProxy(redis.port);
     // Instance 0 reaches Redis through the proxy, so that its answers can be held up.
-    cluster = await startCluster(3, [`redis://127.0.0.1:${proxy.port}`, redis.url, redis.url], {
+    setup = await startProxiedCluster(3, 0, {
       redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
     });
   });
 
   after(async () => {
     for (const c of clients) c.client.close();
-    try {
-      await cluster?.close();
-    } finally {
-      await proxy?.close();
-      await redis?.stop();
-    }
+    await setup?.close();
   });
 
   it('an instance still asking for the user’s rooms is not taken as knowing them', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b, d] = cluster!.instances as [ClusterInstance, ClusterInstance, ClusterInstance];
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b, d] = setup!.cluster.instances as [
+      ClusterInstance,
+      ClusterInstance,
+      ClusterInstance,
+    ];
     const u = 'several';
     const onA = await open(a, u);
     assert.equal(await a.service.joinRoom('several-room', { userId: u }), 1);
@@ -603,10 +579,10 @@ describe('rooms by user id: a user’s first connections on several instances at
     const onB = await open(b, u);
     await slow.answered;
     // D's first connection asks too, while A's answers are held up on the way: B answers first.
-    proxy!.hold();
+    setup!.proxy.hold();
     const onD = await open(d, u);
     await sleep(REQUEST_TIMEOUT_MS / 4);
-    await proxy!.restore();
+    await setup!.proxy.restore();
     slow.release();
 
     await eventually(
