@@ -1,6 +1,6 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { CloseCode, CloseReason, isJsonObject } from '../../protocol/index.js';
-import { type ClusterAnswers, RealtimeBus } from '../bus/realtime-bus.js';
+import { answersIncomplete, type ClusterAnswers, RealtimeBus } from '../bus/realtime-bus.js';
 import { ClusterControl } from '../control/cluster-control.js';
 import {
   type ClusterSummary,
@@ -121,7 +121,7 @@ export class ClusterAdminService implements OnModuleInit {
     }
     // An instance that did not answer in time, or answered an error, may be the owner: not known,
     // so not a 404.
-    return { found: false, degraded: asked.degraded || asked.unreachable.length > 0 };
+    return { found: false, degraded: answersIncomplete(asked) };
   }
 
   /**

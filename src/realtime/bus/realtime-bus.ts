@@ -41,6 +41,14 @@ export interface ClusterAnswers<T = unknown> {
 }
 
 /**
+ * Some instance that may hold what was asked gave no answer (or none could be asked): "nobody
+ * answered yes" is then not "nobody has it".
+ */
+export function answersIncomplete({ unreachable, degraded }: ClusterAnswers): boolean {
+  return degraded || unreachable.length > 0;
+}
+
+/**
  * Carries messages between instances. Every send goes through it; delivery to the sockets of
  * this instance happens in the one function given to {@link subscribe}.
  */

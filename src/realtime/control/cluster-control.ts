@@ -1,5 +1,5 @@
 import type { OnModuleInit } from '@nestjs/common';
-import type { RealtimeBus } from '../bus/realtime-bus.js';
+import { answersIncomplete, type RealtimeBus } from '../bus/realtime-bus.js';
 import { RoomFullError } from '../registry/connection-registry.js';
 import {
   CONTROL_TOPICS,
@@ -78,7 +78,7 @@ export class ClusterControl implements OnModuleInit {
     );
     const owner = asked.answers.find(({ answer }) => answer === true);
     if (owner) return { disconnected: true, instanceId: owner.instanceId };
-    return { disconnected: false, unanswered: asked.degraded || asked.unreachable.length > 0 };
+    return { disconnected: false, unanswered: answersIncomplete(asked) };
   }
 
   /** Connections of the user ended here and by every instance that answered. */

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Subscription } from 'rxjs';
 import { InProcessBus } from '../bus/in-process.bus.js';
-import type { ClusterAnswers, RealtimeBus } from '../bus/realtime-bus.js';
+import { answersIncomplete, type ClusterAnswers, type RealtimeBus } from '../bus/realtime-bus.js';
 import type { ConnectionOpenedEvent, RealtimeEvents } from '../realtime-events.js';
 import type { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
@@ -183,7 +183,7 @@ export class UserRoomCatchUp {
         const answers = result.answers.map(({ answer }) => answer);
         this.learnUse(answers, this.answeredAll(result));
         // Complete without every answer when `until` stopped the wait.
-        const complete = !result.degraded && result.unreachable.length === 0;
+        const complete = !answersIncomplete(result);
         this.settle(
           userId,
           entry,
@@ -303,9 +303,9 @@ export class UserRoomCatchUp {
   }
 
   /** Every other instance answered: none timed out, none was left unasked by `until`. */
-  private answeredAll({ answers, unreachable, degraded }: ClusterAnswers<unknown>): boolean {
+  private answeredAll(result: ClusterAnswers<unknown>): boolean {
     return (
-      !degraded && unreachable.length === 0 && answers.length >= this.bus.liveInstances().length - 1
+      !answersIncomplete(result) && result.answers.length >= this.bus.liveInstances().length - 1
     );
   }
 
