@@ -109,11 +109,12 @@ interface TwoInstances {
 }
 
 /**
- * Starts two instances, the second behind a proxy, for the tests of a describe block. `open`
- * keeps the clients it opens, to be closed after; `learnUnused` has `instance` learn, by a first
- * connect if need be, that nobody joins by user id: its next first connection asks nobody.
+ * Starts two instances, the second behind a proxy (its subscription alone with `'subscriber'`),
+ * for the tests of a describe block. `open` keeps the clients it opens, to be closed after;
+ * `learnUnused` has `instance` learn, by a first connect if need be, that nobody joins by user
+ * id: its next first connection asks nobody.
  */
-function twoInstancesOneProxied(): {
+function twoInstancesOneProxied(proxied: 'all' | 'subscriber' = 'all'): {
   started: (t: TestContext) => TwoInstances | undefined;
   open: (instance: ClusterInstance, userId: string) => Promise<ClusterClient>;
   learnUnused: (instance: ClusterInstance) => Promise<void>;
@@ -123,10 +124,15 @@ function twoInstancesOneProxied(): {
   let calmUsers = 0;
   before(async () => {
     // Leases outlast the cuts: the instance cut off is still asked (in vain) meanwhile.
-    setup = await startProxiedCluster(2, 1, {
-      maxRoomSize: MAX_ROOM_SIZE,
-      redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
-    });
+    setup = await startProxiedCluster(
+      2,
+      1,
+      {
+        maxRoomSize: MAX_ROOM_SIZE,
+        redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
+      },
+      { proxied },
+    );
   });
   after(async () => {
     for (const c of clients) c.client.close();
@@ -261,5 +267,41 @@ describe('rooms by user id: the first such join, made by an instance cut off fro
 
     const onA = await open(a, 'pilot');
     await assertRoomHolds(started, 'deck', [onA, onP], [onA, onP]);
+  });
+});
+
+describe('rooms by user id: an instance whose subscription alone was cut asks again once it is back', () => {
+  // Its publishing stays up: its lease holds, and nothing but the subscription comes back.
+  const { started: cluster, open } = twoInstancesOneProxied('subscriber');
+
+  it('a first connection made meanwhile joins the user’s rooms', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    const onA = await open(a, 'reader');
+    assert.equal(await a.service.joinRoom('stacks', { userId: 'reader' }), 1);
+
+    await cutOff();
+    // P cannot hear answers: it asks nobody, and waits.
+    const onP = await open(p, 'reader');
+    await restore();
+
+    await assertRoomHolds(started, 'stacks', [onA, onP], [onA, onP]);
+  });
+
+  it('the others’ first connections whose question it missed meanwhile join the rooms it knew', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    const onP = await open(p, 'rider');
+    assert.equal(await p.service.joinRoom('cab', { userId: 'rider' }), 1);
+
+    await cutOff();
+    const asked = nextAnswers(a.bus, CROSS_WAIT_MS, 'rooms.of_user');
+    const onA = await open(a, 'rider');
+    assert.deepEqual((await asked)?.unreachable, [p.bus.instanceId]);
+    await restore();
+
+    await assertRoomHolds(started, 'cab', [onA, onP], [onA, onP]);
   });
 });

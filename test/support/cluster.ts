@@ -8,6 +8,8 @@ import {
   RedisBus,
   type RedisBusOptions,
 } from '../../src/realtime/index.js';
+import { Redis } from 'ioredis';
+import { FAIL_FAST, RESUBSCRIBING } from '../../src/realtime/bus/redis-connections.js';
 import { startTestApp, type StartOptions, type TestApp } from './test-app.js';
 import { eventually } from './test-client.js';
 
@@ -48,14 +50,24 @@ export async function closeWithin(app: TestApp, ms = CLOSE_TIMEOUT_MS): Promise<
 }
 
 /**
+ * Where one instance's bus publishes and subscribes, when they differ (one behind a proxy): the
+ * instance gets its own ioredis connections, made as the bus makes them from a `url`.
+ */
+export interface SplitRedisUrls {
+  publisher: string;
+  subscriber: string;
+}
+
+/**
  * Boots `count` apps (each on its own port) sharing one Redis namespace, unique to this cluster,
  * and waits until each one lists all of them as live. `redisUrl` may give one URL per instance
- * (for example one behind a proxy). A `redis` object in `realtimeOptions` adds bus options
- * (leaseMs, maxBufferedPublishes, ...); url and namespace are filled in.
+ * (for example one behind a proxy), or for an instance a URL each for publishing and
+ * subscribing. A `redis` object in `realtimeOptions` adds bus options (leaseMs,
+ * maxBufferedPublishes, ...); the connection and namespace are filled in.
  */
 export async function startCluster(
   count: number,
-  redisUrl: string | readonly string[],
+  redisUrl: string | readonly (string | SplitRedisUrls)[],
   realtimeOptions: Partial<RealtimeModuleOptions> = {},
   startOptions: Omit<StartOptions, 'realtime'> = {},
 ): Promise<Cluster> {
@@ -90,10 +102,29 @@ export async function startCluster(
     for (let index = 0; index < count; index++) {
       const url = typeof redisUrl === 'string' ? redisUrl : redisUrl[index];
       assert.ok(url, `a Redis URL for instance ${index}`);
-      const app = await startTestApp({
-        ...startOptions,
-        realtime: { ...rest, redis: { ...busOptions, url, namespace } },
-      });
+      // The bus does not close connections it was given: the instance's close does.
+      const clients =
+        typeof url === 'string'
+          ? undefined
+          : {
+              publisher: new Redis(url.publisher, FAIL_FAST),
+              subscriber: new Redis(url.subscriber, RESUBSCRIBING),
+            };
+      const quitClients = () => {
+        clients?.publisher.disconnect();
+        clients?.subscriber.disconnect();
+      };
+      const connection = clients ? { clients } : { url: url as string };
+      let app: TestApp;
+      try {
+        app = await startTestApp({
+          ...startOptions,
+          realtime: { ...rest, redis: { ...busOptions, ...connection, namespace } },
+        });
+      } catch (error) {
+        quitClients();
+        throw error;
+      }
       const bus = app.app.get(RealtimeBus);
       const instance: ClusterInstance = {
         ...app,
@@ -102,7 +133,11 @@ export async function startCluster(
         bus: bus as RedisBus,
         close: async () => {
           closedApps.add(instance);
-          await app.close();
+          try {
+            await app.close();
+          } finally {
+            quitClients();
+          }
         },
       };
       instances.push(instance);

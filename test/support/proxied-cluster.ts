@@ -1,5 +1,10 @@
 import type { RealtimeModuleOptions } from '../../src/realtime/index.js';
-import { type Cluster, type ClusterInstance, startCluster } from './cluster.js';
+import {
+  type Cluster,
+  type ClusterInstance,
+  type SplitRedisUrls,
+  startCluster,
+} from './cluster.js';
 import { startRedisServer, type RedisServer } from './redis-server.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 import { eventually } from './test-client.js';
@@ -21,8 +26,9 @@ export interface ProxiedCluster {
   /** Cuts the proxied instance off; resolves once its bus says it cannot reach the others. */
   cutOff(): Promise<void>;
   /**
-   * Restores the path; resolves once the proxied instance reported its reconnection (after its
-   * own listeners ran) and every instance lists every other one again.
+   * Restores the path; resolves once the proxied instance reported its reconnection, or its
+   * resubscription when only its subscriber is proxied (after its own listeners ran), and every
+   * instance lists every other one again.
    */
   restore(): Promise<void>;
   /** Closes the cluster, then the proxy and the redis-server. */
@@ -32,21 +38,27 @@ export interface ProxiedCluster {
 /**
  * Starts `count` instances, the one at `proxiedIndex` behind the proxy; undefined when
  * redis-server is not installed (see requireRedis). A `redis` object in `realtimeOptions` adds
- * bus options, as for startCluster.
+ * bus options, as for startCluster. `proxied: 'subscriber'` sends only that instance's
+ * subscription through the proxy: a cut then costs it what the others publish, not its own
+ * publishing.
  */
 export async function startProxiedCluster(
   count: number,
   proxiedIndex: number,
   realtimeOptions: Partial<RealtimeModuleOptions> = {},
+  { proxied: proxiedPath = 'all' }: { proxied?: 'all' | 'subscriber' } = {},
 ): Promise<ProxiedCluster | undefined> {
   const redis = await startRedisServer();
   if (!redis) return undefined;
   let proxy: TcpProxy | undefined;
   try {
     proxy = await startTcpProxy(redis.port);
-    const urls = Array.from({ length: count }, (_, index) =>
-      index === proxiedIndex ? `redis://127.0.0.1:${proxy!.port}` : redis.url,
-    );
+    const proxyUrl = `redis://127.0.0.1:${proxy.port}`;
+    const urls = Array.from({ length: count }, (_, index): string | SplitRedisUrls => {
+      if (index !== proxiedIndex) return redis.url;
+      return proxiedPath === 'all' ? proxyUrl : { publisher: redis.url, subscriber: proxyUrl };
+    });
+    const restored = proxiedPath === 'all' ? 'reconnected' : 'resubscribed';
     const cluster = await startCluster(count, urls, realtimeOptions);
     const proxied = cluster.instances[proxiedIndex]!;
     const path = proxy;
@@ -62,7 +74,7 @@ export async function startProxiedCluster(
       restore: async () => {
         let reconnected = false;
         proxied.bus.onClusterChange((change) => {
-          if (change.kind === 'reconnected') reconnected = true;
+          if (change.kind === restored) reconnected = true;
         });
         await path.restore();
         await eventually(() => reconnected, CUT_OFF_WAIT_MS, 'the reconnection after a cut');

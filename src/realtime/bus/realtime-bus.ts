@@ -14,9 +14,15 @@ export interface StreamCopy {
 /** Answers one kind of request from other instances. */
 export type RequestHandler = (payload: unknown) => unknown;
 
-/** What the bus tells about the cluster: instances that ended, or this one reconnecting. */
+/**
+ * What the bus tells about the cluster: instances that ended; this one reconnecting after an
+ * outage; or this one receiving again after an outage of its subscription alone, during which it
+ * could publish but missed what the others published (their requests to it went unanswered).
+ */
 export type ClusterChange =
-  { kind: 'instances_gone'; instanceIds: string[] } | { kind: 'reconnected' };
+  | { kind: 'instances_gone'; instanceIds: string[] }
+  | { kind: 'reconnected' }
+  | { kind: 'resubscribed' };
 
 /** Whom to ask, and when to stop waiting. */
 export interface RequestOptions<T> {

@@ -143,6 +143,8 @@ export class RedisBus extends RealtimeBus {
   /** Keys of what the current recovery delivered from the history. */
   private readonly recovered = new Set<string>();
   private subscribedOnce = false;
+  /** The subscription dropped while publishing stayed up: its return is told (resubscribed). */
+  private subscriptionLost = false;
   private recovering = false;
   private recoverAgain = false;
   private recoveryRetry: NodeJS.Timeout | undefined;
@@ -541,7 +543,10 @@ export class RedisBus extends RealtimeBus {
     // What is published from now until the subscription is back is missed: hold what comes
     // after it until the gap is filled from the history.
     this.subscriber.on('close', () => {
-      if (this.history && this.subscribedOnce && !this.closed) this.hold.start();
+      if (!this.subscribedOnce || this.closed) return;
+      if (this.history) this.hold.start();
+      // With the publisher down as well, the 'reconnected' that ends the outage covers this.
+      if (this.up) this.subscriptionLost = true;
     });
     this.subscriber.subscribe(this.channel, this.inbox).catch((error: unknown) => {
       this.logger.error({ event: 'bus.subscribe_failed', error: String(error) });
@@ -587,6 +592,10 @@ export class RedisBus extends RealtimeBus {
     this.announceJoin();
     this.subscribedOnce = true;
     void this.recoverGap();
+    if (this.subscriptionLost && this.up) {
+      this.subscriptionLost = false;
+      this.emitChange({ kind: 'resubscribed' });
+    }
     if (this.up) await this.queue.flush();
   }
 
@@ -672,6 +681,7 @@ export class RedisBus extends RealtimeBus {
   private onDown(): void {
     if (!this.up || this.closed) return;
     this.up = false;
+    this.subscriptionLost = false;
     // The 'ready' that ends the outage reports 'reconnected' itself.
     this.leased = false;
     // Logged once per outage; ioredis reconnects with backoff and re-subscribes by itself.

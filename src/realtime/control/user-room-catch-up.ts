@@ -54,9 +54,10 @@ interface Pending {
  * is known) or that some instance left unanswered leaves the user waiting, what they leave here
  * meanwhile still noted, and this instance's answers about them say it is still asking. Waiting
  * users are asked about again, a bounded batch per request, one request at a time: when this
- * instance reconnects (or, for users it could not ask at all, at the next connect once the bus is
- * up), and when an instance back from a cut that knows of a join by user id says so (it does,
- * even with nobody to ask about). The user's last connection here closing ends the wait.
+ * instance reconnects or its subscription alone comes back (or, for users it could not ask at
+ * all, at the next connect once the bus is up), and when an instance back from a cut that knows
+ * of a join by user id says so (it does, even with nobody to ask about). The user's last
+ * connection here closing ends the wait.
  *
  * Most applications never join a room by user id. So that their connects ask nobody, the
  * question stops once every other instance answered that it knows of no such join; any join by
@@ -124,7 +125,8 @@ export class UserRoomCatchUp {
       }),
     );
     this.bus.onClusterChange((change) => {
-      if (change.kind !== 'reconnected') return;
+      // Either way the others' questions went unanswered here, and their joins unheard.
+      if (change.kind === 'instances_gone') return;
       // Cut off, this instance may have missed a join by user id: "unused" is not known any more.
       this.knownUnused = false;
       this.askAgain(true);

@@ -70,7 +70,8 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     this.bus.handle(EVICT_TOPIC, (payload) => this.evictLocal(payload));
     this.bus.onClusterChange((change) => {
       if (change.kind === 'instances_gone') void this.reap(change.instanceIds);
-      else void this.resync();
+      // Not after a subscription outage alone: every write went through meanwhile.
+      else if (change.kind === 'reconnected') void this.resync();
     });
     // The store may write through a connection of its own, which comes back on its own schedule:
     // a rewrite on the bus's reconnection alone fails (and is lost) when that one is later.
