@@ -11,6 +11,7 @@ import {
 } from './support/cluster-clients.js';
 import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
 import { requireRedis } from './support/redis-server.js';
+import type { TcpProxy } from './support/tcp-proxy.js';
 import { eventually } from './support/test-client.js';
 
 const MAX_ROOM_SIZE = 3;
@@ -106,6 +107,8 @@ interface TwoInstances {
   p: ClusterInstance;
   cutOff: () => Promise<void>;
   restore: () => Promise<void>;
+  /** The proxy itself: to stall P's path without cutting it. */
+  proxy: TcpProxy;
 }
 
 /**
@@ -146,8 +149,8 @@ function twoInstancesOneProxied(proxied: 'all' | 'subscriber' = 'all'): {
   return {
     started: (t) => {
       if (!requireRedis(t, setup?.redis)) return undefined;
-      const { cluster, proxied, cutOff, restore } = setup!;
-      return { a: cluster.instances[0]!, p: proxied, cutOff, restore };
+      const { cluster, proxied, cutOff, restore, proxy } = setup!;
+      return { a: cluster.instances[0]!, p: proxied, cutOff, restore, proxy };
     },
     open,
     learnUnused: async (instance) => {
@@ -222,6 +225,28 @@ describe('rooms by user id: a first connection that could not ask every instance
     await restore();
 
     await assertRoomHolds(started, 'lobby', [onA, onP], [onA, onP]);
+  });
+});
+
+describe('rooms by user id: a first connection whose question an instance left unanswered, though connected', () => {
+  const { started: cluster, open } = twoInstancesOneProxied();
+
+  it('asks again later, and joins the rooms that instance knew', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, proxy } = started;
+    const onP = await open(p, 'diver');
+    assert.equal(await p.service.joinRoom('reef', { userId: 'diver' }), 1);
+
+    // P hears the question but its answer stalls past the timeout: nobody disconnects.
+    proxy.hold();
+    const asked = nextAnswers(a.bus, CROSS_WAIT_MS, 'rooms.of_user');
+    const onA = await open(a, 'diver');
+    assert.deepEqual((await asked)?.unreachable, [p.bus.instanceId]);
+    await proxy.restore();
+    assert.ok(p.bus.isConnected() && a.bus.isConnected(), 'no reconnection to ask again on');
+
+    await assertRoomHolds(started, 'reef', [onA, onP], [onA, onP]);
   });
 });
 

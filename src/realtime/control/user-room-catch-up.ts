@@ -25,6 +25,15 @@ import {
 const CONNECTED_POLL_MS = 100;
 const CONNECTED_POLLS = 100;
 
+/**
+ * An instance that did not answer in time while the bus was up (busy, or its path to Redis
+ * stalled) gives no other occasion to ask again: waiting users are asked about again after
+ * RETRY_FIRST_MS, doubling, at most RETRIES times in a row without a complete answer (about a
+ * minute in all); past that, at the next occasion.
+ */
+const RETRY_FIRST_MS = 1000;
+const RETRIES = 6;
+
 /** What a request that failed outright counts as: nobody reached. */
 const NO_ANSWERS: ClusterAnswers<unknown> = { answers: [], unreachable: [], degraded: true };
 
@@ -55,8 +64,9 @@ interface Pending {
  * meanwhile still noted, and this instance's answers about them say it is still asking. Waiting
  * users are asked about again, a bounded batch per request, one request at a time: when this
  * instance reconnects or its subscription alone comes back (or, for users it could not ask at
- * all, at the next connect once the bus is up), and when an instance back from a cut that knows
- * of a join by user id says so (it does, even with nobody to ask about). The user's last
+ * all, at the next connect once the bus is up), when an instance back from a cut that knows of a
+ * join by user id says so (it does, even with nobody to ask about), and, after answers that an
+ * instance left out while the bus was up, a few times with growing delays. The user's last
  * connection here closing ends the wait.
  *
  * Most applications never join a room by user id. So that their connects ask nobody, the
@@ -83,6 +93,9 @@ export class UserRoomCatchUp {
   private askAgainAfter = false;
   /** The next round tells the others this instance is back from a cut. */
   private announceNext = false;
+  /** A retry after answers that were incomplete with the bus up (RETRY_FIRST_MS). */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retries = 0;
 
   constructor(
     private readonly bus: RealtimeBus,
@@ -193,7 +206,9 @@ export class UserRoomCatchUp {
           complete,
         );
         // An occasion to ask again came while this was out: it was not asked then.
-        if (!complete && this.occasions !== occasion) this.askAgain(false);
+        // (Not a fresh occasion: that one gave the retries their fresh count.)
+        if (!complete && this.occasions !== occasion) this.askAgain(false, true);
+        else this.retryAfter(result);
       });
   }
 
@@ -201,7 +216,9 @@ export class UserRoomCatchUp {
    * Asks about the waiting users again, in rounds, one at a time: an occasion during one runs
    * another after it. `announce`: this instance is back from a cut.
    */
-  private askAgain(announce: boolean): void {
+  private askAgain(announce: boolean, retry = false): void {
+    // An occasion other than a retry gives the retries a fresh count.
+    if (!retry) this.retries = 0;
     this.occasions++;
     this.announceNext ||= announce;
     if (this.askingAgain) {
@@ -275,6 +292,26 @@ export class UserRoomCatchUp {
     for (const [userId, entry] of batch) {
       this.settle(userId, entry, rooms.get(userId) ?? [], complete);
     }
+    this.retryAfter(result);
+  }
+
+  /**
+   * After answers that some instance left out while the bus was up, asks the waiting users about
+   * again later (see RETRY_FIRST_MS); a complete set of answers starts the count over. A bus that
+   * was down reports its reconnection instead, which asks again.
+   */
+  private retryAfter(result: ClusterAnswers<unknown>): void {
+    if (!answersIncomplete(result)) {
+      this.retries = 0;
+      return;
+    }
+    if (result.degraded || this.retryTimer || this.retries >= RETRIES) return;
+    const delay = RETRY_FIRST_MS * 2 ** this.retries++;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.subscription?.closed) this.askAgain(false, true);
+    }, delay);
+    this.retryTimer.unref();
   }
 
   /** Every other instance said it knows of no join by user id: nobody waits for anything. */
