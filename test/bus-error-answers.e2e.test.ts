@@ -5,12 +5,8 @@ import { RedisBus, type RedisBusOptions } from '../src/realtime/index.js';
 import { Logger } from '@nestjs/common';
 import { within } from './bus-contract.js';
 import { waitForPeers } from './support/bus-peers.js';
-import {
-  type Cluster,
-  type ClusterInstance,
-  startCluster,
-  uniqueNamespace,
-} from './support/cluster.js';
+import { type ClusterInstance, uniqueNamespace } from './support/cluster.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
 import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
 import { CapturingLogger } from './support/test-app.js';
 import { TestClient } from './support/test-client.js';
@@ -122,8 +118,7 @@ describe('a request answered with an error', () => {
 });
 
 describe('admin lookups and kicks when an instance answers with an error', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   let n0: ClusterInstance;
   let n1: ClusterInstance;
   /** In the namespace without the module's handlers, as an instance of another version is. */
@@ -134,32 +129,30 @@ describe('admin lookups and kicks when an instance answers with an error', () =>
     timed(node.http(method, `/ws/connections/${id}`, node.adminToken()), `${method} ${id}`);
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, {
+    setup = await startRedisCluster(2, {
       adminRateLimit: ADMIN_RATE_LIMIT,
       redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS },
     });
-    [n0, n1] = cluster.instances as [ClusterInstance, ClusterInstance];
+    if (!setup) return;
+    [n0, n1] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
   });
   after(async () => {
     for (const client of clients) client.close();
     try {
       await other?.close();
-      await cluster?.close();
     } finally {
-      await redis?.kill();
+      await setup?.close();
     }
   });
 
   it('answers 503, not 404, for an id the failing instance may own', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const onN1 = await TestClient.open(n1.wsUrl, n1.token('ann'));
     clients.push(onN1);
     const onN1Id = onN1.received[0]!.data.connection_id as string;
     other = new RedisBus({
-      url: redis.url,
-      namespace: cluster!.namespace,
+      url: setup.redis.url,
+      namespace: setup.cluster.namespace,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
     });
     other.subscribe(() => 0);
@@ -180,7 +173,7 @@ describe('admin lookups and kicks when an instance answers with an error', () =>
 
     // Once it has left, nobody may own the id: 404.
     await within(other.close(), 'close() of the other instance');
-    await cluster!.waitForMembership();
+    await setup.cluster.waitForMembership();
     for (const method of ['GET', 'DELETE']) failure((await admin(n0, method, UNKNOWN)).value, 404);
   });
 });

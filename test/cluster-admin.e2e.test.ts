@@ -3,9 +3,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { RealtimeBus } from '../src/realtime/index.js';
-import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
-import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
+import type { ClusterInstance } from './support/cluster.js';
+import { requireRedis } from './support/redis-server.js';
 import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
 import { startTestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
@@ -125,8 +126,7 @@ if (childConfig !== undefined) {
   await runChildInstance(childConfig);
 } else {
   describe('admin API across 3 instances on one Redis', () => {
-    let redis: RedisServer | undefined;
-    let cluster: Cluster;
+    let setup: RedisCluster | undefined;
     let nodes: ClusterInstance[];
     const clients: TestClient[] = [];
     // a0, b0 on instance 0; a1, c1 on instance 1; d2 on instance 2 (a = alice, b = bob, ...).
@@ -147,13 +147,12 @@ if (childConfig !== undefined) {
     }
 
     before(async () => {
-      redis = await startRedisServer();
-      if (!redis) return;
-      cluster = await startCluster(3, redis.url, {
+      setup = await startRedisCluster(3, {
         adminRateLimit: ADMIN_RATE_LIMIT,
         redis: BUS,
       });
-      nodes = cluster.instances;
+      if (!setup) return;
+      nodes = setup.cluster.instances;
       const [n0, n1, n2] = nodes as [ClusterInstance, ClusterInstance, ClusterInstance];
       await open('a0', 'alice', n0);
       await open('b0', 'bob', n0);
@@ -170,12 +169,11 @@ if (childConfig !== undefined) {
 
     after(async () => {
       for (const client of clients) client.close();
-      await cluster?.close();
-      await redis?.stop();
+      await setup?.close();
     });
 
     it('GET /ws/stats totals every instance and lists each one', async (t) => {
-      if (!requireRedis(t, redis)) return;
+      if (!requireRedis(t, setup?.redis)) return;
       const ids = nodes.map((node) => node.bus.instanceId);
       for (const node of nodes) {
         const stats = success(await admin(node, 'GET', '/ws/stats'));
@@ -231,7 +229,7 @@ if (childConfig !== undefined) {
     });
 
     it('GET /ws/connections merges every instance, tagged and paginated', async (t) => {
-      if (!requireRedis(t, redis)) return;
+      if (!requireRedis(t, setup?.redis)) return;
       const all = [...owner.keys()];
       let reference: Array<[string, string]> | undefined;
       for (const node of nodes) {
@@ -286,7 +284,7 @@ if (childConfig !== undefined) {
     });
 
     it('GET /ws/connections/:id answers with the owning instance live details', async (t) => {
-      if (!requireRedis(t, redis)) return;
+      if (!requireRedis(t, setup?.redis)) return;
       const id = connectionIdOf(on.d2!);
       await on.d2!.request({ type: 'ping', data: {} });
       const details = success(await admin(nodes[0]!, 'GET', `/ws/connections/${id}`));
@@ -307,7 +305,7 @@ if (childConfig !== undefined) {
     });
 
     it('DELETE /ws/connections/:id closes a connection of another instance with 4004', async (t) => {
-      if (!requireRedis(t, redis)) return;
+      if (!requireRedis(t, setup?.redis)) return;
       const id = connectionIdOf(on.c1!);
       const data = success(await admin(nodes[0]!, 'DELETE', `/ws/connections/${id}`));
       assert.deepEqual(data, { connection_id: id, disconnected: true });
@@ -325,7 +323,7 @@ if (childConfig !== undefined) {
     });
 
     it('answers 404 on GET and DELETE of an id no instance has', async (t) => {
-      if (!requireRedis(t, redis)) return;
+      if (!requireRedis(t, setup?.redis)) return;
       const unknown = '00000000-0000-4000-8000-000000000000';
       for (const node of nodes) {
         assert.match(
@@ -337,8 +335,11 @@ if (childConfig !== undefined) {
     });
 
     it('lists an instance killed without cleanup as unreachable, then forgets it', async (t) => {
-      if (!requireRedis(t, redis)) return;
-      const { child, port, instanceId } = await startChildInstance(redis.url, cluster.namespace);
+      if (!requireRedis(t, setup?.redis)) return;
+      const { child, port, instanceId } = await startChildInstance(
+        setup.redis.url,
+        setup.cluster.namespace,
+      );
       try {
         const node = nodes[0]!;
         await eventually(() => node.bus.liveInstances().includes(instanceId), 5000, 'child seen');
@@ -389,9 +390,9 @@ if (childConfig !== undefined) {
     });
 
     it('answers with local data and degraded: true while Redis is down, then recovers', async (t) => {
-      if (!requireRedis(t, redis)) return;
+      if (!requireRedis(t, setup?.redis)) return;
       const node = nodes[0]!;
-      await redis.stop();
+      await setup.redis.stop();
       try {
         await eventually(
           async () => success(await admin(node, 'GET', '/ws/stats')).degraded === true,
@@ -421,7 +422,7 @@ if (childConfig !== undefined) {
         failure(await admin(node, 'GET', `/ws/connections/${connectionIdOf(on.d2!)}`), 503);
         failure(await admin(node, 'DELETE', `/ws/connections/${connectionIdOf(on.d2!)}`), 503);
       } finally {
-        await redis.start();
+        await setup.redis.start();
       }
       await eventually(
         async () => {
@@ -445,27 +446,23 @@ if (childConfig !== undefined) {
 
   describe('admin broadcast while Redis is down', () => {
     const MAX_BUFFERED = 3;
-    let redis: RedisServer | undefined;
-    let cluster: Cluster | undefined;
+    let setup: RedisCluster | undefined;
     before(async () => {
-      redis = await startRedisServer();
-      if (!redis) return;
-      cluster = await startCluster(1, redis.url, {
+      setup = await startRedisCluster(1, {
         adminRateLimit: ADMIN_RATE_LIMIT,
         redis: { ...BUS, maxBufferedPublishes: MAX_BUFFERED },
       });
     });
     after(async () => {
-      await cluster?.close();
-      await redis?.stop();
+      await setup?.close();
     });
 
     it('answers 503 in the admin error shape once a send fails with BUS_UNAVAILABLE', async (t) => {
-      if (!requireRedis(t, redis)) return;
-      const node = cluster!.instances[0]!;
+      if (!requireRedis(t, setup?.redis)) return;
+      const node = setup.cluster.instances[0]!;
       const broadcast = () =>
         node.http('POST', '/ws/broadcast', node.adminToken(), { type: 'outage.note', data: {} });
-      await redis.stop();
+      await setup.redis.stop();
       try {
         await eventually(() => !node.bus.isConnected(), 5000, 'the bus noticing Redis is gone');
         // Each broadcast waits in the bounded queue; past it the send fails with BUS_UNAVAILABLE.
@@ -478,7 +475,7 @@ if (childConfig !== undefined) {
           400,
         );
       } finally {
-        await redis.start();
+        await setup.redis.start();
       }
     });
   });

@@ -7,12 +7,7 @@ import { MAX_IN_FLIGHT } from '../src/realtime/bus/publish-queue.js';
 import { MAX_ENVELOPE_CHARS } from '../src/realtime/bus/redis-bus.js';
 import { type OutboundMessage, RealtimeSendError, RedisBus } from '../src/realtime/index.js';
 import { RedisMessageHistory } from '../src/realtime/recovery/redis-message-history.js';
-import {
-  type Cluster,
-  type ClusterInstance,
-  startCluster,
-  uniqueNamespace,
-} from './support/cluster.js';
+import { type ClusterInstance, uniqueNamespace } from './support/cluster.js';
 import { type ClusterClient, openOn, settleVia } from './support/cluster-clients.js';
 import {
   redisCommand,
@@ -20,6 +15,7 @@ import {
   type RedisServer,
   startRedisServer,
 } from './support/redis-server.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
 import { type DemoProcess, spawnDemoProcess } from './support/demo-process.js';
 import { eventually, TestClient } from './support/test-client.js';
 import { sleep } from './support/wire.js';
@@ -79,33 +75,27 @@ function internals(bus: RedisBus): {
 }
 
 describe('cluster bus faults: an envelope that fails while being handled', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   let raw: Redis | undefined;
   const buses: RedisBus[] = [];
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, {
+    setup = await startRedisCluster(2, {
       redis: { requestTimeoutMs: 1500, leaseMs: 3000 },
     });
-    raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    if (!setup) return;
+    raw = new Redis(setup.redis.url, { maxRetriesPerRequest: 1 });
   });
   after(async () => {
     raw?.disconnect();
     for (const bus of buses) await bus.close();
-    try {
-      await cluster?.close();
-    } finally {
-      await redis?.kill();
-    }
+    await setup?.close();
   });
 
   it('is dropped; both instances stay up and a later send arrives once', async (t: TestContext) => {
-    if (!requireRedis(t, redis)) return;
-    const a = cluster!.instances[0]!;
-    const b = cluster!.instances[1]!;
+    if (!requireRedis(t, setup?.redis)) return;
+    const a = setup.cluster.instances[0]!;
+    const b = setup.cluster.instances[1]!;
     const atB = await openOn(b, 'bad-envelope-user');
     const errors = await collectUncaught(async () => {
       // Shapes a foreign publisher may send on a shared Redis: unknown and incomplete targets.
@@ -116,7 +106,7 @@ describe('cluster bus faults: an envelope that fails while being handled', () =>
           origin: 'foreign-publisher',
           message: { id: `bad-${i}`, type: 'bad', frame: '{"type":"bad"}', target },
         };
-        await raw!.publish(`${cluster!.namespace}:bus`, JSON.stringify(envelope));
+        await raw!.publish(`${setup!.cluster.namespace}:bus`, JSON.stringify(envelope));
       }
       // Every instance handled them (or dropped them) before its own later publish comes back.
       for (const instance of [a, b]) assert.equal(await instance.bus.barrier(), true);
@@ -128,11 +118,11 @@ describe('cluster bus faults: an envelope that fails while being handled', () =>
 
   // Reaches the guard whatever shapes the envelope parser accepts: the local delivery throws.
   it('drops only the message whose local delivery throws', async (t: TestContext) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const namespace = uniqueNamespace('throwing');
     const received: string[] = [];
-    const receiver = new RedisBus({ url: redis.url, namespace, requestTimeoutMs: 1000 });
-    const sender = new RedisBus({ url: redis.url, namespace, requestTimeoutMs: 1000 });
+    const receiver = new RedisBus({ url: setup.redis.url, namespace, requestTimeoutMs: 1000 });
+    const sender = new RedisBus({ url: setup.redis.url, namespace, requestTimeoutMs: 1000 });
     buses.push(receiver, sender);
     receiver.subscribe((m) => {
       if (m.type === 'boom') throw new Error('delivery failed');
@@ -160,9 +150,9 @@ describe('cluster bus faults: an envelope that fails while being handled', () =>
   });
 
   it(`is not parsed past ${MAX_ENVELOPE_CHARS} characters: logged, and a later send arrives`, async (t: TestContext) => {
-    if (!requireRedis(t, redis)) return;
-    const a = cluster!.instances[0]!;
-    const b = cluster!.instances[1]!;
+    if (!requireRedis(t, setup?.redis)) return;
+    const a = setup.cluster.instances[0]!;
+    const b = setup.cluster.instances[1]!;
     const atB = await openOn(b, 'huge-envelope-user');
     const warned = [a, b].map((instance) => t.mock.method(internals(instance.bus).logger, 'warn'));
     // A well-formed envelope from another publisher: only its size keeps it from being delivered.
@@ -174,7 +164,7 @@ describe('cluster bus faults: an envelope that fails while being handled', () =>
       message: { id: 'huge-1', type: 'huge', frame, target },
     };
     const errors = await collectUncaught(async () => {
-      await raw!.publish(`${cluster!.namespace}:bus`, JSON.stringify(huge));
+      await raw!.publish(`${setup!.cluster.namespace}:bus`, JSON.stringify(huge));
       for (const instance of [a, b]) assert.equal(await instance.bus.barrier(), true);
     });
     assert.deepEqual(errors, []);
@@ -190,34 +180,27 @@ describe('cluster bus faults: an envelope that fails while being handled', () =>
 const PAUSE_LEASE_MS = 1500;
 
 describe('cluster bus faults: an instance paused longer than its lease', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   let demo: DemoProcess | undefined;
   const sockets: TestClient[] = [];
   const namespace = uniqueNamespace('paused');
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(1, redis.url, {
+    setup = await startRedisCluster(1, {
       redis: { namespace, leaseMs: PAUSE_LEASE_MS, requestTimeoutMs: 1000 },
     });
   });
   after(async () => {
     for (const socket of sockets) socket.close();
     demo?.kill();
-    try {
-      await cluster?.close();
-    } finally {
-      await redis?.kill();
-    }
+    await setup?.close();
   });
 
   it('writes its presence again once it runs again', async (t: TestContext) => {
-    if (!requireRedis(t, redis)) return;
-    const observer = cluster!.instances[0]!;
+    if (!requireRedis(t, setup?.redis)) return;
+    const observer = setup.cluster.instances[0]!;
     demo = await spawnDemoProcess({
-      REDIS_URL: redis.url,
+      REDIS_URL: setup.redis.url,
       REALTIME_REDIS_NAMESPACE: namespace,
       REALTIME_LEASE_MS: String(PAUSE_LEASE_MS),
     });

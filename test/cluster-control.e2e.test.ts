@@ -8,7 +8,7 @@ import {
   RedisBus,
   RoomFullError,
 } from '../src/realtime/index.js';
-import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
+import type { ClusterInstance } from './support/cluster.js';
 import {
   assertReachedOnce,
   type ClusterClient,
@@ -16,8 +16,9 @@ import {
   openOn,
 } from './support/cluster-clients.js';
 import { invalidFormat } from './support/send-errors.js';
-import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
+import { requireRedis } from './support/redis-server.js';
 import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
@@ -91,8 +92,7 @@ function holdFirstAnswer(
 }
 
 describe('RealtimeService control across 2 instances on one Redis', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   let a: ClusterInstance;
   let b: ClusterInstance;
   const clients: ClusterClient[] = [];
@@ -106,23 +106,21 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   const live = (...everyone: ClusterClient[]) => everyone.filter((c) => !c.client.closeInfo);
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, {
+    setup = await startRedisCluster(2, {
       maxRoomSize: MAX_ROOM_SIZE,
       redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS },
     });
-    [a, b] = cluster.instances as [ClusterInstance, ClusterInstance];
+    if (!setup) return;
+    [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
   });
 
   after(async () => {
     for (const c of clients) c.client.close();
-    await cluster?.close();
-    await redis?.stop();
+    await setup?.close();
   });
 
   it('disconnectConnection ends a connection on the other instance, with its code and reason', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const u = user();
     const target = await open(b, u);
     const sibling = await open(b, u);
@@ -150,7 +148,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   });
 
   it('disconnectUser ends the user on every instance and counts them all', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const [u, v, w] = [user(), user(), user()];
     const onA = await open(a, u);
     const onB1 = await open(b, u);
@@ -178,7 +176,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   });
 
   it('joinRoom by userId adds the user’s connections on every instance', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const room = 'ctl-join-user';
     const [u, v] = [user(), user()];
     const uOnB = await open(b, u);
@@ -200,7 +198,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   });
 
   it('joinRoom by connectionId adds a connection of the other instance', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const room = 'ctl-join-conn';
     const u = user();
     const chosen = await open(b, u);
@@ -217,7 +215,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   });
 
   it('leaveRoom by userId or connectionId takes them out on every instance', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const room = 'ctl-leave';
     const [u, v] = [user(), user()];
     const uOnA = await open(a, u);
@@ -246,7 +244,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   });
 
   it('a user joined by userId: their later connections join too, on any instance, while they stay connected', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const room = 'ctl-later';
     const u = user();
     const first = await open(b, u);
@@ -300,7 +298,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   });
 
   it('a catch-up answered before the user’s connections there closed is not applied to their next one, which asks again', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const u = user();
     const onA = await open(a, u);
     assert.equal(await a.service.joinRoom('ctl-stale-1', { userId: u }), 1);
@@ -329,7 +327,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   });
 
   it('a room full on the other instance rejects with RoomFullError; what fits joins', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const room = 'ctl-full';
     const fillers: ClusterClient[] = [];
     for (let i = 0; i < MAX_ROOM_SIZE; i++) {
@@ -363,7 +361,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   });
 
   it('refuses a bad room name or user id before asking the other instance', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const u = user();
     const c = await open(b, u);
     const badRoom = invalidFormat(/^room must/);
@@ -387,7 +385,7 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
   });
 
   it('refuses a close no WebSocket close frame can carry, on every instance, closing nothing', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     const u = user();
     const here = await open(a, u);
     const there = await open(b, u);
@@ -430,29 +428,25 @@ describe('RealtimeService control across 2 instances on one Redis', () => {
 });
 
 describe('rooms by user id across instances: connects ask only once such a join exists', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   let late: TestApp | undefined;
   const clients: ClusterClient[] = [];
 
   const open = keptIn(clients);
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, { redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS } });
+    setup = await startRedisCluster(2, { redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS } });
   });
 
   after(async () => {
     for (const c of clients) c.client.close();
     await late?.close();
-    await cluster?.close();
-    await redis?.stop();
+    await setup?.close();
   });
 
   it('asks nobody on connect once every instance said it knows of no join by user id; a join turns it back on, and a later instance learns it', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
     // The first connect on B asks (nobody has told B anything yet) and learns: none anywhere.
     assert.equal(await requestsDuring(b.bus, () => open(b, 'quiet-0')), 1);
     const quiet = await requestsDuring(b.bus, async () => {
@@ -475,8 +469,8 @@ describe('rooms by user id across instances: connects ask only once such a join 
     const app = await startTestApp({
       realtime: {
         redis: {
-          url: redis!.url,
-          namespace: cluster!.namespace,
+          url: setup.redis.url,
+          namespace: setup.cluster.namespace,
           requestTimeoutMs: REQUEST_TIMEOUT_MS,
         },
       },

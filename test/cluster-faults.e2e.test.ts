@@ -2,10 +2,11 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { RealtimeSendError } from '../src/realtime/index.js';
-import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
+import type { ClusterInstance } from './support/cluster.js';
 import { type ClusterClient, CROSS_WAIT_MS, openOn, settleVia } from './support/cluster-clients.js';
-import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
+import { requireRedis } from './support/redis-server.js';
 import { type DemoProcess, spawnDemoProcess } from './support/demo-process.js';
 import { eventually, type ReceivedMessage, TestClient } from './support/test-client.js';
 import { sleep } from './support/wire.js';
@@ -74,42 +75,36 @@ function assertSharedIds(a: readonly ReceivedMessage[], b: readonly ReceivedMess
 
 describe('cluster faults: Redis stopped, then started again', () => {
   const MAX_BUFFERED = 20;
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   let a: ClusterInstance, b: ClusterInstance;
   let atA: ClusterClient, atB: ClusterClient;
   const clients: ClusterClient[] = [];
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, {
+    setup = await startRedisCluster(2, {
       redis: { maxBufferedPublishes: MAX_BUFFERED, requestTimeoutMs: 1500, leaseMs: 3000 },
     });
-    [a, b] = cluster.instances as [ClusterInstance, ClusterInstance];
+    if (!setup) return;
+    [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
     atA = await openOn(a, 'user-a');
     atB = await openOn(b, 'user-b');
     clients.push(atA, atB);
   });
   after(async () => {
     for (const c of clients) c.client.close();
-    try {
-      await cluster?.close();
-    } finally {
-      await redis?.kill();
-    }
+    await setup?.close();
   });
 
   const send = (n: number) => a.service.sendToUsers(['user-a', 'user-b'], SEQ, { n });
 
   it('with Redis up, sends reach the other instance and resolve the cluster-wide count', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     for (const n of range(0, 10)) assert.equal(await send(n), 2, `send ${n}`);
   });
 
   it('with Redis stopped, local sends still reach local clients and resolve the local count', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    await redis.stop();
+    if (!requireRedis(t, setup?.redis)) return;
+    await setup.redis.stop();
     await eventually(
       () => !a.bus.isConnected() && !b.bus.isConnected(),
       DOWN_WAIT_MS,
@@ -128,7 +123,7 @@ describe('cluster faults: Redis stopped, then started again', () => {
   });
 
   it(`past maxBufferedPublishes (${MAX_BUFFERED}) a send rejects with BUS_UNAVAILABLE and is not delivered`, async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     assert.equal(a.bus.isConnected(), false, 'Redis is still down');
     await assert.rejects(send(-1), isBusUnavailable, 'a targeted send past the bound');
     await assert.rejects(a.service.broadcast('fault.rejected', {}), isBusUnavailable);
@@ -145,14 +140,14 @@ describe('cluster faults: Redis stopped, then started again', () => {
   });
 
   it('after start(), the instances work again without restart; the queued sends are flushed in order', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    await redis.start();
+    if (!requireRedis(t, setup?.redis)) return;
+    await setup.redis.start();
     await eventually(
       () => a.bus.isConnected() && b.bus.isConnected(),
       RECONNECT_WAIT_MS,
       'both buses connected again',
     );
-    await cluster!.waitForMembership(RECONNECT_WAIT_MS);
+    await setup.cluster.waitForMembership(RECONNECT_WAIT_MS);
     // Cross-instance sends reach again, both ways.
     await probeUntilReached(a, atB);
     await probeUntilReached(b, atA);
@@ -201,41 +196,32 @@ describe('cluster faults: Redis stopped, then started again', () => {
 });
 
 describe('cluster faults: one instance loses Redis while the other keeps it', () => {
-  let redis: RedisServer | undefined;
-  let proxy: TcpProxy | undefined;
-  let cluster: Cluster | undefined;
+  let setup: ProxiedCluster | undefined;
   const clients: ClusterClient[] = [];
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    proxy = await startTcpProxy(redis.port);
     // Instance 0 reaches Redis through the proxy, instance 1 directly.
-    cluster = await startCluster(2, [`redis://127.0.0.1:${proxy.port}`, redis.url], {
+    setup = await startProxiedCluster(2, 0, {
       redis: { requestTimeoutMs: 1500, leaseMs: 30_000 },
     });
-    for (const instance of cluster.instances) {
+    if (!setup) return;
+    for (const instance of setup.cluster.instances) {
       clients.push(await openOn(instance, `user-${instance.index}`));
     }
   });
   after(async () => {
     for (const c of clients) c.client.close();
-    try {
-      await cluster?.close();
-    } finally {
-      await proxy?.close();
-      await redis?.kill();
-    }
+    await setup?.close();
   });
 
   it('the sends it made while cut off are flushed on reconnect: the other client gets every message once, in order', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
     const [atA, atB] = clients as [ClusterClient, ClusterClient];
     const send = (n: number) => a.service.sendToUsers([atA.userId, atB.userId], SEQ, { n });
 
     for (const n of range(0, 10)) assert.equal(await send(n), 2, `send ${n} before the cut`);
-    await proxy!.cut();
+    await setup.proxy.cut();
     await eventually(() => !a.bus.isConnected(), DOWN_WAIT_MS, 'instance 0 losing Redis');
     assert.equal(b.bus.isConnected(), true, 'instance 1 keeps Redis');
     for (const n of range(10, 40)) {
@@ -246,9 +232,9 @@ describe('cluster faults: one instance loses Redis while the other keeps it', ()
       CROSS_WAIT_MS,
       'local delivery while cut off',
     );
-    await proxy!.restore();
+    await setup.proxy.restore();
     await eventually(() => a.bus.isConnected(), RECONNECT_WAIT_MS, 'instance 0 reconnecting');
-    await cluster!.waitForMembership(RECONNECT_WAIT_MS);
+    await setup.cluster.waitForMembership(RECONNECT_WAIT_MS);
     for (const n of range(40, 50)) assert.equal(await send(n), 2, `send ${n} after reconnecting`);
 
     // b's subscriber was up throughout, so every send of a, including the 30 queued while a was
@@ -264,36 +250,27 @@ describe('cluster faults: one instance loses Redis while the other keeps it', ()
 // instance's clients get it as it comes back from Redis; with it off, local clients get it first.
 for (const history of ['on', 'off'] as const) {
   describe(`cluster faults: the connection drops while publishes are in flight (history ${history})`, () => {
-    let redis: RedisServer | undefined;
-    let proxy: TcpProxy | undefined;
-    let cluster: Cluster | undefined;
+    let setup: ProxiedCluster | undefined;
     const clients: ClusterClient[] = [];
 
     before(async () => {
-      redis = await startRedisServer();
-      if (!redis) return;
-      proxy = await startTcpProxy(redis.port);
-      cluster = await startCluster(2, [`redis://127.0.0.1:${proxy.port}`, redis.url], {
+      setup = await startProxiedCluster(2, 0, {
         redis: { requestTimeoutMs: 1500, leaseMs: 30_000 },
         ...(history === 'off' ? { history: false } : {}),
       });
-      for (const instance of cluster.instances) {
+      if (!setup) return;
+      for (const instance of setup.cluster.instances) {
         clients.push(await openOn(instance, `inflight-${instance.index}`));
       }
     });
     after(async () => {
       for (const c of clients) c.client.close();
-      try {
-        await cluster?.close();
-      } finally {
-        await proxy?.close();
-        await redis?.kill();
-      }
+      await setup?.close();
     });
 
     it('flushes the sends that failed in flight and the ones made as it dropped in the order they were made', async (t) => {
-      if (!requireRedis(t, redis)) return;
-      const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
+      if (!requireRedis(t, setup?.redis)) return;
+      const [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
       const [atA, atB] = clients as [ClusterClient, ClusterClient];
       const sends: Array<Promise<number>> = [];
       let next = 0;
@@ -306,7 +283,7 @@ for (const history of ['on', 'off'] as const) {
 
       for (let i = 0; i < 10; i++) assert.equal(await send(), 2, 'send before the fault');
       // The network to Redis stalls: these five are written and stay in flight, unanswered.
-      proxy!.hold();
+      setup.proxy.hold();
       for (let i = 0; i < 5; i++) void send();
       if (history === 'off') {
         await eventually(
@@ -321,7 +298,7 @@ for (const history of ['on', 'off'] as const) {
       }
       // Then the connection ends (as when Redis goes away) while the service keeps sending, one
       // send per turn of the event loop, until the bus has noticed.
-      const cutting = proxy!.cut();
+      const cutting = setup.proxy.cut();
       for (let turn = 0; turn < 500 && a.bus.isConnected(); turn++) {
         void send();
         await new Promise((resolve) => setImmediate(resolve));
@@ -332,9 +309,9 @@ for (const history of ['on', 'off'] as const) {
       for (let i = 0; i < 5; i++) void send(); // while it is down
       const down = next;
 
-      await proxy!.restore();
+      await setup.proxy.restore();
       await eventually(() => a.bus.isConnected(), RECONNECT_WAIT_MS, 'instance 0 reconnecting');
-      await cluster!.waitForMembership(RECONNECT_WAIT_MS);
+      await setup.cluster.waitForMembership(RECONNECT_WAIT_MS);
       for (let i = 0; i < 5; i++) void send(); // after it is back
 
       const counts = await Promise.all(sends);
@@ -357,32 +334,26 @@ for (const history of ['on', 'off'] as const) {
 }
 
 describe('cluster faults: Redis stopped in the middle of a stream of sends', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   const clients: ClusterClient[] = [];
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, {
+    setup = await startRedisCluster(2, {
       redis: { requestTimeoutMs: 1500, leaseMs: 3000 },
     });
-    for (const instance of cluster.instances) {
+    if (!setup) return;
+    for (const instance of setup.cluster.instances) {
       clients.push(await openOn(instance, `stream-${instance.index}`));
     }
   });
   after(async () => {
     for (const c of clients) c.client.close();
-    try {
-      await cluster?.close();
-    } finally {
-      await redis?.kill();
-    }
+    await setup?.close();
   });
 
   it('keeps one sender’s order on both instances and loses nothing sent while both were subscribed', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
     const [atA, atB] = clients as [ClusterClient, ClusterClient];
     const results: Array<Promise<number>> = [];
     let next = 0;
@@ -397,12 +368,12 @@ describe('cluster faults: Redis stopped in the middle of a stream of sends', () 
 
     await stream(50);
     const beforeStop = next;
-    const stopping = redis.stop();
+    const stopping = setup.redis.stop();
     await stream(50); // while Redis goes away
     await stopping;
     await eventually(() => !a.bus.isConnected(), DOWN_WAIT_MS, 'instance 0 losing Redis');
     await stream(50); // while it is gone
-    const starting = redis.start();
+    const starting = setup.redis.start();
     await stream(50); // while it comes back
     await starting;
     await eventually(
@@ -410,7 +381,7 @@ describe('cluster faults: Redis stopped in the middle of a stream of sends', () 
       RECONNECT_WAIT_MS,
       'both buses connected again',
     );
-    await cluster!.waitForMembership(RECONNECT_WAIT_MS);
+    await setup.cluster.waitForMembership(RECONNECT_WAIT_MS);
     await probeUntilReached(a, atB);
     const afterProbe = next;
     await stream(50);
@@ -445,27 +416,20 @@ describe('cluster faults: Redis stopped in the middle of a stream of sends', () 
 const DEMO_LEASE_MS = 1500;
 
 describe('cluster faults: an instance killed with SIGKILL', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   let demo: DemoProcess | undefined;
   const sockets: TestClient[] = [];
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
     // The demo uses the default namespace; this Redis is ours alone.
-    cluster = await startCluster(1, redis.url, {
+    setup = await startRedisCluster(1, {
       redis: { namespace: 'realtime', leaseMs: DEMO_LEASE_MS, requestTimeoutMs: 1500 },
     });
   });
   after(async () => {
     for (const socket of sockets) socket.close();
     demo?.kill();
-    try {
-      await cluster?.close();
-    } finally {
-      await redis?.kill();
-    }
+    await setup?.close();
   });
 
   const demoExited = (ms: number) =>
@@ -480,10 +444,10 @@ describe('cluster faults: an instance killed with SIGKILL', () => {
     });
 
   it('vanishes from the liveInstances() of the others within a lease', async (t: TestContext) => {
-    if (!requireRedis(t, redis)) return;
-    const observer = cluster!.instances[0]!;
+    if (!requireRedis(t, setup?.redis)) return;
+    const observer = setup.cluster.instances[0]!;
     demo = await spawnDemoProcess({
-      REDIS_URL: redis.url,
+      REDIS_URL: setup.redis.url,
       REALTIME_LEASE_MS: String(DEMO_LEASE_MS),
     });
     const { port } = demo;

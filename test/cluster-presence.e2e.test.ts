@@ -13,6 +13,7 @@ import {
   uniqueNamespace,
 } from './support/cluster.js';
 import { freePort } from './support/free-port.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
 import { requireRedis, startRedisServer, type RedisServer } from './support/redis-server.js';
 import { TEST_SECRET } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
@@ -27,18 +28,16 @@ function statusesOf(client: TestClient, userId: string): string[] {
 }
 
 describe('presence across instances', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   const watchers: TestClient[] = [];
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(3, redis.url, {
+    setup = await startRedisCluster(3, {
       maxConnectionsPerUser: 2,
       redis: { leaseMs: LEASE_MS },
     });
-    for (const instance of cluster.instances) {
+    if (!setup) return;
+    for (const instance of setup.cluster.instances) {
       const watcher = await TestClient.open(
         instance.wsUrl,
         instance.token(`watcher-${instance.index}`),
@@ -49,13 +48,12 @@ describe('presence across instances', () => {
   });
   after(async () => {
     for (const watcher of watchers) watcher.close();
-    await cluster?.close();
-    await redis?.stop();
+    await setup?.close();
   });
 
   it('announces online and offline once each, to watchers on every instance', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances;
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup.cluster.instances;
     const first = await TestClient.open(a!.wsUrl, a!.token('erin'));
     const second = await TestClient.open(b!.wsUrl, b!.token('erin'));
     await eventually(
@@ -76,8 +74,8 @@ describe('presence across instances', () => {
   });
 
   it('tells on every instance who is connected anywhere', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, , c] = cluster!.instances;
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, , c] = setup.cluster.instances;
     const client = await TestClient.open(a!.wsUrl, a!.token('frank'));
     assert.equal(await c!.service.isUserConnected('frank'), true);
     assert.ok((await c!.service.getConnectedUsers()).includes('frank'));
@@ -86,8 +84,8 @@ describe('presence across instances', () => {
   });
 
   it('evicts the oldest connection of the user, on whichever instance it is (4008)', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b, c] = cluster!.instances;
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b, c] = setup.cluster.instances;
     const oldest = await TestClient.open(a!.wsUrl, a!.token('gina'));
     const middle = await TestClient.open(b!.wsUrl, b!.token('gina'));
     const newest = await TestClient.open(c!.wsUrl, c!.token('gina'));
@@ -101,8 +99,8 @@ describe('presence across instances', () => {
   });
 
   it('lists room members of every instance', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b, c] = cluster!.instances;
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b, c] = setup.cluster.instances;
     const onA = await TestClient.open(a!.wsUrl, a!.token('hal'));
     const onC = await TestClient.open(c!.wsUrl, c!.token('ivy'));
     a!.service.joinRoom('team', { userId: 'hal' });
@@ -218,15 +216,13 @@ class CloseAtOpen implements OnModuleDestroy {
 }
 
 describe('presence of connections a host closes as they open (Redis)', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   const watchers: TestClient[] = [];
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, {}, { providers: [CloseAtOpen] });
-    for (const instance of cluster.instances) {
+    setup = await startRedisCluster(2, {}, { providers: [CloseAtOpen] });
+    if (!setup) return;
+    for (const instance of setup.cluster.instances) {
       const watcher = await TestClient.open(
         instance.wsUrl,
         instance.token(`watcher-${instance.index}`),
@@ -237,8 +233,7 @@ describe('presence of connections a host closes as they open (Redis)', () => {
   });
   after(async () => {
     for (const watcher of watchers) watcher.close();
-    await cluster?.close();
-    await redis?.stop();
+    await setup?.close();
   });
 
   /**
@@ -247,7 +242,7 @@ describe('presence of connections a host closes as they open (Redis)', () => {
    * saw the markers, whatever the case announced is in.
    */
   async function markers(name: string): Promise<void> {
-    for (const instance of cluster!.instances) {
+    for (const instance of setup!.cluster.instances) {
       const userId = `${name}-${instance.index}`;
       const client = await TestClient.open(instance.wsUrl, instance.token(userId));
       await eventually(
@@ -294,8 +289,8 @@ describe('presence of connections a host closes as they open (Redis)', () => {
 
   // The reference for the in-process store (presence.e2e): no offline without an online.
   it('announces nothing for a user whose only connection closed in the observer', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const instance = cluster!.instances[0]!;
+    if (!requireRedis(t, setup?.redis)) return;
+    const instance = setup.cluster.instances[0]!;
     instance.app.get(CloseAtOpen).refuse.add('ghost');
     const ghost = TestClient.connect(instance.wsUrl, instance.token('ghost'));
     assert.equal((await ghost.waitClose()).code, 4004);
@@ -304,8 +299,8 @@ describe('presence of connections a host closes as they open (Redis)', () => {
   });
 
   it('announces a user once while a new connection replaces the old one in the observer', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const instance = cluster!.instances[0]!;
+    if (!requireRedis(t, setup?.redis)) return;
+    const instance = setup.cluster.instances[0]!;
     instance.app.get(CloseAtOpen).replace.add('swap');
     const first = await TestClient.open(instance.wsUrl, instance.token('swap'));
     const second = await TestClient.open(instance.wsUrl, instance.token('swap'));
@@ -314,8 +309,8 @@ describe('presence of connections a host closes as they open (Redis)', () => {
   });
 
   it('announces a user once while a new connection on one instance replaces the old one on another', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances;
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup.cluster.instances;
     const first = await TestClient.open(a!.wsUrl, a!.token('roam'));
     const firstId = first.received[0]!.data.connection_id as string;
     // B's observer closes the user's connection on A: disconnectConnection asks A over the bus.
@@ -328,8 +323,8 @@ describe('presence of connections a host closes as they open (Redis)', () => {
   });
 
   it('announces a user once whose old connection on one instance closes right after a new one opened on another', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances;
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup.cluster.instances;
     const first = await TestClient.open(a!.wsUrl, a!.token('hop'));
     const second = await TestClient.open(b!.wsUrl, b!.token('hop'));
     first.close();
@@ -339,24 +334,20 @@ describe('presence of connections a host closes as they open (Redis)', () => {
 });
 
 describe('presence reads while Redis is unreachable', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   const clients: TestClient[] = [];
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, { redis: { leaseMs: LEASE_MS } });
+    setup = await startRedisCluster(2, { redis: { leaseMs: LEASE_MS } });
   });
   after(async () => {
     for (const client of clients) client.close();
-    await cluster?.close();
-    await redis?.stop();
+    await setup?.close();
   });
 
   it('answers for local users, rejects with BUS_UNAVAILABLE for the rest, readable again after', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances as [ClusterInstance, ClusterInstance];
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
     clients.push(await TestClient.open(a.wsUrl, a.token('reader-here')));
     clients.push(await TestClient.open(b.wsUrl, b.token('reader-there')));
     await eventually(
@@ -364,7 +355,7 @@ describe('presence reads while Redis is unreachable', () => {
       3000,
       'the user on B seen from A',
     );
-    await redis!.stop();
+    await setup.redis.stop();
     const unavailable = (error: unknown) => {
       assert.ok(error instanceof RealtimeSendError, String(error));
       assert.equal(error.code, 'BUS_UNAVAILABLE');
@@ -376,7 +367,7 @@ describe('presence reads while Redis is unreachable', () => {
     await assert.rejects(a.service.isUserConnected('reader-there'), unavailable);
     await assert.rejects(a.service.getConnectedUsers(), unavailable);
     // Readable again once Redis answers (what it then holds is the rewrite's business).
-    await redis!.start();
+    await setup.redis.start();
     await eventually(
       () => a.service.getConnectedUsers().then(Array.isArray, () => false),
       10_000,

@@ -1,31 +1,27 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startCluster, type Cluster } from './support/cluster.js';
-import { requireRedis, startRedisServer, type RedisServer } from './support/redis-server.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
+import { requireRedis } from './support/redis-server.js';
 import { TestClient } from './support/test-client.js';
 
 const LIMIT = 6;
 
 describe('rate limit across instances', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
 
   before(async () => {
-    redis = await startRedisServer();
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, {
+    setup = await startRedisCluster(2, {
       rateLimitMessages: LIMIT,
       rateLimitWindowMs: 60_000,
     });
   });
   after(async () => {
-    await cluster?.close();
-    await redis?.stop();
+    await setup?.close();
   });
 
   it('counts one user’s messages on every instance against one limit', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a, b] = cluster!.instances;
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup.cluster.instances;
     const onA = await TestClient.open(a!.wsUrl, a!.token('kim'));
     const onB = await TestClient.open(b!.wsUrl, b!.token('kim'));
     const answers: string[] = [];
@@ -43,9 +39,9 @@ describe('rate limit across instances', () => {
   });
 
   it('keeps limiting locally while Redis is down, and shares the count again after', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const [a] = cluster!.instances;
-    await redis.stop();
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a] = setup.cluster.instances;
+    await setup.redis.stop();
     try {
       const client = await TestClient.open(a!.wsUrl, a!.token('max'));
       const types: string[] = [];
@@ -53,8 +49,8 @@ describe('rate limit across instances', () => {
       assert.deepEqual(types, [...Array(LIMIT).fill('pong'), 'error']);
       client.close();
     } finally {
-      await redis.start();
+      await setup.redis.start();
     }
-    await cluster!.waitForMembership(15_000);
+    await setup.cluster.waitForMembership(15_000);
   });
 });

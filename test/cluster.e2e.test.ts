@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
+import type { ClusterInstance } from './support/cluster.js';
 import {
   assertReachedOnce,
   type ClusterClient,
@@ -9,38 +9,17 @@ import {
   openOn,
   settleVia,
 } from './support/cluster-clients.js';
-import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
+import { requireRedis } from './support/redis-server.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
 import { eventually } from './support/test-client.js';
 
-/** Boots a redis-server and a cluster of `count` on it; undefined without redis-server. */
-async function bootCluster(
-  count: number,
-  options: Parameters<typeof startCluster>[2] = {},
-): Promise<{ redis: RedisServer; cluster: Cluster } | undefined> {
-  const redis = await startRedisServer();
-  if (!redis) return undefined;
-  try {
-    return { redis, cluster: await startCluster(count, redis.url, options) };
-  } catch (error) {
-    await redis.kill();
-    throw error;
-  }
-}
-
-async function shutDown(
-  booted: { redis: RedisServer; cluster: Cluster } | undefined,
-  clients: ClusterClient[],
-): Promise<void> {
+async function shutDown(booted: RedisCluster | undefined, clients: ClusterClient[]): Promise<void> {
   for (const c of clients) c.client.close();
-  try {
-    await booted?.cluster.close();
-  } finally {
-    await booted?.redis.kill();
-  }
+  await booted?.close();
 }
 
 describe('cluster of 3: every targeting mode reaches each connection exactly once', () => {
-  let booted: { redis: RedisServer; cluster: Cluster } | undefined;
+  let booted: RedisCluster | undefined;
   const clients: ClusterClient[] = [];
   let i0: ClusterInstance, i1: ClusterInstance, i2: ClusterInstance;
   // multi has a connection on instance 0 and one on instance 1
@@ -49,7 +28,7 @@ describe('cluster of 3: every targeting mode reaches each connection exactly onc
   let sub0: ClusterClient, sub1: ClusterClient, sub2: ClusterClient;
 
   before(async () => {
-    booted = await bootCluster(3);
+    booted = await startRedisCluster(3);
     if (!booted) return;
     [i0, i1, i2] = booted.cluster.instances as [ClusterInstance, ClusterInstance, ClusterInstance];
     const open = async (instance: ClusterInstance, userId: string) => {
@@ -171,11 +150,11 @@ describe('cluster of 3: every targeting mode reaches each connection exactly onc
 });
 
 describe('cluster of 3: order from one sender', () => {
-  let booted: { redis: RedisServer; cluster: Cluster } | undefined;
+  let booted: RedisCluster | undefined;
   const clients: ClusterClient[] = [];
 
   before(async () => {
-    booted = await bootCluster(3);
+    booted = await startRedisCluster(3);
     if (!booted) return;
     for (const instance of booted.cluster.instances) {
       clients.push(await openOn(instance, `seq-${instance.index}`));
@@ -224,12 +203,12 @@ describe('cluster of 3: order from one sender', () => {
 });
 
 describe('cluster of 3: membership', () => {
-  let booted: { redis: RedisServer; cluster: Cluster } | undefined;
+  let booted: RedisCluster | undefined;
   const clients: ClusterClient[] = [];
 
   before(async () => {
     // The default lease (10 s): within the waits below, only a close removes an instance.
-    booted = await bootCluster(3);
+    booted = await startRedisCluster(3);
     if (!booted) return;
     for (const instance of booted.cluster.instances) {
       clients.push(await openOn(instance, `member-${instance.index}`));

@@ -1,9 +1,10 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
+import type { ClusterInstance } from './support/cluster.js';
 import { type ClusterClient, CROSS_WAIT_MS, openOn } from './support/cluster-clients.js';
-import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
+import { requireRedis } from './support/redis-server.js';
 import { eventually, TestClient } from './support/test-client.js';
 
 /** Bound on losing Redis (the buses notice the closed connections). */
@@ -62,8 +63,7 @@ function statusesOf(watcher: TestClient, userId: string): string[] {
 }
 
 describe('presence after Redis restarts and has lost its data', () => {
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
+  let setup: RedisCluster | undefined;
   let a: ClusterInstance, b: ClusterInstance;
   let watcher: TestClient | undefined;
   const clients: ClusterClient[] = [];
@@ -83,12 +83,12 @@ describe('presence after Redis restarts and has lost its data', () => {
   let carolA: ClusterClient, carolB: ClusterClient, dave1: ClusterClient, dave2: ClusterClient;
 
   before(async () => {
-    redis = await startRedisServer(); // no persistence: a restart starts empty
-    if (!redis) return;
-    cluster = await startCluster(2, redis.url, {
+    // No persistence: a restart starts empty.
+    setup = await startRedisCluster(2, {
       redis: { requestTimeoutMs: 1500, leaseMs: 3000 },
     });
-    [a, b] = cluster.instances as [ClusterInstance, ClusterInstance];
+    if (!setup) return;
+    [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
     watcher = await TestClient.open(b.wsUrl, b.token(WATCHER));
     await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
     alice = await on(a, 'alice');
@@ -102,15 +102,11 @@ describe('presence after Redis restarts and has lost its data', () => {
   after(async () => {
     watcher?.close();
     for (const c of clients) c.client.close();
-    try {
-      await cluster?.close();
-    } finally {
-      await redis?.kill();
-    }
+    await setup?.close();
   });
 
   it('before the restart, every instance lists every connected user', async (t) => {
-    if (!requireRedis(t, redis)) return;
+    if (!requireRedis(t, setup?.redis)) return;
     await presenceSettles(
       [a, b],
       [WATCHER, 'alice', 'bob', 'carol', 'dave', 'frank'],
@@ -121,8 +117,8 @@ describe('presence after Redis restarts and has lost its data', () => {
   });
 
   it('once Redis answers again, empty, each instance has rewritten its part within 10 s', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    await redis.stop();
+    if (!requireRedis(t, setup?.redis)) return;
+    await setup.redis.stop();
     await eventually(
       () => !a.bus.isConnected() && !b.bus.isConnected(),
       DOWN_WAIT_MS,
@@ -131,7 +127,7 @@ describe('presence after Redis restarts and has lost its data', () => {
     // Changes during the outage: the rewrite must reflect them, not what was there before.
     await closeAndWait(frank);
     erin = await on(b, 'erin');
-    await redis.start();
+    await setup.redis.start();
     const answering = Date.now();
     await presenceSettles(
       [a, b],
@@ -144,8 +140,8 @@ describe('presence after Redis restarts and has lost its data', () => {
   });
 
   it('then, users go offline when their last connection closes, and leave no ghost', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    await cluster!.waitForMembership(REWRITE_WAIT_MS);
+    if (!requireRedis(t, setup?.redis)) return;
+    await setup.cluster.waitForMembership(REWRITE_WAIT_MS);
     await closeAndWait(dave1);
     await closeAndWait(carolA);
     // Each still has a connection: still online everywhere.

@@ -2,9 +2,10 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RealtimeService } from '../src/realtime/index.js';
-import { type Cluster, type ClusterInstance, startCluster } from './support/cluster.js';
+import type { ClusterInstance } from './support/cluster.js';
 import { type ClusterClient, CROSS_WAIT_MS, openOn } from './support/cluster-clients.js';
-import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
+import { requireRedis } from './support/redis-server.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
@@ -108,27 +109,21 @@ describe('one sender keeps its order across kinds of send (README, PROTOCOL 10)'
   });
 
   describe('cluster of 2 on Redis, history on', () => {
-    let redis: RedisServer | undefined;
-    let cluster: Cluster | undefined;
+    let setup: RedisCluster | undefined;
     const clients: ClusterClient[] = [];
     before(async () => {
-      redis = await startRedisServer();
-      if (redis) cluster = await startCluster(2, redis.url);
+      setup = await startRedisCluster(2);
     });
     after(async () => {
       for (const c of clients) c.client.close();
-      try {
-        await cluster?.close();
-      } finally {
-        await redis?.kill();
-      }
+      await setup?.close();
     });
 
     for (const where of ['sending', 'other'] as const) {
       MIXES.forEach((kinds, n) => {
         it(`delivers ${kinds.join('/')} sends in order to a client on the ${where} instance`, async (t) => {
-          if (!requireRedis(t, redis)) return;
-          const [i0, i1] = cluster!.instances as [ClusterInstance, ClusterInstance];
+          if (!requireRedis(t, setup?.redis)) return;
+          const [i0, i1] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
           const on = where === 'sending' ? i0 : i1;
           const userId = `order-${where}-${n}`;
           const c = await openOn(on, userId);
