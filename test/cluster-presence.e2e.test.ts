@@ -12,7 +12,10 @@ import {
   type Cluster,
   uniqueNamespace,
 } from './support/cluster.js';
+import { ConnectionRegistry } from '../src/realtime/registry/connection-registry.js';
+import { PresenceStore } from '../src/realtime/presence/presence-store.js';
 import { freePort } from './support/free-port.js';
+import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
 import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
 import { requireRedis, startRedisServer, type RedisServer } from './support/redis-server.js';
 import { TEST_SECRET } from './support/test-app.js';
@@ -373,5 +376,89 @@ describe('presence reads while Redis is unreachable', () => {
       10_000,
       'presence readable again',
     );
+  });
+});
+
+describe('presence rewritten after an instance reconnects (Redis kept its data)', () => {
+  let setup: ProxiedCluster | undefined;
+  let watcher: TestClient | undefined;
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    // Instance 0 behind the proxy; long leases: the cut is an outage, not a death.
+    setup = await startProxiedCluster(2, 0, { redis: { leaseMs: 30_000, requestTimeoutMs: 1000 } });
+    if (!setup) return;
+    const b = setup.cluster.instances[1]!;
+    watcher = await TestClient.open(b.wsUrl, b.token('watcher'));
+    await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+  });
+  after(async () => {
+    for (const client of clients) client.close();
+    watcher?.close();
+    await setup?.close();
+  });
+
+  const open = async (instance: ClusterInstance, userId: string) => {
+    const client = await TestClient.open(instance.wsUrl, instance.token(userId));
+    clients.push(client);
+    return client;
+  };
+
+  it('keeps a user connected there online while the rewrite runs, whatever closes elsewhere', async (t) => {
+    if (!requireRedis(t, setup?.redis)) return;
+    const { proxied: p, cluster, cutOff, restore } = setup;
+    const b = cluster.instances[1]!;
+    await open(p, 'steady');
+    const elsewhere = await open(b, 'steady');
+    await eventually(() => statusesOf(watcher!, 'steady').length === 1, 3000, 'online seen');
+
+    // The rewrite's adds wait at a gate: whatever it did before them is done by then.
+    const store = p.app.get(PresenceStore);
+    const add = store.add.bind(store);
+    let entered = false;
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    store.add = async (...args: Parameters<PresenceStore['add']>) => {
+      entered = true;
+      await gate;
+      return add(...args);
+    };
+    try {
+      await cutOff();
+      await restore();
+      await eventually(() => entered, 10_000, 'the rewrite reaching its adds');
+      const registry = b.app.get(ConnectionRegistry);
+      const before = registry.size;
+      elsewhere.close();
+      await eventually(() => registry.size === before - 1, 3000, 'B forgetting the connection');
+      // On B's presence connection, after B's remove.
+      assert.equal(await b.service.isUserConnected('steady'), true, 'still connected on P');
+    } finally {
+      store.add = add;
+      release();
+    }
+    await eventually(() => p.bus.isConnected(), 10_000, 'P connected');
+    await watcher!.request({ type: 'ping' });
+    assert.deepEqual(statusesOf(watcher!, 'steady'), ['online']);
+  });
+
+  it('announces offline a user whose last connection there closed during the outage', async (t) => {
+    if (!requireRedis(t, setup?.redis)) return;
+    const { proxied: p, cutOff, restore } = setup;
+    const leaving = await open(p, 'leaver');
+    await eventually(() => statusesOf(watcher!, 'leaver').length === 1, 3000, 'online seen');
+    await cutOff();
+    const registry = p.app.get(ConnectionRegistry);
+    const before = registry.size;
+    leaving.close();
+    await eventually(() => registry.size === before - 1, 3000, 'P forgetting the connection');
+    await restore();
+    await eventually(
+      () => statusesOf(watcher!, 'leaver').length === 2,
+      10_000,
+      'offline seen after the rewrite',
+    );
+    assert.deepEqual(statusesOf(watcher!, 'leaver'), ['online', 'offline']);
+    assert.equal(await p.service.isUserConnected('leaver'), false);
   });
 });

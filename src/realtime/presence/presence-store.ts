@@ -33,6 +33,14 @@ export abstract class PresenceStore {
   /** Forgets every connection of these instances; returns the users now offline. */
   abstract reap(instanceIds: readonly string[]): Promise<string[]>;
   /**
+   * Forgets the connections of `instanceId` that `isOpen` denies (closed while the store could not
+   * hear of it), one at a time, leaving the others in place; returns the users now offline.
+   */
+  abstract forgetClosed(
+    instanceId: string,
+    isOpen: (connectionId: string) => boolean,
+  ): Promise<string[]>;
+  /**
    * As {@link reap}, for instances the bus reported gone. A store that can see their leases skips
    * any that renewed since: back already, it rewrites its part itself, maybe before this lands.
    */

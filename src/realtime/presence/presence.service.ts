@@ -155,7 +155,9 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * After Redis came back (maybe empty, after a restart) this instance's part of presence is
-   * written again. Transitions during the outage are not announced: presence is rebuilt silently.
+   * written again. Users whose connections here all closed meanwhile are announced offline then
+   * (their closes could not tell the store); connections opened meanwhile are written back
+   * silently: after a restart that lost Redis's data every user here would come online again.
    */
   private async resync(): Promise<void> {
     // The bus and the store each report their reconnection: one rewrite at a time.
@@ -175,7 +177,13 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private async rewrite(): Promise<void> {
-    await this.store.reap([this.bus.instanceId]);
+    // Not a reap of this instance first: until the adds were back, a user connected here and
+    // elsewhere looked offline, and their close elsewhere announced them offline for good.
+    const offline = await this.store.forgetClosed(
+      this.bus.instanceId,
+      (connectionId) => this.registry.get(connectionId) !== undefined,
+    );
+    for (const userId of offline) this.announce(userId, 'offline');
     const connections = [...this.registry.all()];
     // A batch of adds goes out at once (the store's connection keeps their order), not one round
     // trip each: presence is whole again sooner after a restart. Batches bound what is in flight.

@@ -144,6 +144,20 @@ export class RedisPresenceStore extends PresenceStore {
     )) as string[];
   }
 
+  async forgetClosed(
+    instanceId: string,
+    isOpen: (connectionId: string) => boolean,
+  ): Promise<string[]> {
+    const entries = await this.redis.hgetall(this.instanceKey(instanceId));
+    // Read now, after the answer: a connection closed meanwhile sent its own remove before this
+    // one on the same Redis connection, so only one of them can report the user offline.
+    const closed = Object.entries(entries).filter(([connectionId]) => !isOpen(connectionId));
+    const offline = await Promise.all(
+      closed.map(([connectionId, userId]) => this.remove({ connectionId, userId, instanceId })),
+    );
+    return closed.filter((_, index) => offline[index]).map(([, userId]) => userId);
+  }
+
   close(): Promise<void> {
     this.redis.disconnect();
     return Promise.resolve();

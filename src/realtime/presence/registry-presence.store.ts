@@ -58,6 +58,11 @@ export class RegistryPresenceStore extends PresenceStore {
     return Promise.resolve([]);
   }
 
+  /** Closed connections leave the registry themselves. */
+  forgetClosed(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+
   /** Nothing to lose: the registry is in this process. */
   onReady(): void {}
 
