@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import type { WebSocket } from 'ws';
+import type { ClusterAnswers, ClusterChange, RealtimeBus } from '../bus/realtime-bus.js';
+import { RealtimeEvents } from '../realtime-events.js';
+import { ConnectionRegistry } from '../registry/connection-registry.js';
+import { RealtimeConnection } from '../registry/realtime-connection.js';
+import { CONTROL_TOPICS } from './control-requests.js';
+import { UserRoomCatchUp } from './user-room-catch-up.js';
+
+/**
+ * A bus of two instances on which the other one never answers in time, though both stay
+ * connected: what a busy instance, or one whose path to Redis stalled, looks like to this one.
+ * (The e2e tests cover the real bus; a minute of retries is timed here on mocked timers.)
+ */
+function silentPeerBus(): {
+  bus: RealtimeBus;
+  topics: string[];
+  change: (change: ClusterChange) => void;
+  answerFully: () => void;
+} {
+  const topics: string[] = [];
+  const listeners: ((change: ClusterChange) => void)[] = [];
+  let complete = false;
+  const bus = {
+    instanceId: 'here',
+    handle: () => undefined,
+    liveInstances: () => ['here', 'there'],
+    isConnected: () => true,
+    onClusterChange: (listener: (change: ClusterChange) => void) => listeners.push(listener),
+    request: (topic: string): Promise<ClusterAnswers> => {
+      topics.push(topic);
+      return Promise.resolve(
+        complete
+          ? {
+              answers: [{ instanceId: 'there', answer: answerOf(topic) }],
+              unreachable: [],
+              degraded: false,
+            }
+          : { answers: [], unreachable: ['there'], degraded: false },
+      );
+    },
+  } as unknown as RealtimeBus;
+  return {
+    bus,
+    topics,
+    change: (change) => listeners.forEach((listener) => listener(change)),
+    answerFully: () => {
+      complete = true;
+    },
+  };
+}
+
+function answerOf(topic: string): unknown {
+  return topic === CONTROL_TOPICS.userRooms
+    ? { rooms: null, catchingUp: false, inUse: true }
+    : { users: [], inUse: true };
+}
+
+/** Lets every promise chain started so far run (setImmediate is not mocked). */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('UserRoomCatchUp: asking again after answers left out with the bus up', () => {
+  let topics: string[];
+  let change: (change: ClusterChange) => void;
+  let answerFully: () => void;
+
+  beforeEach(async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const fake = silentPeerBus();
+    ({ topics, change, answerFully } = fake);
+    const registry = new ConnectionRegistry();
+    const events = new RealtimeEvents();
+    new UserRoomCatchUp(fake.bus, registry, events, 100).start();
+    const socket = {} as WebSocket;
+    const principal = { userId: 'u1', isAdmin: false, expiresAt: undefined, claims: {} };
+    registry.add(new RealtimeConnection('c1', socket, principal, '127.0.0.1', 0));
+    events.opened.next({
+      connectionId: 'c1',
+      userId: 'u1',
+      remoteAddress: '127.0.0.1',
+      connectedAt: new Date(0),
+    });
+    await settle();
+    assert.deepEqual(topics, [CONTROL_TOPICS.userRooms], 'the first connection asks');
+  });
+  afterEach(() => mock.timers.reset());
+
+  /** Advances the clock by `ms` and returns how many requests were made meanwhile. */
+  async function requestsWithin(ms: number): Promise<number> {
+    const before = topics.length;
+    mock.timers.tick(ms);
+    await settle();
+    return topics.length - before;
+  }
+
+  it('after 1, 2, 4, 8, 16 and 32 s, then no more until another occasion, which counts afresh', async () => {
+    for (const delay of [1000, 2000, 4000, 8000, 16_000, 32_000]) {
+      assert.equal(await requestsWithin(delay - 1), 0, `nothing before ${delay} ms`);
+      assert.equal(await requestsWithin(1), 1, `one request at ${delay} ms`);
+      assert.equal(topics.at(-1), CONTROL_TOPICS.usersRooms);
+    }
+    assert.equal(await requestsWithin(3_600_000), 0, 'six in a row at most');
+
+    change({ kind: 'resubscribed' });
+    await settle();
+    assert.equal(topics.length, 8, 'an occasion asks again');
+    assert.equal(await requestsWithin(1000), 1, 'and the retries start over');
+  });
+
+  it('stop once every instance answered', async () => {
+    assert.equal(await requestsWithin(1000), 1);
+    answerFully();
+    assert.equal(await requestsWithin(2000), 1, 'answered in full this time');
+    assert.equal(await requestsWithin(3_600_000), 0, 'nobody waits any more');
+  });
+});
