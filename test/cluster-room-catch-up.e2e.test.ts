@@ -228,6 +228,46 @@ describe('rooms by user id: a first connection that could not ask every instance
   });
 });
 
+describe('rooms by user id: joins made on one side of a cut reach the user’s connections on the other once it is back', () => {
+  const { started: cluster, open } = twoInstancesOneProxied();
+  /** Opens the user's first connection there once its question was answered in full. */
+  const openAnswered = async (instance: ClusterInstance, userId: string) => {
+    const asked = nextAnswers(instance.bus, CROSS_WAIT_MS, 'rooms.of_user');
+    const opened = await open(instance, userId);
+    assert.deepEqual((await asked)?.unreachable, [], `${userId}'s question answered`);
+    return opened;
+  };
+
+  it('made by the instance that stayed connected', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    const onA = await openAnswered(a, 'sailor');
+    const onP = await openAnswered(p, 'sailor');
+
+    await cutOff();
+    // P cannot hear it: only the connection on A joins.
+    assert.equal(await a.service.joinRoom('harbor', { userId: 'sailor' }), 1);
+    await restore();
+
+    await assertRoomHolds(started, 'harbor', [onA, onP], [onA, onP]);
+  });
+
+  it('made by the instance that was cut off', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    const onA = await openAnswered(a, 'pilgrim');
+    const onP = await openAnswered(p, 'pilgrim');
+
+    await cutOff();
+    assert.equal(await p.service.joinRoom('shrine', { userId: 'pilgrim' }), 1, 'P alone');
+    await restore();
+
+    await assertRoomHolds(started, 'shrine', [onA, onP], [onA, onP]);
+  });
+});
+
 describe('rooms by user id: a first connection whose question an instance left unanswered, though connected', () => {
   const { started: cluster, open } = twoInstancesOneProxied();
 

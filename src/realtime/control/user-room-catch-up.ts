@@ -67,7 +67,10 @@ interface Pending {
  * all, at the next connect once the bus is up), when an instance back from a cut that knows of a
  * join by user id says so (it does, even with nobody to ask about), and, after answers that an
  * instance left out while the bus was up, a few times with growing delays. The user's last
- * connection here closing ends the wait.
+ * connection here closing ends the wait. On those first two occasions (this instance, or another,
+ * back from a cut) every user with a connection here waits too: a join by user id made on one side
+ * of the cut did not reach the user's connections on the other. Only joins are caught up: rooms
+ * the user left by user id on one side meanwhile are still left only there.
  *
  * Most applications never join a room by user id. So that their connects ask nobody, the
  * question stops once every other instance answered that it knows of no such join; any join by
@@ -93,6 +96,8 @@ export class UserRoomCatchUp {
   private askAgainAfter = false;
   /** The next round tells the others this instance is back from a cut. */
   private announceNext = false;
+  /** The next round asks about every user with a connection here, not only the waiting ones. */
+  private askAll = false;
   /** A retry after answers that were incomplete with the bus up (RETRY_FIRST_MS). */
   private retryTimer: NodeJS.Timeout | undefined;
   private retries = 0;
@@ -118,8 +123,12 @@ export class UserRoomCatchUp {
     this.bus.handle(CONTROL_TOPICS.usersRooms, (payload): UsersRoomsAnswer => {
       const { userIds, inUse, back } = usersRequestOf(payload);
       if (inUse) this.inUse = true;
-      // The asker could not answer while it was cut off: what waits for it here is asked now.
-      if (back) this.askAgain(false);
+      // The asker could not answer while it was cut off, nor reach this instance: what waits for
+      // it here is asked now, and so is every user here (it may have joined them meanwhile).
+      if (back) {
+        this.askAll = true;
+        this.askAgain(false);
+      }
       const users: UsersRoomsAnswer['users'] = [];
       for (const userId of userIds) {
         const rooms = this.roomsHere(userId);
@@ -142,6 +151,8 @@ export class UserRoomCatchUp {
       if (change.kind === 'instances_gone') return;
       // Cut off, this instance may have missed a join by user id: "unused" is not known any more.
       this.knownUnused = false;
+      // Joins by user id made elsewhere meanwhile did not reach the user's connections here.
+      this.askAll = true;
       this.askAgain(true);
     });
   }
@@ -257,6 +268,15 @@ export class UserRoomCatchUp {
   /** One round: the users waiting now, a bounded batch per request, one request at a time. */
   private async askRound(announce: boolean): Promise<void> {
     this.waitingForBus = false;
+    if (this.askAll) {
+      this.askAll = false;
+      // Waiting as any other: what they leave meanwhile is noted, an incomplete answer retried.
+      for (const userId of this.registry.userIds()) {
+        if (!this.pending.has(userId)) {
+          this.pending.set(userId, { rooms: new Set(), connections: new Map(), asking: false });
+        }
+      }
+    }
     const waiting: string[] = [];
     for (const [userId, entry] of this.pending) if (!entry.asking) waiting.push(userId);
     // Back from a cut, an instance that knows of joins by user id tells the others, who may have
