@@ -18,6 +18,7 @@ import {
   type StreamCopy,
   type RequestOptions,
 } from './realtime-bus.js';
+import { SerialRuns } from '../serial-runs.js';
 import { RecentIds } from './recent-ids.js';
 import { FAIL_FAST, RESUBSCRIBING } from './redis-connections.js';
 import {
@@ -145,8 +146,8 @@ export class RedisBus extends RealtimeBus {
   private subscribedOnce = false;
   /** The subscription dropped while publishing stayed up: its return is told (resubscribed). */
   private subscriptionLost = false;
-  private recovering = false;
-  private recoverAgain = false;
+  /** One recovery at a time; a resubscription during one runs another after it. */
+  private readonly gapRecoveries = new SerialRuns(() => this.recoverGap());
   private recoveryRetry: NodeJS.Timeout | undefined;
   /** Settles when every stream send made so far was published (and came back) or fell back. */
   private decided: Promise<void> = Promise.resolve();
@@ -207,7 +208,7 @@ export class RedisBus extends RealtimeBus {
   useHistory(history: RedisMessageHistory, recovery: GapRecovery): void {
     this.history = history;
     this.gapRecovery = recovery;
-    if (this.subscriber.status === 'ready' && this.subscribedOnce) void this.recoverGap();
+    if (this.subscriber.status === 'ready' && this.subscribedOnce) this.gapRecoveries.request();
   }
 
   override async publishInStreams(
@@ -591,7 +592,7 @@ export class RedisBus extends RealtimeBus {
     }
     this.announceJoin();
     this.subscribedOnce = true;
-    void this.recoverGap();
+    this.gapRecoveries.request();
     if (this.subscriptionLost && this.up) {
       this.subscriptionLost = false;
       this.emitChange({ kind: 'resubscribed' });
@@ -599,30 +600,20 @@ export class RedisBus extends RealtimeBus {
     if (this.up) await this.queue.flush();
   }
 
-  /** One recovery at a time; a resubscription during one runs another after it. */
+  /** One recovery, run through {@link gapRecoveries}. */
   private async recoverGap(): Promise<void> {
-    if (this.recovering) {
-      this.recoverAgain = true;
-      return;
-    }
-    this.recovering = true;
+    if (this.closed) return;
+    const recovery = this.gapRecovery;
+    if (!recovery) return this.releaseHeld();
     try {
-      do {
-        this.recoverAgain = false;
-        const recovery = this.gapRecovery;
-        if (!recovery) return this.releaseHeld();
-        try {
-          await recovery.recover(this.hold.holding);
-        } catch (error) {
-          this.logger.warn({ event: 'bus.gap_recovery_failed', error: String(error) });
-          this.retryRecovery();
-          continue; // held until a retry succeeds
-        }
-        if (this.subscriber.status === 'ready' && !this.recoverAgain) this.releaseHeld();
-      } while (this.recoverAgain && !this.closed);
-    } finally {
-      this.recovering = false;
+      await recovery.recover(this.hold.holding);
+    } catch (error) {
+      this.logger.warn({ event: 'bus.gap_recovery_failed', error: String(error) });
+      this.retryRecovery();
+      return; // held until a retry succeeds
     }
+    // A resubscription meanwhile: the next recovery releases what is held.
+    if (this.subscriber.status === 'ready' && !this.gapRecoveries.askedAgain) this.releaseHeld();
   }
 
   /** Tries again while the subscription is up (Redis may still be coming back). */
@@ -630,7 +621,7 @@ export class RedisBus extends RealtimeBus {
     if (this.closed || this.recoveryRetry) return;
     this.recoveryRetry = setTimeout(() => {
       this.recoveryRetry = undefined;
-      if (this.subscriber.status === 'ready' && this.hold.holding) void this.recoverGap();
+      if (this.subscriber.status === 'ready' && this.hold.holding) this.gapRecoveries.request();
     }, RECOVERY_RETRY_MS);
     this.recoveryRetry.unref();
   }

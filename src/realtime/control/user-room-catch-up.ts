@@ -5,6 +5,7 @@ import { answersIncomplete, type ClusterAnswers, type RealtimeBus } from '../bus
 import type { ConnectionOpenedEvent, RealtimeEvents } from '../realtime-events.js';
 import type { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
+import { SerialRuns } from '../serial-runs.js';
 import {
   CONTROL_TOPICS,
   inUseOf,
@@ -91,9 +92,8 @@ export class UserRoomCatchUp {
   private occasions = 0;
   /** Users wait that could not be asked at all: the next connect with the bus up asks again. */
   private waitingForBus = false;
-  /** A round of asking again runs; an occasion meanwhile runs one more after it. */
-  private askingAgain = false;
-  private askAgainAfter = false;
+  /** Rounds of asking again, one at a time; an occasion during one runs one more after it. */
+  private readonly rounds = new SerialRuns(() => this.askAgainRound());
   /** The next round tells the others this instance is back from a cut. */
   private announceNext = false;
   /** The next round asks about every user with a connection here, not only the waiting ones. */
@@ -232,27 +232,15 @@ export class UserRoomCatchUp {
     if (!retry) this.retries = 0;
     this.occasions++;
     this.announceNext ||= announce;
-    if (this.askingAgain) {
-      this.askAgainAfter = true;
-      return;
-    }
-    void this.askAgainInRounds();
+    this.rounds.request();
   }
 
-  private async askAgainInRounds(): Promise<void> {
-    this.askingAgain = true;
-    try {
-      do {
-        this.askAgainAfter = false;
-        // Not back after all: the next reconnection (or connect, see opened) tries again.
-        if (!(await this.connected())) return;
-        const announce = this.announceNext;
-        this.announceNext = false;
-        await this.askRound(announce);
-      } while (this.askAgainAfter);
-    } finally {
-      this.askingAgain = false;
-    }
+  private async askAgainRound(): Promise<void> {
+    // Not back after all: the next reconnection (or connect, see opened) tries again.
+    if (!(await this.connected())) return;
+    const announce = this.announceNext;
+    this.announceNext = false;
+    await this.askRound(announce);
   }
 
   /** Whether the bus reaches the others, waiting (bounded) for it; false once the app stopped. */

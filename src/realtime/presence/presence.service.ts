@@ -21,6 +21,7 @@ import {
 import { RealtimeService } from '../realtime.service.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
+import { SerialRuns } from '../serial-runs.js';
 import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
 import { RegistryPresenceStore } from './registry-presence.store.js';
 
@@ -39,9 +40,13 @@ const REWRITE_BATCH = 500;
 export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('RealtimePresence');
   private subscriptions: Subscription[] = [];
-  private resyncing = false;
-  /** Asked for during a rewrite: what it wrote may be gone already; one more after it. */
-  private resyncAgain = false;
+  /**
+   * One rewrite at a time (the bus and the store each report their reconnection); asked for
+   * during one, what it wrote may be gone already: one more after it.
+   */
+  private readonly rewrites = new SerialRuns(async () => {
+    await this.guard('resync', () => this.rewrite());
+  });
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
@@ -71,11 +76,11 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     this.bus.onClusterChange((change) => {
       if (change.kind === 'instances_gone') void this.reap(change.instanceIds);
       // Not after a subscription outage alone: every write went through meanwhile.
-      else if (change.kind === 'reconnected') void this.resync();
+      else if (change.kind === 'reconnected') this.rewrites.request();
     });
     // The store may write through a connection of its own, which comes back on its own schedule:
     // a rewrite on the bus's reconnection alone fails (and is lost) when that one is later.
-    this.store.onReady(() => void this.resync());
+    this.store.onReady(() => this.rewrites.request());
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -159,23 +164,6 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
    * (their closes could not tell the store); connections opened meanwhile are written back
    * silently: after a restart that lost Redis's data every user here would come online again.
    */
-  private async resync(): Promise<void> {
-    // The bus and the store each report their reconnection: one rewrite at a time.
-    if (this.resyncing) {
-      this.resyncAgain = true;
-      return;
-    }
-    this.resyncing = true;
-    try {
-      do {
-        this.resyncAgain = false;
-        await this.guard('resync', () => this.rewrite());
-      } while (this.resyncAgain);
-    } finally {
-      this.resyncing = false;
-    }
-  }
-
   private async rewrite(): Promise<void> {
     // Not a reap of this instance first: until the adds were back, a user connected here and
     // elsewhere looked offline, and their close elsewhere announced them offline for good.
