@@ -6,6 +6,7 @@ import { RealtimeStatsService } from './admin/realtime-stats.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { InProcessBus } from './bus/in-process.bus.js';
 import { ClusterControl } from './control/cluster-control.js';
+import { DisconnectRedelivery } from './control/disconnect-redelivery.js';
 import { LocalControl } from './control/local-control.js';
 import { UserRoomCatchUp } from './control/user-room-catch-up.js';
 import { InMemoryMessageHistory } from './recovery/in-memory-message-history.js';
@@ -131,10 +132,12 @@ function createClusterControl(
   events: RealtimeEvents,
 ): ClusterControl {
   const { maxRoomSize } = options;
+  const local = new LocalControl(registry, closer, maxRoomSize);
   return new ClusterControl(
     bus,
-    new LocalControl(registry, closer, maxRoomSize),
+    local,
     new UserRoomCatchUp(bus, registry, events, maxRoomSize),
+    new DisconnectRedelivery(bus, local),
   );
 }
 

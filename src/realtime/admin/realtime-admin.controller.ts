@@ -79,7 +79,7 @@ export function createAdminController(prefix: string): Type<unknown> {
     @Delete('connections/:id')
     @HttpCode(200)
     async disconnect(@Param('id') id: string) {
-      found(await this.cluster.kick(id), id);
+      found(await this.cluster.kick(id), id, KICK_DEFERRED);
       return success({ connection_id: id, disconnected: true });
     }
 
@@ -110,12 +110,18 @@ export function createAdminController(prefix: string): Type<unknown> {
   return RealtimeAdminController;
 }
 
-/** The connection's data; 404 when no instance has it, 503 when some could not be asked. */
-function found<T>(lookup: Lookup<T>, id: string): T {
+/** A kick that an instance could not be asked: it gets it once it can (DisconnectRedelivery). */
+const KICK_DEFERRED = 'it will be closed there once they can be reached, if one of them has it';
+
+/**
+ * The connection's data; 404 when no instance has it, 503 when some could not be asked (and
+ * `unanswered` says what then).
+ */
+function found<T>(lookup: Lookup<T>, id: string, unanswered = 'retry later'): T {
   if (lookup.found) return lookup.value;
   if (lookup.degraded) {
     throw new ServiceUnavailableException(
-      `No connection with id ${id} on the instances that answered, and others could not be reached; retry later`,
+      `No connection with id ${id} on the instances that answered, and others could not be reached; ${unanswered}`,
     );
   }
   throw new NotFoundException(`No connection with id ${id}`);

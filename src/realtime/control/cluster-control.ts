@@ -1,4 +1,4 @@
-import type { OnModuleInit } from '@nestjs/common';
+import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { answersIncomplete, type RealtimeBus } from '../bus/realtime-bus.js';
 import { RoomFullError } from '../registry/connection-registry.js';
 import {
@@ -11,6 +11,7 @@ import {
   roomRequestOf,
   userCloseOf,
 } from './control-requests.js';
+import type { DisconnectRedelivery } from './disconnect-redelivery.js';
 import type { LocalControl } from './local-control.js';
 import type { UserRoomCatchUp } from './user-room-catch-up.js';
 
@@ -31,11 +32,12 @@ export type ConnectionDisconnect =
  * counted (nor waited for); while the bus cannot reach the others, the result is this
  * instance's alone.
  */
-export class ClusterControl implements OnModuleInit {
+export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
   constructor(
     private readonly bus: RealtimeBus,
     private readonly local: LocalControl,
     private readonly catchUp: UserRoomCatchUp,
+    private readonly redelivery: DisconnectRedelivery,
   ) {}
 
   /** Answers the others' requests for this instance's connections. */
@@ -58,6 +60,11 @@ export class ClusterControl implements OnModuleInit {
       return this.leaveHere(room, member);
     });
     this.catchUp.start();
+    this.redelivery.start();
+  }
+
+  onApplicationShutdown(): void {
+    this.redelivery.stop();
   }
 
   /** Ends the connection here, else has its owner end it; see {@link ConnectionDisconnect}. */
@@ -68,28 +75,29 @@ export class ClusterControl implements OnModuleInit {
   ): Promise<ConnectionDisconnect> {
     // No instance can have it: nobody is asked.
     if (typeof connectionId !== 'string') return { disconnected: false, unanswered: false };
+    const disconnect = { connectionId, code, reason };
     if (this.local.disconnectConnection(connectionId, code, reason)) {
       return { disconnected: true, instanceId: this.bus.instanceId };
     }
-    const asked = await this.bus.request<unknown>(
-      CONTROL_TOPICS.disconnectConnection,
-      { connectionId, code, reason },
-      { until: (answer) => answer === true },
-    );
+    const asked = await this.bus.request<unknown>(CONTROL_TOPICS.disconnectConnection, disconnect, {
+      until: (answer) => answer === true,
+    });
     const owner = asked.answers.find(({ answer }) => answer === true);
     if (owner) return { disconnected: true, instanceId: owner.instanceId };
+    // Its owner may be an instance that did not answer, or one cut off for so long that its
+    // lease lapsed (not asked): it still gets the disconnect once back.
+    this.redelivery.sent(disconnect, asked);
     return { disconnected: false, unanswered: answersIncomplete(asked) };
   }
 
   /** Connections of the user ended here and by every instance that answered. */
   async disconnectUser(userId: string, code: number, reason: string): Promise<number> {
     const here = this.local.disconnectUser(userId, code, reason);
-    const { answers } = await this.bus.request<unknown>(CONTROL_TOPICS.disconnectUser, {
-      userId,
-      code,
-      reason,
-    });
-    return answers.reduce((total, { answer }) => total + countOf(answer), here);
+    const disconnect = { userId, code, reason };
+    const asked = await this.bus.request<unknown>(CONTROL_TOPICS.disconnectUser, disconnect);
+    // Instances that did not answer get it once they can be reached (DisconnectRedelivery).
+    this.redelivery.sent(disconnect, asked);
+    return asked.answers.reduce((total, { answer }) => total + countOf(answer), here);
   }
 
   /**

@@ -14,6 +14,12 @@ export const CONTROL_TOPICS = {
   disconnectConnection: 'control.disconnect_connection',
   /** `{ userId, code, reason }`: how many connections of the user that instance closed. */
   disconnectUser: 'control.disconnect_user',
+  /**
+   * `{ disconnects }`: the asker's recent disconnects ({@link RecentDisconnect}), sent when it is
+   * back from a cut (or to an instance that left one unanswered); each applies them and answers
+   * with its own (DisconnectRedelivery).
+   */
+  disconnects: 'control.recent_disconnects',
   /** `{ room, member }`: a {@link JoinAnswer}, or null for a connection that is not there. */
   join: 'rooms.join',
   /** `{ room, member }`: how many left, or null for a connection that is not there. */
@@ -49,6 +55,18 @@ export interface CloseRequest {
   code: number;
   reason: string;
 }
+
+/** A disconnect of a user's connections, or of one connection, wherever they are. */
+export type Disconnect = CloseRequest & ({ userId: string } | { connectionId: string });
+
+/** A disconnect an instance made, and how long before it was sent: applied late, if missed. */
+export interface RecentDisconnect {
+  disconnect: Disconnect;
+  madeMsAgo: number;
+}
+
+/** Most disconnects one instance keeps, and sends, for those that may have missed them. */
+export const MAX_RECENT_DISCONNECTS = 1000;
 
 /** A count another instance answered; anything else counts as none. */
 export function countOf(answer: unknown): number {
@@ -161,6 +179,30 @@ export function connectionCloseOf(payload: unknown): CloseRequest & { connection
 export function userCloseOf(payload: unknown): CloseRequest & { userId: string } {
   if (!isJsonObject(payload)) throw new Error('invalid user request');
   return { ...userRequestOf(payload), ...closeOf(payload) };
+}
+
+/** The disconnects of a {@link CONTROL_TOPICS.disconnects} request or answer; throws on others. */
+export function disconnectsOf(payload: unknown): RecentDisconnect[] {
+  if (!isJsonObject(payload) || !Array.isArray(payload.disconnects)) {
+    throw new Error('invalid disconnects');
+  }
+  if (payload.disconnects.length > MAX_RECENT_DISCONNECTS) throw new Error('too many disconnects');
+  return payload.disconnects.map((entry: unknown): RecentDisconnect => {
+    if (!isJsonObject(entry) || !isJsonObject(entry.disconnect)) {
+      throw new Error('invalid disconnect');
+    }
+    const { disconnect, madeMsAgo } = entry;
+    if (typeof madeMsAgo !== 'number' || !Number.isFinite(madeMsAgo) || madeMsAgo < 0) {
+      throw new Error('invalid madeMsAgo');
+    }
+    return {
+      disconnect:
+        typeof disconnect.connectionId === 'string'
+          ? connectionCloseOf(disconnect)
+          : { ...userRequestOf(disconnect), ...closeOf(disconnect) },
+      madeMsAgo,
+    };
+  });
 }
 
 function memberOf(value: unknown): RoomMember {

@@ -1,4 +1,5 @@
 import type { ConnectionCloser } from '../gateway/connection-closer.js';
+import { monotonicNow } from '../monotonic-clock.js';
 import { type ConnectionRegistry, RoomFullError } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
 import type { JoinAnswer, RoomMember } from './control-requests.js';
@@ -22,9 +23,16 @@ export class LocalControl {
     return true;
   }
 
-  /** Ends every connection of the user here; how many. */
-  disconnectUser(userId: string, code: number, reason: string): number {
-    const connections = [...this.registry.ofUser(userId)];
+  /**
+   * Ends every connection of the user here, or, with `openForMs`, those open for at least that
+   * long; how many.
+   */
+  disconnectUser(userId: string, code: number, reason: string, openForMs?: number): number {
+    let connections = [...this.registry.ofUser(userId)];
+    if (openForMs !== undefined) {
+      const openedBy = monotonicNow() - openForMs;
+      connections = connections.filter(({ connectedAt }) => connectedAt <= openedBy);
+    }
     for (const connection of connections) this.closer.close(connection, code, reason);
     return connections.length;
   }

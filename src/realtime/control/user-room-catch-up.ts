@@ -1,10 +1,11 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Subscription } from 'rxjs';
+import { busConnected } from '../bus/bus-connected.js';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { answersIncomplete, type ClusterAnswers, type RealtimeBus } from '../bus/realtime-bus.js';
 import type { ConnectionOpenedEvent, RealtimeEvents } from '../realtime-events.js';
 import type { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
+import { RetryBackoff } from '../retry-backoff.js';
 import { SerialRuns } from '../serial-runs.js';
 import {
   CONTROL_TOPICS,
@@ -18,13 +19,6 @@ import {
   type UsersRoomsAnswer,
   usersRequestOf,
 } from './control-requests.js';
-
-/**
- * After a reconnection the bus may still be resubscribing (its backoff reaches 5 s): how often,
- * and how many times, to look before asking.
- */
-const CONNECTED_POLL_MS = 100;
-const CONNECTED_POLLS = 100;
 
 /**
  * An instance that did not answer in time while the bus was up (busy, or its path to Redis
@@ -98,9 +92,10 @@ export class UserRoomCatchUp {
   private announceNext = false;
   /** The next round asks about every user with a connection here, not only the waiting ones. */
   private askAll = false;
-  /** A retry after answers that were incomplete with the bus up (RETRY_FIRST_MS). */
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retries = 0;
+  /** Retries after answers that were incomplete with the bus up (RETRY_FIRST_MS). */
+  private readonly retries = new RetryBackoff(RETRY_FIRST_MS, RETRIES, () => {
+    if (!this.subscription?.closed) this.askAgain(false, true);
+  });
 
   constructor(
     private readonly bus: RealtimeBus,
@@ -229,7 +224,7 @@ export class UserRoomCatchUp {
    */
   private askAgain(announce: boolean, retry = false): void {
     // An occasion other than a retry gives the retries a fresh count.
-    if (!retry) this.retries = 0;
+    if (!retry) this.retries.reset();
     this.occasions++;
     this.announceNext ||= announce;
     this.rounds.request();
@@ -237,20 +232,10 @@ export class UserRoomCatchUp {
 
   private async askAgainRound(): Promise<void> {
     // Not back after all: the next reconnection (or connect, see opened) tries again.
-    if (!(await this.connected())) return;
+    if (!(await busConnected(this.bus, () => Boolean(this.subscription?.closed)))) return;
     const announce = this.announceNext;
     this.announceNext = false;
     await this.askRound(announce);
-  }
-
-  /** Whether the bus reaches the others, waiting (bounded) for it; false once the app stopped. */
-  private async connected(): Promise<boolean> {
-    for (let poll = 0; poll < CONNECTED_POLLS; poll++) {
-      if (this.subscription?.closed) return false;
-      if (this.bus.isConnected()) return true;
-      await sleep(CONNECTED_POLL_MS, undefined, { ref: false });
-    }
-    return false;
   }
 
   /** One round: the users waiting now, a bounded batch per request, one request at a time. */
@@ -309,17 +294,8 @@ export class UserRoomCatchUp {
    * was down reports its reconnection instead, which asks again.
    */
   private retryAfter(result: ClusterAnswers<unknown>): void {
-    if (!answersIncomplete(result)) {
-      this.retries = 0;
-      return;
-    }
-    if (result.degraded || this.retryTimer || this.retries >= RETRIES) return;
-    const delay = RETRY_FIRST_MS * 2 ** this.retries++;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      if (!this.subscription?.closed) this.askAgain(false, true);
-    }, delay);
-    this.retryTimer.unref();
+    if (!answersIncomplete(result)) this.retries.reset();
+    else if (!result.degraded) this.retries.schedule();
   }
 
   /** Every other instance said it knows of no join by user id: nobody waits for anything. */

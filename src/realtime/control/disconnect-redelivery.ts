@@ -1,0 +1,186 @@
+import { Logger } from '@nestjs/common';
+import { busConnected } from '../bus/bus-connected.js';
+import { InProcessBus } from '../bus/in-process.bus.js';
+import type { ClusterAnswers, RealtimeBus } from '../bus/realtime-bus.js';
+import { monotonicNow } from '../monotonic-clock.js';
+import { RetryBackoff } from '../retry-backoff.js';
+import { SerialRuns } from '../serial-runs.js';
+import {
+  CONTROL_TOPICS,
+  type Disconnect,
+  disconnectsOf,
+  MAX_RECENT_DISCONNECTS,
+  type RecentDisconnect,
+} from './control-requests.js';
+import type { LocalControl } from './local-control.js';
+
+/**
+ * How long a disconnect is kept for instances that may have missed it: one cut off from Redis
+ * for longer misses those made before (its connections' tokens still expire).
+ */
+export const RECENT_DISCONNECT_MS = 60 * 60_000;
+/**
+ * An instance that stays connected but leaves a disconnect unanswered (busy, or its path to Redis
+ * stalled) gives no other occasion: it is sent the recent ones again after RETRY_FIRST_MS,
+ * doubling, at most RETRIES times in a row (about a minute in all); past that, at the next
+ * occasion.
+ */
+const RETRY_FIRST_MS = 1000;
+const RETRIES = 6;
+
+interface Made {
+  readonly disconnect: Disconnect;
+  /** When it was made, on this instance's monotonic clock. */
+  readonly madeAt: number;
+}
+
+const NO_ANSWERS: ClusterAnswers<unknown> = { answers: [], unreachable: [], degraded: true };
+
+/**
+ * Disconnects that an instance missed (cut off from Redis, or silent past the request timeout)
+ * reach it once it can be reached again: a user banned, or a connection kicked, while their
+ * instance was cut off is still disconnected when it is back, not left open until it closes on
+ * its own.
+ *
+ * Each instance keeps the disconnects it made in the last RECENT_DISCONNECT_MS (at most
+ * MAX_RECENT_DISCONNECTS). One back from a cut (its reconnection, or its subscription's) sends
+ * its recent ones to every other instance, and each answers with its own: whichever side of the
+ * cut made one, the other side gets it, even an instance whose lease lapsed meanwhile (no request
+ * would have been addressed to it). One that stayed connected but left a disconnect unanswered is
+ * sent them again, a few times with growing delays.
+ *
+ * Applying one again is harmless, hence no record of who has which: a late disconnect of a user
+ * ends only the connections open for at least as long ago as it was made (and those opened while
+ * it was in transit), all of which its first delivery would have ended; a connection the user
+ * opened since is theirs, made after the decision. How long ago, not when: the instances' clocks
+ * need not agree.
+ */
+export class DisconnectRedelivery {
+  private readonly logger = new Logger('RealtimeCluster');
+  /** By user or connection, oldest first: a later disconnect of the same moves to the end. */
+  private readonly recent = new Map<string, Made>();
+  /** Instances that left a disconnect unanswered while the bus was up. */
+  private readonly stalled = new Set<string>();
+  private readonly rounds = new SerialRuns(() => this.round());
+  /** The next round tells every other instance this one is back, with its recent disconnects. */
+  private backNext = false;
+  private readonly retries = new RetryBackoff(RETRY_FIRST_MS, RETRIES, () => this.rounds.request());
+  private stopped = false;
+
+  constructor(
+    private readonly bus: RealtimeBus,
+    private readonly local: LocalControl,
+  ) {}
+
+  /** Follows the bus's reconnections and answers the others'; alone, nobody can miss one. */
+  start(): void {
+    if (this.bus instanceof InProcessBus) return;
+    this.bus.handle(CONTROL_TOPICS.disconnects, (payload) => {
+      for (const disconnect of disconnectsOf(payload)) this.apply(disconnect);
+      return this.recentPayload();
+    });
+    this.bus.onClusterChange((change) => {
+      // A gone instance that comes back (a lease lapsed during a cut) says so itself.
+      if (change.kind === 'instances_gone') return;
+      this.backNext = true;
+      this.retries.reset();
+      this.rounds.request();
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.retries.stop();
+  }
+
+  /** Disconnects kept (for tests). */
+  get size(): number {
+    return this.recent.size;
+  }
+
+  /** A disconnect went out: kept, and sent again to instances that did not answer. */
+  sent(disconnect: Disconnect, result: ClusterAnswers<unknown>): void {
+    if (this.bus instanceof InProcessBus) return;
+    const key = keyOf(disconnect);
+    this.recent.delete(key);
+    this.recent.set(key, { disconnect, madeAt: monotonicNow() });
+    this.forgetOld();
+    // Cut off, its reconnection is the occasion; connected, some instance did not answer.
+    if (result.degraded || result.unreachable.length === 0) return;
+    for (const id of result.unreachable) this.stalled.add(id);
+    this.retries.schedule();
+  }
+
+  private async round(): Promise<void> {
+    if (!(await busConnected(this.bus, () => this.stopped))) return;
+    this.forgetOld();
+    if (this.backNext) {
+      this.backNext = false;
+      // Everyone is sent them now, the stalled ones included.
+      this.stalled.clear();
+      this.exchanged(await this.exchange());
+    } else {
+      for (const instance of [...this.stalled]) {
+        if (this.stopped) return;
+        this.exchanged(await this.exchange(instance));
+      }
+    }
+    if (this.stalled.size > 0) this.retries.schedule();
+    else this.retries.reset();
+  }
+
+  /** Sends this instance's recent disconnects (to `to`, or everyone); answered with theirs. */
+  private exchange(to?: string): Promise<ClusterAnswers<unknown>> {
+    return this.bus
+      .request<unknown>(CONTROL_TOPICS.disconnects, this.recentPayload(), to ? { to } : {})
+      .catch(() => NO_ANSWERS);
+  }
+
+  private exchanged(result: ClusterAnswers<unknown>): void {
+    for (const { instanceId, answer } of result.answers) {
+      this.stalled.delete(instanceId);
+      try {
+        for (const disconnect of disconnectsOf(answer)) this.apply(disconnect);
+      } catch (error) {
+        // Not one of ours (Redis may be shared): nothing of it is applied.
+        this.logger.warn({
+          event: 'control.disconnects_invalid',
+          instance_id: instanceId,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+    if (!result.degraded) for (const id of result.unreachable) this.stalled.add(id);
+  }
+
+  private apply({ disconnect, madeMsAgo }: RecentDisconnect): void {
+    const { code, reason } = disconnect;
+    if ('userId' in disconnect)
+      this.local.disconnectUser(disconnect.userId, code, reason, madeMsAgo);
+    else this.local.disconnectConnection(disconnect.connectionId, code, reason);
+  }
+
+  private recentPayload(): { disconnects: RecentDisconnect[] } {
+    const now = monotonicNow();
+    const disconnects: RecentDisconnect[] = [];
+    for (const { disconnect, madeAt } of this.recent.values()) {
+      disconnects.push({ disconnect, madeMsAgo: now - madeAt });
+    }
+    return { disconnects };
+  }
+
+  /** Drops what is older than RECENT_DISCONNECT_MS, and the oldest past the count. */
+  private forgetOld(): void {
+    const oldest = monotonicNow() - RECENT_DISCONNECT_MS;
+    for (const [key, { madeAt }] of this.recent) {
+      if (madeAt > oldest && this.recent.size <= MAX_RECENT_DISCONNECTS) return;
+      this.recent.delete(key);
+    }
+  }
+}
+
+function keyOf(disconnect: Disconnect): string {
+  return 'userId' in disconnect
+    ? `user:${disconnect.userId}`
+    : `connection:${disconnect.connectionId}`;
+}
