@@ -1,5 +1,6 @@
 import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { answersIncomplete, type RealtimeBus } from '../bus/realtime-bus.js';
+import { monotonicNow } from '../monotonic-clock.js';
 import { RoomFullError } from '../registry/connection-registry.js';
 import {
   CONTROL_TOPICS,
@@ -76,6 +77,7 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
     // No instance can have it: nobody is asked.
     if (typeof connectionId !== 'string') return { disconnected: false, unanswered: false };
     const disconnect = { connectionId, code, reason };
+    const madeAt = monotonicNow();
     if (this.local.disconnectConnection(connectionId, code, reason)) {
       return { disconnected: true, instanceId: this.bus.instanceId };
     }
@@ -86,17 +88,19 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
     if (owner) return { disconnected: true, instanceId: owner.instanceId };
     // Its owner may be an instance that did not answer, or one cut off for so long that its
     // lease lapsed (not asked): it still gets the disconnect once back.
-    this.redelivery.sent(disconnect, asked);
+    this.redelivery.sent(disconnect, asked, madeAt);
     return { disconnected: false, unanswered: answersIncomplete(asked) };
   }
 
   /** Connections of the user ended here and by every instance that answered. */
   async disconnectUser(userId: string, code: number, reason: string): Promise<number> {
+    // Before the request, which may wait out the timeout: later connections are the user's new ones.
+    const madeAt = monotonicNow();
     const here = this.local.disconnectUser(userId, code, reason);
     const disconnect = { userId, code, reason };
     const asked = await this.bus.request<unknown>(CONTROL_TOPICS.disconnectUser, disconnect);
     // Instances that did not answer get it once they can be reached (DisconnectRedelivery).
-    this.redelivery.sent(disconnect, asked);
+    this.redelivery.sent(disconnect, asked, madeAt);
     return asked.answers.reduce((total, { answer }) => total + countOf(answer), here);
   }
 

@@ -98,12 +98,15 @@ export class DisconnectRedelivery {
     return this.recent.size;
   }
 
-  /** A disconnect went out: kept, and sent again to instances that did not answer. */
-  sent(disconnect: Disconnect, result: ClusterAnswers<unknown>): void {
+  /**
+   * A disconnect made at `madeAt` (monotonicNow()) went out: kept, and sent again to instances
+   * that did not answer.
+   */
+  sent(disconnect: Disconnect, result: ClusterAnswers<unknown>, madeAt = monotonicNow()): void {
     if (this.bus instanceof InProcessBus) return;
     const key = keyOf(disconnect);
     this.recent.delete(key);
-    this.recent.set(key, { disconnect, madeAt: monotonicNow() });
+    this.recent.set(key, { disconnect, madeAt });
     this.forgetOld();
     // Cut off, its reconnection is the occasion; connected, some instance did not answer.
     if (result.degraded || result.unreachable.length === 0) return;
