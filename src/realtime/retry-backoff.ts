@@ -1,16 +1,22 @@
+/** The first retry's delay; each next one doubles it. */
+export const RETRY_FIRST_MS = 1000;
+/** Retries in a row at most: 1 + 2 + … + 32 s, about a minute in all. */
+export const RETRIES = 6;
+
 /**
  * Retries with doubling delays, a bounded number of times in a row: for work that an instance
  * which stays connected but does not answer in time (busy, or its path to Redis stalled) would
- * otherwise leave undone until the next reconnection, which may never come.
+ * otherwise leave undone until the next reconnection, which may never come. Past the bound, the
+ * next occasion (a reset) starts again.
  */
 export class RetryBackoff {
   private timer: NodeJS.Timeout | undefined;
   private count = 0;
 
   constructor(
-    private readonly firstMs: number,
-    private readonly times: number,
     private readonly retry: () => void,
+    private readonly firstMs = RETRY_FIRST_MS,
+    private readonly times = RETRIES,
   ) {}
 
   /** Starts the count over: the work was done, or another occasion came. */

@@ -46,6 +46,9 @@ export interface ClusterAnswers<T = unknown> {
   degraded: boolean;
 }
 
+/** What a request that failed outright counts as: nobody reached. */
+export const NO_ANSWERS: ClusterAnswers<never> = { answers: [], unreachable: [], degraded: true };
+
 /**
  * Some instance that may hold what was asked gave no answer (or none could be asked): "nobody
  * answered yes" is then not "nobody has it".

@@ -199,7 +199,7 @@ export function disconnectsOf(payload: unknown): RecentDisconnect[] {
       disconnect:
         typeof disconnect.connectionId === 'string'
           ? connectionCloseOf(disconnect)
-          : { ...userRequestOf(disconnect), ...closeOf(disconnect) },
+          : userCloseOf(disconnect),
       madeMsAgo,
     };
   });

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { busConnected } from '../bus/bus-connected.js';
 import { InProcessBus } from '../bus/in-process.bus.js';
-import type { ClusterAnswers, RealtimeBus } from '../bus/realtime-bus.js';
+import { type ClusterAnswers, NO_ANSWERS, type RealtimeBus } from '../bus/realtime-bus.js';
 import { monotonicNow } from '../monotonic-clock.js';
 import { RetryBackoff } from '../retry-backoff.js';
 import { SerialRuns } from '../serial-runs.js';
@@ -19,22 +19,12 @@ import type { LocalControl } from './local-control.js';
  * for longer misses those made before (its connections' tokens still expire).
  */
 export const RECENT_DISCONNECT_MS = 60 * 60_000;
-/**
- * An instance that stays connected but leaves a disconnect unanswered (busy, or its path to Redis
- * stalled) gives no other occasion: it is sent the recent ones again after RETRY_FIRST_MS,
- * doubling, at most RETRIES times in a row (about a minute in all); past that, at the next
- * occasion.
- */
-const RETRY_FIRST_MS = 1000;
-const RETRIES = 6;
 
 interface Made {
   readonly disconnect: Disconnect;
   /** When it was made, on this instance's monotonic clock. */
   readonly madeAt: number;
 }
-
-const NO_ANSWERS: ClusterAnswers<unknown> = { answers: [], unreachable: [], degraded: true };
 
 /**
  * Disconnects that an instance missed (cut off from Redis, or silent past the request timeout)
@@ -64,7 +54,12 @@ export class DisconnectRedelivery {
   private readonly rounds = new SerialRuns(() => this.round());
   /** The next round tells every other instance this one is back, with its recent disconnects. */
   private backNext = false;
-  private readonly retries = new RetryBackoff(RETRY_FIRST_MS, RETRIES, () => this.rounds.request());
+  /**
+   * An instance that stays connected but leaves a disconnect unanswered gives no other occasion:
+   * it is sent the recent ones again with growing delays, a bounded number of times in a row
+   * (RetryBackoff); past that, at the next occasion.
+   */
+  private readonly retries = new RetryBackoff(() => this.rounds.request());
   private stopped = false;
 
   constructor(

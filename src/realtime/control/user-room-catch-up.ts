@@ -1,7 +1,12 @@
 import type { Subscription } from 'rxjs';
 import { busConnected } from '../bus/bus-connected.js';
 import { InProcessBus } from '../bus/in-process.bus.js';
-import { answersIncomplete, type ClusterAnswers, type RealtimeBus } from '../bus/realtime-bus.js';
+import {
+  answersIncomplete,
+  type ClusterAnswers,
+  NO_ANSWERS,
+  type RealtimeBus,
+} from '../bus/realtime-bus.js';
 import type { ConnectionOpenedEvent, RealtimeEvents } from '../realtime-events.js';
 import type { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
@@ -19,18 +24,6 @@ import {
   type UsersRoomsAnswer,
   usersRequestOf,
 } from './control-requests.js';
-
-/**
- * An instance that did not answer in time while the bus was up (busy, or its path to Redis
- * stalled) gives no other occasion to ask again: waiting users are asked about again after
- * RETRY_FIRST_MS, doubling, at most RETRIES times in a row without a complete answer (about a
- * minute in all); past that, at the next occasion.
- */
-const RETRY_FIRST_MS = 1000;
-const RETRIES = 6;
-
-/** What a request that failed outright counts as: nobody reached. */
-const NO_ANSWERS: ClusterAnswers<unknown> = { answers: [], unreachable: [], degraded: true };
 
 /**
  * A user whose rooms here may lack some joined by user id elsewhere, and what they left here
@@ -92,8 +85,12 @@ export class UserRoomCatchUp {
   private announceNext = false;
   /** The next round asks about every user with a connection here, not only the waiting ones. */
   private askAll = false;
-  /** Retries after answers that were incomplete with the bus up (RETRY_FIRST_MS). */
-  private readonly retries = new RetryBackoff(RETRY_FIRST_MS, RETRIES, () => {
+  /**
+   * An instance that did not answer in time while the bus was up gives no other occasion: waiting
+   * users are asked about again with growing delays, a bounded number of times in a row without a
+   * complete answer (RetryBackoff); past that, at the next occasion.
+   */
+  private readonly retries = new RetryBackoff(() => {
     if (!this.subscription?.closed) this.askAgain(false, true);
   });
 
@@ -290,7 +287,7 @@ export class UserRoomCatchUp {
 
   /**
    * After answers that some instance left out while the bus was up, asks the waiting users about
-   * again later (see RETRY_FIRST_MS); a complete set of answers starts the count over. A bus that
+   * again later (see retries); a complete set of answers starts the count over. A bus that
    * was down reports its reconnection instead, which asks again.
    */
   private retryAfter(result: ClusterAnswers<unknown>): void {
