@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ClusterAnswers, RealtimeBus } from '../src/realtime/index.js';
+import {
+  type ClusterAnswers,
+  ConnectionRegistry,
+  type RealtimeBus,
+} from '../src/realtime/index.js';
 import type { ClusterInstance } from './support/cluster.js';
 import {
   assertReachedOnce,
   type ClusterClient,
   CROSS_WAIT_MS,
   openOn,
+  settleVia,
 } from './support/cluster-clients.js';
 import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
 import { requireRedis } from './support/redis-server.js';
@@ -97,7 +102,13 @@ async function assertRoomHolds(
   );
   // Not its count: P may still be filling its gap from the history, and counts what it holds 0.
   await a.service.sendToRoom(room, `catch.${room}`, {});
-  await assertReachedOnce(a, `catch.${room}`, members, everyone);
+  if (members.length > 0)
+    return void (await assertReachedOnce(a, `catch.${room}`, members, everyone));
+  const seen = await settleVia(a, everyone);
+  for (const c of everyone) {
+    const got = seen.get(c)!.filter((m) => m.type === `catch.${room}`);
+    assert.equal(got.length, 0, `${c.label} received catch.${room}`);
+  }
 }
 
 interface TwoInstances {
@@ -172,7 +183,7 @@ function twoInstancesOneProxied(proxied: 'all' | 'subscriber' = 'all'): {
 describe('rooms by user id: a first connection that could not ask every instance asks again', () => {
   const { started: cluster, open, learnUnused } = twoInstancesOneProxied();
 
-  it('made while its instance was cut off, it joins the user’s rooms once Redis is back, except those left or full there', async (t) => {
+  it('made while its instance was cut off, it joins the user’s rooms once Redis is back, except those left since or full there', async (t) => {
     const started = cluster(t);
     if (!started) return;
     const { a, p, cutOff, restore } = started;
@@ -192,13 +203,14 @@ describe('rooms by user id: a first connection that could not ask every instance
       ['kept', 'left', 'full'].map((room) => a.service.joinRoom(room, { userId: 'member' })),
     );
     assert.deepEqual(joined, [1, 1, 1]);
-    // Meanwhile P's host takes the user out of one of them, on P alone.
+    // Then P's host takes the user out of one of them, on P alone: the later decision, it takes
+    // the user out on A too once P is back.
     assert.equal(await p.service.leaveRoom('left', { userId: 'member' }), 0);
     await restore();
 
     const everyone = [onA, onP, ...fillers];
     await assertRoomHolds(started, 'kept', [onA, onP], everyone);
-    await assertRoomHolds(started, 'left', [onA], everyone);
+    await assertRoomHolds(started, 'left', [], everyone);
     await assertRoomHolds(started, 'full', [onA, ...fillers], everyone);
 
     // P remembers the room for the user's next connection there, which joins it at once.
@@ -207,7 +219,7 @@ describe('rooms by user id: a first connection that could not ask every instance
       await memberIds(p, 'kept'),
       [onA, onP, again].map((c) => c.connectionId).sort(),
     );
-    assert.deepEqual(await memberIds(p, 'left'), [onA.connectionId]);
+    assert.deepEqual(await memberIds(p, 'left'), []);
   });
 
   it('made while the other instance was cut off, it joins the rooms that instance knew once that one is back', async (t) => {
@@ -374,5 +386,82 @@ describe('rooms by user id: an instance whose subscription alone was cut asks ag
     await restore();
 
     await assertRoomHolds(started, 'cab', [onA, onP], [onA, onP]);
+  });
+});
+
+describe('rooms by user id: leaves made on one side of a cut reach the other once it is back, and the later decision wins', () => {
+  const { started: cluster, open } = twoInstancesOneProxied();
+  /** The user on both instances, in `room` by user id on both, asked about in full. */
+  const inRoomOnBoth = async ({ a, p }: TwoInstances, userId: string, room: string) => {
+    const onA = await open(a, userId);
+    const asked = nextAnswers(p.bus, CROSS_WAIT_MS, 'rooms.of_user');
+    const onP = await open(p, userId);
+    assert.deepEqual((await asked)?.unreachable, [], `${userId}'s question answered`);
+    assert.equal(await a.service.joinRoom(room, { userId }), 2);
+    return { onA, onP };
+  };
+  /**
+   * Restores P's path; resolves once both instances have had their answers after it: P's
+   * exchange of recent decisions, and both catch-ups' questions (P is back, A asks all its users).
+   */
+  const restoreAndCatchUp = async ({ a, p, restore }: TwoInstances) => {
+    const exchanged = nextAnswers(p.bus, CROSS_WAIT_MS, 'control.recent_decisions');
+    const pAsked = nextAnswers(p.bus, CROSS_WAIT_MS, 'rooms.of_users');
+    const aAsked = nextAnswers(a.bus, CROSS_WAIT_MS, 'rooms.of_users');
+    await restore();
+    for (const [what, answers] of [
+      ['P’s exchange', exchanged],
+      ['P’s catch-up', pAsked],
+      ['A’s catch-up', aAsked],
+    ] as const) {
+      assert.deepEqual((await answers)?.unreachable, [], `${what} answered`);
+    }
+  };
+
+  it('made by the instance that stayed connected: out on both, with a connection opened meanwhile', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff } = started;
+    const { onA, onP } = await inRoomOnBoth(started, 'monk', 'cloister');
+
+    await cutOff();
+    assert.equal(await a.service.leaveRoom('cloister', { userId: 'monk' }), 1, 'A alone');
+    // P still remembers the room for the user: their new connection there joins it.
+    const laterOnP = await open(p, 'monk');
+    await restoreAndCatchUp(started);
+
+    await assertRoomHolds(started, 'cloister', [], [onA, onP, laterOnP]);
+  });
+
+  it('made by the instance that was cut off, by a user whose connections there closed since', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { p, cutOff } = started;
+    const { onA, onP } = await inRoomOnBoth(started, 'hermit', 'cave');
+
+    await cutOff();
+    assert.equal(await p.service.leaveRoom('cave', { userId: 'hermit' }), 1, 'P alone');
+    onP.client.close();
+    const registry = p.app.get(ConnectionRegistry);
+    await eventually(() => registry.ofUser('hermit').size === 0, CROSS_WAIT_MS, 'closed on P');
+    await restoreAndCatchUp(started);
+
+    await assertRoomHolds(started, 'cave', [], [onA]);
+  });
+
+  it('a join by user id made after the leave, on the other side, is kept on both', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff } = started;
+    const { onA, onP } = await inRoomOnBoth(started, 'abbot', 'chapter');
+
+    await cutOff();
+    assert.equal(await a.service.leaveRoom('chapter', { userId: 'abbot' }), 1, 'A alone');
+    await sleep(50);
+    // P's connection is in already: the join only renews the decision there.
+    assert.equal(await p.service.joinRoom('chapter', { userId: 'abbot' }), 0);
+    await restoreAndCatchUp(started);
+
+    await assertRoomHolds(started, 'chapter', [onA, onP], [onA, onP]);
   });
 });

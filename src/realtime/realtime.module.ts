@@ -6,7 +6,8 @@ import { RealtimeStatsService } from './admin/realtime-stats.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { InProcessBus } from './bus/in-process.bus.js';
 import { ClusterControl } from './control/cluster-control.js';
-import { DisconnectRedelivery } from './control/disconnect-redelivery.js';
+import { ControlRedelivery } from './control/control-redelivery.js';
+import { RecentLeaves } from './control/recent-leaves.js';
 import { LocalControl } from './control/local-control.js';
 import { UserRoomCatchUp } from './control/user-room-catch-up.js';
 import { InMemoryMessageHistory } from './recovery/in-memory-message-history.js';
@@ -133,11 +134,12 @@ function createClusterControl(
 ): ClusterControl {
   const { maxRoomSize } = options;
   const local = new LocalControl(registry, closer, maxRoomSize);
+  const leaves = new RecentLeaves();
   return new ClusterControl(
     bus,
     local,
-    new UserRoomCatchUp(bus, registry, events, maxRoomSize),
-    new DisconnectRedelivery(bus, local),
+    new UserRoomCatchUp(bus, registry, events, maxRoomSize, leaves),
+    new ControlRedelivery(bus, local, leaves),
   );
 }
 

@@ -110,7 +110,7 @@ export function createAdminController(prefix: string): Type<unknown> {
   return RealtimeAdminController;
 }
 
-/** A kick that an instance could not be asked: it gets it once it can (DisconnectRedelivery). */
+/** A kick that an instance could not be asked: it gets it once it can (ControlRedelivery). */
 const KICK_DEFERRED = 'it will be closed there once they can be reached, if one of them has it';
 
 /**

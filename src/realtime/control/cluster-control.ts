@@ -12,7 +12,7 @@ import {
   roomRequestOf,
   userCloseOf,
 } from './control-requests.js';
-import type { DisconnectRedelivery } from './disconnect-redelivery.js';
+import type { ControlRedelivery } from './control-redelivery.js';
 import type { LocalControl } from './local-control.js';
 import type { UserRoomCatchUp } from './user-room-catch-up.js';
 
@@ -38,7 +38,7 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
     private readonly bus: RealtimeBus,
     private readonly local: LocalControl,
     private readonly catchUp: UserRoomCatchUp,
-    private readonly redelivery: DisconnectRedelivery,
+    private readonly redelivery: ControlRedelivery,
   ) {}
 
   /** Answers the others' requests for this instance's connections. */
@@ -88,7 +88,7 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
     if (owner) return { disconnected: true, instanceId: owner.instanceId };
     // Its owner may be an instance that did not answer, or one cut off for so long that its
     // lease lapsed (not asked): it still gets the disconnect once back.
-    this.redelivery.sent(disconnect, asked, madeAt);
+    this.redelivery.disconnectSent(disconnect, asked, madeAt);
     return { disconnected: false, unanswered: answersIncomplete(asked) };
   }
 
@@ -99,8 +99,8 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
     const here = this.local.disconnectUser(userId, code, reason);
     const disconnect = { userId, code, reason };
     const asked = await this.bus.request<unknown>(CONTROL_TOPICS.disconnectUser, disconnect);
-    // Instances that did not answer get it once they can be reached (DisconnectRedelivery).
-    this.redelivery.sent(disconnect, asked, madeAt);
+    // Instances that did not answer get it once they can be reached (ControlRedelivery).
+    this.redelivery.disconnectSent(disconnect, asked, madeAt);
     return asked.answers.reduce((total, { answer }) => total + countOf(answer), here);
   }
 
@@ -145,11 +145,13 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
       );
       return answers.reduce((total, { answer }) => total + countOf(answer), 0);
     }
-    const { answers } = await this.bus.request<unknown>(CONTROL_TOPICS.leave, {
+    const asked = await this.bus.request<unknown>(CONTROL_TOPICS.leave, {
       room,
       member: { userId: member.userId },
     });
-    return answers.reduce((total, { answer }) => total + countOf(answer), here ?? 0);
+    // Instances that did not answer get it once they can be reached (ControlRedelivery).
+    this.redelivery.leaveSent(asked);
+    return asked.answers.reduce((total, { answer }) => total + countOf(answer), here ?? 0);
   }
 
   /** The owner's part of a join of one connection; undefined when no instance has it. */
@@ -167,11 +169,16 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
     return undefined;
   }
 
-  /** This instance's part of a leave, kept from being undone by a pending catch-up. */
+  /**
+   * This instance's part of a leave, kept from being undone by a pending catch-up; one by user id
+   * is kept for the instances that miss it, and against joins made before it.
+   */
   private leaveHere(room: string, member: RoomMember): number | null {
     const result = this.local.leave(room, member);
-    if ('userId' in member) this.catchUp.userLeft(member.userId, room);
-    else if (result?.connection) this.catchUp.connectionLeft(result.connection, room);
+    if ('userId' in member) {
+      this.redelivery.left(member.userId, room);
+      this.catchUp.userLeft(member.userId, room);
+    } else if (result?.connection) this.catchUp.connectionLeft(result.connection, room);
     return result && result.left;
   }
 }

@@ -15,18 +15,19 @@ export const CONTROL_TOPICS = {
   /** `{ userId, code, reason }`: how many connections of the user that instance closed. */
   disconnectUser: 'control.disconnect_user',
   /**
-   * `{ disconnects }`: the asker's recent disconnects ({@link RecentDisconnect}), sent when it is
-   * back from a cut (or to an instance that left one unanswered); each applies them and answers
-   * with its own (DisconnectRedelivery).
+   * `{ disconnects, leaves }`: the asker's recent disconnects ({@link RecentDisconnect}) and the
+   * leaves by user id it knows of ({@link RecentLeave}), sent when it is back from a cut (or to
+   * an instance that left one unanswered); each applies them and answers with its own
+   * (ControlRedelivery).
    */
-  disconnects: 'control.recent_disconnects',
+  recent: 'control.recent_decisions',
   /** `{ room, member }`: a {@link JoinAnswer}, or null for a connection that is not there. */
   join: 'rooms.join',
   /** `{ room, member }`: how many left, or null for a connection that is not there. */
   leave: 'rooms.leave',
   /**
-   * `{ userId }`: {@link UserRoomsAnswer}: the rooms the user joined by user id (null without a
-   * connection of the user there), whether that instance is still asking for them itself, and
+   * `{ userId }`: {@link UserRoomsAnswer}: the rooms the user joined by user id and how long ago
+   * (null without a connection of the user there), whether that instance is still asking for them itself, and
    * whether it knows of any join by user id.
    */
   userRooms: 'rooms.of_user',
@@ -65,8 +66,30 @@ export interface RecentDisconnect {
   madeMsAgo: number;
 }
 
+/**
+ * How long a disconnect or a leave by user id is kept for instances that may have missed it: one
+ * cut off from Redis for longer misses those made before (its connections' tokens still expire).
+ */
+export const RECENT_DECISION_MS = 60 * 60_000;
+
 /** Most disconnects one instance keeps, and sends, for those that may have missed them. */
 export const MAX_RECENT_DISCONNECTS = 1000;
+
+/** A leave by user id an instance knows of, and how long before it was sent. */
+export interface RecentLeave {
+  userId: string;
+  room: string;
+  leftMsAgo: number;
+}
+
+/** Most leaves by user id one instance keeps, and sends, for those that may have missed them. */
+export const MAX_RECENT_LEAVES = 1000;
+
+/** A room a user joined by user id, and how long before the answer that said so. */
+export interface RoomJoin {
+  room: string;
+  joinedMsAgo: number;
+}
 
 /** A count another instance answered; anything else counts as none. */
 export function countOf(answer: unknown): number {
@@ -86,6 +109,8 @@ export function joinAnswerOf(answer: unknown): JoinAnswer | undefined {
 /** One instance's answer to {@link CONTROL_TOPICS.userRooms}. */
 export interface UserRoomsAnswer {
   rooms: string[] | null;
+  /** How long ago each of `rooms` was joined, in the same order. */
+  joinedMsAgo: number[] | null;
   /** Its connections of the user are new and it awaits the others' answers: rooms may lack some. */
   catchingUp: boolean;
   /** Whether that instance knows of a join by user id anywhere in the cluster. */
@@ -95,7 +120,7 @@ export interface UserRoomsAnswer {
 /** One instance's answer to {@link CONTROL_TOPICS.usersRooms}. */
 export interface UsersRoomsAnswer {
   /** The users asked about that have a connection there. */
-  users: Array<{ userId: string; rooms: string[] }>;
+  users: Array<{ userId: string; rooms: string[]; joinedMsAgo: number[] }>;
   /** Whether that instance knows of a join by user id anywhere in the cluster. */
   inUse: boolean;
 }
@@ -107,25 +132,40 @@ export interface UsersRoomsAnswer {
 export function roomsByUserOf(
   answers: readonly unknown[],
   userIds: ReadonlySet<string>,
-): Map<string, Set<string>> {
-  const byUser = new Map<string, Set<string>>();
+): Map<string, RoomJoin[]> {
+  const byUser = new Map<string, RoomJoin[]>();
   for (const answer of answers) {
     if (!isJsonObject(answer) || !Array.isArray(answer.users)) continue;
     for (const entry of answer.users) {
       if (!isJsonObject(entry) || typeof entry.userId !== 'string') continue;
       if (!userIds.has(entry.userId)) continue;
-      const rooms = byUser.get(entry.userId) ?? new Set<string>();
-      for (const room of roomsOf(entry)) rooms.add(room);
+      const rooms = byUser.get(entry.userId) ?? [];
+      rooms.push(...roomsOf(entry));
       byUser.set(entry.userId, rooms);
     }
   }
   return byUser;
 }
 
-/** The rooms of an answer to {@link CONTROL_TOPICS.userRooms}; valid room names only. */
-export function roomsOf(answer: unknown): string[] {
+/**
+ * The rooms of an answer to {@link CONTROL_TOPICS.userRooms} (or of a user in one to
+ * {@link CONTROL_TOPICS.usersRooms}); valid room names only. A join without a valid age counts as
+ * made just now: a later leave known here cannot undo it.
+ */
+export function roomsOf(answer: unknown): RoomJoin[] {
   if (!isJsonObject(answer) || !Array.isArray(answer.rooms)) return [];
-  return answer.rooms.filter((room): room is string => nameProblem(ROOM_RULE, room) === undefined);
+  const ages = Array.isArray(answer.joinedMsAgo) ? answer.joinedMsAgo : [];
+  const joins: RoomJoin[] = [];
+  answer.rooms.forEach((room: unknown, index: number) => {
+    if (nameProblem(ROOM_RULE, room) !== undefined) return;
+    const age: unknown = ages[index];
+    joins.push({ room: room as string, joinedMsAgo: isAge(age) ? age : 0 });
+  });
+  return joins;
+}
+
+function isAge(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
 }
 
 /**
@@ -181,7 +221,7 @@ export function userCloseOf(payload: unknown): CloseRequest & { userId: string }
   return { ...userRequestOf(payload), ...closeOf(payload) };
 }
 
-/** The disconnects of a {@link CONTROL_TOPICS.disconnects} request or answer; throws on others. */
+/** The disconnects of a {@link CONTROL_TOPICS.recent} request or answer; throws on others. */
 export function disconnectsOf(payload: unknown): RecentDisconnect[] {
   if (!isJsonObject(payload) || !Array.isArray(payload.disconnects)) {
     throw new Error('invalid disconnects');
@@ -192,9 +232,7 @@ export function disconnectsOf(payload: unknown): RecentDisconnect[] {
       throw new Error('invalid disconnect');
     }
     const { disconnect, madeMsAgo } = entry;
-    if (typeof madeMsAgo !== 'number' || !Number.isFinite(madeMsAgo) || madeMsAgo < 0) {
-      throw new Error('invalid madeMsAgo');
-    }
+    if (!isAge(madeMsAgo)) throw new Error('invalid madeMsAgo');
     return {
       disconnect:
         typeof disconnect.connectionId === 'string'
@@ -202,6 +240,24 @@ export function disconnectsOf(payload: unknown): RecentDisconnect[] {
           : userCloseOf(disconnect),
       madeMsAgo,
     };
+  });
+}
+
+/**
+ * The leaves of a {@link CONTROL_TOPICS.recent} request or answer (none when it has no `leaves`:
+ * an instance of a version before them); throws on anything else.
+ */
+export function recentLeavesOf(payload: unknown): RecentLeave[] {
+  if (!isJsonObject(payload)) throw new Error('invalid leaves');
+  if (payload.leaves === undefined) return [];
+  if (!Array.isArray(payload.leaves)) throw new Error('invalid leaves');
+  if (payload.leaves.length > MAX_RECENT_LEAVES) throw new Error('too many leaves');
+  return payload.leaves.map((entry: unknown): RecentLeave => {
+    if (!isJsonObject(entry)) throw new Error('invalid leave');
+    const { room, leftMsAgo } = entry;
+    if (nameProblem(ROOM_RULE, room) !== undefined) throw new Error('invalid room');
+    if (!isAge(leftMsAgo)) throw new Error('invalid leftMsAgo');
+    return { userId: userIdOf(entry.userId), room: room as string, leftMsAgo };
   });
 }
 

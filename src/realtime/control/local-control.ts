@@ -58,6 +58,17 @@ export class LocalControl {
   }
 
   /**
+   * A leave by user id made at `leftAt` (monotonicNow()) that did not reach this instance then:
+   * applied as {@link leave} would have, unless the user was joined to the room by user id here
+   * since (the later decision wins); how many connections left.
+   */
+  leaveUserLate(userId: string, room: string, leftAt: number): number {
+    const joinedAt = this.registry.userRoomsOf(userId).get(room);
+    if (joinedAt !== undefined && joinedAt > leftAt) return 0;
+    return this.registry.leaveUser(userId, room);
+  }
+
+  /**
    * Takes the user's connections here out of the room (and forgets it for their later ones), or
    * the one connection, null when it is not here. `connection`: the one that left, if one did.
    */

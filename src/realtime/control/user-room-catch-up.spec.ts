@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { WebSocket } from 'ws';
 import type { ClusterAnswers, ClusterChange, RealtimeBus } from '../bus/realtime-bus.js';
+import { monotonicNow } from '../monotonic-clock.js';
 import { RealtimeEvents } from '../realtime-events.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import { RealtimeConnection } from '../registry/realtime-connection.js';
 import { CONTROL_TOPICS } from './control-requests.js';
+import { RecentLeaves } from './recent-leaves.js';
 import { UserRoomCatchUp } from './user-room-catch-up.js';
 
 /**
@@ -71,7 +73,7 @@ describe('UserRoomCatchUp: asking again after answers left out with the bus up',
     ({ topics, change, answerFully } = fake);
     const registry = new ConnectionRegistry();
     const events = new RealtimeEvents();
-    new UserRoomCatchUp(fake.bus, registry, events, 100).start();
+    new UserRoomCatchUp(fake.bus, registry, events, 100, new RecentLeaves()).start();
     const socket = {} as WebSocket;
     const principal = { userId: 'u1', isAdmin: false, expiresAt: undefined, claims: {} };
     registry.add(new RealtimeConnection('c1', socket, principal, '127.0.0.1', 0));
@@ -113,5 +115,54 @@ describe('UserRoomCatchUp: asking again after answers left out with the bus up',
     answerFully();
     assert.equal(await requestsWithin(2000), 1, 'answered in full this time');
     assert.equal(await requestsWithin(3_600_000), 0, 'nobody waits any more');
+  });
+});
+
+describe('UserRoomCatchUp: rooms answered and leaves known here', () => {
+  it('takes on a room answered unless the user left it by user id after the join answered', async () => {
+    const answer = {
+      rooms: ['left-since', 'joined-since', 'joined-again'],
+      joinedMsAgo: [60_000, 1_000, 1_000],
+      catchingUp: false,
+      inUse: true,
+    };
+    const bus = {
+      instanceId: 'here',
+      handle: () => undefined,
+      liveInstances: () => ['here', 'there'],
+      isConnected: () => true,
+      onClusterChange: () => undefined,
+      request: (): Promise<ClusterAnswers> =>
+        Promise.resolve({
+          answers: [{ instanceId: 'there', answer }],
+          unreachable: [],
+          degraded: false,
+        }),
+    } as unknown as RealtimeBus;
+    const registry = new ConnectionRegistry();
+    const events = new RealtimeEvents();
+    const leaves = new RecentLeaves();
+    const now = monotonicNow();
+    leaves.record('u1', 'left-since', now - 30_000);
+    leaves.record('u1', 'joined-since', now - 30_000);
+    // Another user's leave is not this one's.
+    leaves.record('u2', 'joined-again', now);
+    new UserRoomCatchUp(bus, registry, events, 100, leaves).start();
+    const principal = { userId: 'u1', isAdmin: false, expiresAt: undefined, claims: {} };
+    const connection = new RealtimeConnection('c1', {} as WebSocket, principal, '127.0.0.1', now);
+    registry.add(connection);
+    events.opened.next({
+      connectionId: 'c1',
+      userId: 'u1',
+      remoteAddress: '127.0.0.1',
+      connectedAt: new Date(now),
+    });
+    await settle();
+    assert.deepEqual([...connection.rooms].sort(), ['joined-again', 'joined-since']);
+    const remembered = registry.userRoomsOf('u1');
+    assert.deepEqual([...remembered.keys()].sort(), ['joined-again', 'joined-since']);
+    const joinedAt = remembered.get('joined-since')!;
+    // When it was joined there, not when this instance heard of it.
+    assert.ok(joinedAt <= monotonicNow() - 1_000 && joinedAt > now - 2_000, String(now - joinedAt));
   });
 });

@@ -7,6 +7,7 @@ import {
   NO_ANSWERS,
   type RealtimeBus,
 } from '../bus/realtime-bus.js';
+import { monotonicNow } from '../monotonic-clock.js';
 import type { ConnectionOpenedEvent, RealtimeEvents } from '../realtime-events.js';
 import type { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
@@ -17,6 +18,7 @@ import {
   inUseOf,
   knowsUserRooms,
   MAX_USERS_PER_ROOMS_REQUEST,
+  type RoomJoin,
   roomsByUserOf,
   roomsOf,
   type UserRoomsAnswer,
@@ -24,6 +26,7 @@ import {
   type UsersRoomsAnswer,
   usersRequestOf,
 } from './control-requests.js';
+import type { RecentLeaves } from './recent-leaves.js';
 
 /**
  * A user whose rooms here may lack some joined by user id elsewhere, and what they left here
@@ -57,8 +60,10 @@ interface Pending {
  * instance left out while the bus was up, a few times with growing delays. The user's last
  * connection here closing ends the wait. On those first two occasions (this instance, or another,
  * back from a cut) every user with a connection here waits too: a join by user id made on one side
- * of the cut did not reach the user's connections on the other. Only joins are caught up: rooms
- * the user left by user id on one side meanwhile are still left only there.
+ * of the cut did not reach the user's connections on the other. Answers say how long ago each room
+ * was joined, and a room the user left by user id after that join (RecentLeaves: here, or as
+ * another instance said) is not taken on: the later decision wins. A leave made on the other side
+ * of a cut reaches the user's connections here by ControlRedelivery.
  *
  * Most applications never join a room by user id. So that their connects ask nobody, the
  * question stops once every other instance answered that it knows of no such join; any join by
@@ -99,16 +104,18 @@ export class UserRoomCatchUp {
     private readonly registry: ConnectionRegistry,
     private readonly events: RealtimeEvents,
     private readonly roomLimit: number,
+    private readonly leaves: RecentLeaves,
   ) {}
 
   /** Answers the others' questions and, unless alone by construction, follows connects here. */
   start(): void {
     this.bus.handle(CONTROL_TOPICS.userRooms, (payload): UserRoomsAnswer => {
       const { userId } = userRequestOf(payload);
-      const rooms = this.roomsHere(userId);
+      const here = this.roomsHere(userId);
       return {
-        rooms,
-        catchingUp: rooms !== null && this.pending.has(userId),
+        rooms: here?.rooms ?? null,
+        joinedMsAgo: here?.joinedMsAgo ?? null,
+        catchingUp: here !== null && this.pending.has(userId),
         inUse: this.inUse,
       };
     });
@@ -123,8 +130,8 @@ export class UserRoomCatchUp {
       }
       const users: UsersRoomsAnswer['users'] = [];
       for (const userId of userIds) {
-        const rooms = this.roomsHere(userId);
-        if (rooms) users.push({ userId, rooms });
+        const here = this.roomsHere(userId);
+        if (here) users.push({ userId, ...here });
       }
       return { users, inUse: this.inUse };
     });
@@ -168,9 +175,20 @@ export class UserRoomCatchUp {
     else left.set(connection, new Set([room]));
   }
 
-  /** The user's rooms by user id here; null without a connection of the user here. */
-  private roomsHere(userId: string): string[] | null {
-    return this.registry.ofUser(userId).size > 0 ? [...this.registry.userRoomsOf(userId)] : null;
+  /**
+   * The user's rooms by user id here, and how long ago each was joined; null without a connection
+   * of the user here.
+   */
+  private roomsHere(userId: string): { rooms: string[]; joinedMsAgo: number[] } | null {
+    if (this.registry.ofUser(userId).size === 0) return null;
+    const now = monotonicNow();
+    const rooms: string[] = [];
+    const joinedMsAgo: number[] = [];
+    for (const [room, joinedAt] of this.registry.userRoomsOf(userId)) {
+      rooms.push(room);
+      joinedMsAgo.push(now - joinedAt);
+    }
+    return { rooms, joinedMsAgo };
   }
 
   private opened({ connectionId, userId }: ConnectionOpenedEvent): void {
@@ -301,21 +319,29 @@ export class UserRoomCatchUp {
   }
 
   /**
-   * The user's connections here join the rooms answered, except those left meanwhile, unless
-   * they all closed (or reopened) since it was asked; incomplete, the user waits to be asked
-   * again, what they leave still noted.
+   * The user's connections here join the rooms answered, except those left meanwhile or left by
+   * user id after the join answered, unless they all closed (or reopened) since it was asked;
+   * incomplete, the user waits to be asked again, what they leave still noted.
    */
   private settle(
     userId: string,
     entry: Pending,
-    answered: Iterable<string>,
+    answered: Iterable<RoomJoin>,
     complete: boolean,
   ): void {
     if (this.pending.get(userId) !== entry) return;
     if (complete) this.pending.delete(userId);
     else entry.asking = false;
-    const rooms = new Set<string>();
-    for (const room of answered) if (!entry.rooms.has(room)) rooms.add(room);
+    const now = monotonicNow();
+    // Room to when it was joined, the latest of the answers.
+    const rooms = new Map<string, number>();
+    for (const { room, joinedMsAgo } of answered) {
+      if (entry.rooms.has(room)) continue;
+      const joinedAt = now - joinedMsAgo;
+      const leftAt = this.leaves.leftAt(userId, room);
+      if (leftAt !== undefined && leftAt >= joinedAt) continue;
+      rooms.set(room, Math.max(joinedAt, rooms.get(room) ?? joinedAt));
+    }
     if (rooms.size === 0) return;
     this.registry.adoptUserRooms(userId, rooms, this.roomLimit, (connection, room) =>
       Boolean(entry.connections.get(connection)?.has(room)),

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { monotonicNow } from '../monotonic-clock.js';
 import type { RealtimeConnection } from './realtime-connection.js';
 import { SetIndex } from './set-index.js';
 
@@ -22,6 +23,8 @@ export class RoomFullError extends Error {
  * The connections of this instance, indexed by id, user, subscribed event, room and remote
  * address, so that every lookup costs what its result costs, never a scan of all connections.
  */
+const NO_ROOMS: ReadonlyMap<string, number> = new Map();
+
 @Injectable()
 export class ConnectionRegistry {
   private readonly byId = new Map<string, RealtimeConnection>();
@@ -30,8 +33,11 @@ export class ConnectionRegistry {
   private readonly byRoom = new SetIndex<string, RealtimeConnection>();
   // Per remote address only a count is needed; a Set there holds every connection behind a proxy.
   private readonly perAddress = new Map<string, number>();
-  /** Rooms joined by user id: the user's later connections join them too. */
-  private readonly userRooms = new SetIndex<string, string>();
+  /**
+   * Rooms joined by user id, each with when it was joined (monotonicNow): the user's later
+   * connections join them too, and a leave made elsewhere before that join does not undo it.
+   */
+  private readonly userRooms = new Map<string, Map<string, number>>();
   /** Events asked about with {@link watchFirstSubscriber}: whether one has had a subscriber. */
   private readonly watchedEvents = new Map<string, boolean>();
   /** What to call when a watched event that never had a subscriber gets its first one. */
@@ -43,8 +49,11 @@ export class ConnectionRegistry {
     this.byUser.add(connection.userId, connection);
     const address = connection.remoteAddress;
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
-    for (const room of this.userRooms.get(connection.userId)) {
-      if (this.byRoom.sizeOf(room) < roomLimit) this.addToRoom(connection, room);
+    const rooms = this.userRooms.get(connection.userId);
+    if (rooms) {
+      for (const room of rooms.keys()) {
+        if (this.byRoom.sizeOf(room) < roomLimit) this.addToRoom(connection, room);
+      }
     }
   }
 
@@ -59,11 +68,7 @@ export class ConnectionRegistry {
     else this.perAddress.delete(address);
     for (const event of connection.subscriptions) this.byEvent.delete(event, connection);
     for (const room of connection.rooms) this.byRoom.delete(room, connection);
-    if (this.byUser.sizeOf(connection.userId) === 0) {
-      for (const room of [...this.userRooms.get(connection.userId)]) {
-        this.userRooms.delete(connection.userId, room);
-      }
-    }
+    if (this.byUser.sizeOf(connection.userId) === 0) this.userRooms.delete(connection.userId);
     return true;
   }
 
@@ -168,32 +173,37 @@ export class ConnectionRegistry {
     const connections = [...this.byUser.get(userId)].filter((c) => !c.rooms.has(room));
     if (this.byRoom.sizeOf(room) + connections.length > limit) throw new RoomFullError(room, limit);
     for (const connection of connections) this.addToRoom(connection, room);
-    if (connections.length > 0 || this.byUser.sizeOf(userId) > 0) this.userRooms.add(userId, room);
+    if (this.byUser.sizeOf(userId) > 0) this.rememberUserRoom(userId, room, monotonicNow());
     return connections.length;
   }
 
-  /** The rooms the user joined by user id, remembered while the user has a connection here. */
-  userRoomsOf(userId: string): ReadonlySet<string> {
-    return this.userRooms.get(userId);
+  /**
+   * The rooms the user joined by user id, remembered while the user has a connection here, each
+   * with when it was joined (monotonicNow; for a room taken on from elsewhere, when it was joined
+   * there).
+   */
+  userRoomsOf(userId: string): ReadonlyMap<string, number> {
+    return this.userRooms.get(userId) ?? NO_ROOMS;
   }
 
   /**
-   * Takes on rooms the user joined by user id elsewhere: the user's connections here join each
-   * (except where it is already at `roomLimit`, as in {@link add}), and so will their later ones.
-   * Nothing is remembered for a user without a connection here; `skip` keeps a connection out of
-   * a room (one that left it meanwhile). Returns the connections added.
+   * Takes on rooms the user joined by user id elsewhere, room to when it was joined there: the
+   * user's connections here join each (except where it is already at `roomLimit`, as in
+   * {@link add}), and so will their later ones. Nothing is remembered for a user without a
+   * connection here; `skip` keeps a connection out of a room (one that left it meanwhile).
+   * Returns the connections added.
    */
   adoptUserRooms(
     userId: string,
-    rooms: Iterable<string>,
+    rooms: ReadonlyMap<string, number>,
     roomLimit: number,
     skip: (connection: RealtimeConnection, room: string) => boolean = () => false,
   ): number {
     const connections = this.byUser.get(userId);
     if (connections.size === 0) return 0;
     let added = 0;
-    for (const room of rooms) {
-      this.userRooms.add(userId, room);
+    for (const [room, joinedAt] of rooms) {
+      this.rememberUserRoom(userId, room, joinedAt);
       for (const connection of connections) {
         if (connection.rooms.has(room) || this.byRoom.sizeOf(room) >= roomLimit) continue;
         if (skip(connection, room)) continue;
@@ -205,7 +215,8 @@ export class ConnectionRegistry {
   }
 
   leaveUser(userId: string, room: string): number {
-    this.userRooms.delete(userId, room);
+    const rooms = this.userRooms.get(userId);
+    if (rooms?.delete(room) && rooms.size === 0) this.userRooms.delete(userId);
     let left = 0;
     for (const connection of this.byUser.get(userId)) if (this.leave(connection, room)) left++;
     return left;
@@ -225,6 +236,14 @@ export class ConnectionRegistry {
 
   connectionsPerUser(): Record<string, number> {
     return this.byUser.counts();
+  }
+
+  /** Keeps the latest join of the user to the room. */
+  private rememberUserRoom(userId: string, room: string, joinedAt: number): void {
+    let rooms = this.userRooms.get(userId);
+    if (!rooms) this.userRooms.set(userId, (rooms = new Map()));
+    const known = rooms.get(room);
+    if (known === undefined || known < joinedAt) rooms.set(room, joinedAt);
   }
 
   private firstSubscribed(event: string): void {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { WebSocket } from 'ws';
 import type { ClusterAnswers, ClusterChange, RealtimeBus } from '../bus/realtime-bus.js';
+import { InProcessBus } from '../bus/in-process.bus.js';
 import type { ConnectionCloser } from '../gateway/connection-closer.js';
 import { monotonicNow } from '../monotonic-clock.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
@@ -10,10 +11,13 @@ import {
   CONTROL_TOPICS,
   disconnectsOf,
   MAX_RECENT_DISCONNECTS,
+  MAX_RECENT_LEAVES,
   type RecentDisconnect,
+  recentLeavesOf,
 } from './control-requests.js';
-import { DisconnectRedelivery } from './disconnect-redelivery.js';
+import { ControlRedelivery } from './control-redelivery.js';
 import { LocalControl } from './local-control.js';
+import { RecentLeaves } from './recent-leaves.js';
 
 const BANNED = { code: 4101, reason: 'banned' };
 const STALLED: ClusterAnswers = { answers: [], unreachable: ['there'], degraded: false };
@@ -79,7 +83,7 @@ function localConnections() {
       new RealtimeConnection(id, socket, principal, '127.0.0.1', monotonicNow() - openForMs),
     );
   };
-  return { local: new LocalControl(registry, closer, 100), closed, open };
+  return { local: new LocalControl(registry, closer, 100), closed, open, registry };
 }
 
 /** Lets every promise chain started so far run (setImmediate is not mocked). */
@@ -89,18 +93,18 @@ const settle = async () => {
 
 function disconnectsSent(sent: Sent[]): RecentDisconnect[][] {
   return sent
-    .filter(({ topic }) => topic === CONTROL_TOPICS.disconnects)
+    .filter(({ topic }) => topic === CONTROL_TOPICS.recent)
     .map(({ payload }) => disconnectsOf(payload));
 }
 
-describe('DisconnectRedelivery: an instance that stays connected but leaves a disconnect unanswered', () => {
+describe('ControlRedelivery: an instance that stays connected but leaves a disconnect unanswered', () => {
   let fake: ReturnType<typeof twoInstanceBus>;
-  let redelivery: DisconnectRedelivery;
+  let redelivery: ControlRedelivery;
 
   beforeEach(() => {
     mock.timers.enable({ apis: ['setTimeout'] });
     fake = twoInstanceBus();
-    redelivery = new DisconnectRedelivery(fake.bus, localConnections().local);
+    redelivery = new ControlRedelivery(fake.bus, localConnections().local, new RecentLeaves());
     redelivery.start();
   });
   afterEach(() => {
@@ -117,7 +121,7 @@ describe('DisconnectRedelivery: an instance that stays connected but leaves a di
   }
 
   it('is sent the recent disconnects again after 1 s, then with doubling delays, 6 times at most', async () => {
-    redelivery.sent({ userId: 'u1', ...BANNED }, STALLED);
+    redelivery.disconnectSent({ userId: 'u1', ...BANNED }, STALLED);
     assert.equal(await exchangesWithin(999), 0);
     assert.equal(await exchangesWithin(1), 1, 'after 1 s');
     const [first] = disconnectsSent(fake.sent);
@@ -134,14 +138,25 @@ describe('DisconnectRedelivery: an instance that stays connected but leaves a di
   });
 
   it('is not sent them again once it answered', async () => {
-    redelivery.sent({ connectionId: 'c9', ...BANNED }, STALLED);
+    redelivery.disconnectSent({ connectionId: 'c9', ...BANNED }, STALLED);
     fake.answer({ disconnects: [] });
     assert.equal(await exchangesWithin(1000), 1);
     assert.equal(await exchangesWithin(10 * 60_000), 0);
   });
 
+  it('a leave by user id it left unanswered is sent again too', async () => {
+    redelivery.left('u1', 'r1');
+    redelivery.leaveSent(STALLED);
+    assert.equal(await exchangesWithin(1000), 1);
+    const payload = fake.sent.at(-1)!.payload;
+    assert.deepEqual(
+      recentLeavesOf(payload).map(({ userId, room }) => ({ userId, room })),
+      [{ userId: 'u1', room: 'r1' }],
+    );
+  });
+
   it('a reconnection sends them to everyone, however many retries were spent', async () => {
-    redelivery.sent({ userId: 'u1', ...BANNED }, STALLED);
+    redelivery.disconnectSent({ userId: 'u1', ...BANNED }, STALLED);
     let retried = 0;
     for (let second = 0; second < 63; second++) retried += await exchangesWithin(1000);
     assert.equal(retried, 6);
@@ -152,17 +167,21 @@ describe('DisconnectRedelivery: an instance that stays connected but leaves a di
   });
 });
 
-describe('DisconnectRedelivery: what it keeps and applies', () => {
+describe('ControlRedelivery: what it keeps and applies', () => {
   it('keeps the latest disconnect of a user or connection, at most MAX_RECENT_DISCONNECTS', async () => {
     const fake = twoInstanceBus();
-    const redelivery = new DisconnectRedelivery(fake.bus, localConnections().local);
+    const redelivery = new ControlRedelivery(
+      fake.bus,
+      localConnections().local,
+      new RecentLeaves(),
+    );
     redelivery.start();
     const complete: ClusterAnswers = { answers: [], unreachable: [], degraded: false };
-    redelivery.sent({ userId: 'u1', code: 4004, reason: 'first' }, complete);
+    redelivery.disconnectSent({ userId: 'u1', code: 4004, reason: 'first' }, complete);
     for (let i = 0; i < MAX_RECENT_DISCONNECTS; i++) {
-      redelivery.sent({ connectionId: `c${i}`, ...BANNED }, complete);
+      redelivery.disconnectSent({ connectionId: `c${i}`, ...BANNED }, complete);
     }
-    redelivery.sent({ userId: 'u1', ...BANNED }, complete);
+    redelivery.disconnectSent({ userId: 'u1', ...BANNED }, complete);
     assert.equal(redelivery.size, MAX_RECENT_DISCONNECTS);
     fake.answer({ disconnects: [] });
     fake.change({ kind: 'reconnected' });
@@ -185,7 +204,7 @@ describe('DisconnectRedelivery: what it keeps and applies', () => {
     open('old', 'u1', 60_000);
     open('new', 'u1', 1_000);
     open('kicked', 'u2', 10);
-    const redelivery = new DisconnectRedelivery(fake.bus, local);
+    const redelivery = new ControlRedelivery(fake.bus, local, new RecentLeaves());
     redelivery.start();
     fake.answer({
       disconnects: [
@@ -217,5 +236,85 @@ describe('DisconnectRedelivery: what it keeps and applies', () => {
       assert.throws(() => disconnectsOf(payload), Error, JSON.stringify(payload).slice(0, 80));
     }
     assert.deepEqual(disconnectsOf({ disconnects: [valid] }), [valid]);
+  });
+});
+
+describe('ControlRedelivery: leaves by user id', () => {
+  it('applies those answered unless the user was joined to the room by user id since, and keeps them', async () => {
+    const fake = twoInstanceBus();
+    const { local, open, registry } = localConnections();
+    open('c1', 'u1', 60_000);
+    open('c2', 'u2', 60_000);
+    registry.joinUser('u1', 'r1', 100);
+    registry.joinUser('u2', 'r2', 100);
+    const leaves = new RecentLeaves();
+    const redelivery = new ControlRedelivery(fake.bus, local, leaves);
+    redelivery.start();
+    redelivery.left('u3', 'r3');
+    fake.answer({
+      disconnects: [],
+      leaves: [
+        // Made after u1 joined r1 here: u1 leaves it.
+        { userId: 'u1', room: 'r1', leftMsAgo: 0 },
+        // Made before u2 joined r2 here: the join stands.
+        { userId: 'u2', room: 'r2', leftMsAgo: 30_000 },
+      ],
+    });
+    fake.change({ kind: 'reconnected' });
+    await settle();
+    const sent = recentLeavesOf(fake.sent.at(-1)!.payload);
+    assert.deepEqual(
+      sent.map(({ userId, room }) => `${userId}/${room}`),
+      ['u3/r3'],
+      'its own sent',
+    );
+    assert.deepEqual([...registry.get('c1')!.rooms], []);
+    assert.deepEqual([...registry.userRoomsOf('u1').keys()], [], 'forgotten for later connections');
+    assert.deepEqual([...registry.get('c2')!.rooms], ['r2']);
+    assert.deepEqual([...registry.userRoomsOf('u2').keys()], ['r2']);
+    assert.ok(leaves.leftAt('u1', 'r1') !== undefined && leaves.leftAt('u2', 'r2') !== undefined);
+    redelivery.stop();
+  });
+
+  it('keeps the latest leave of a user from a room, at most MAX_RECENT_LEAVES', () => {
+    const leaves = new RecentLeaves();
+    const now = monotonicNow();
+    leaves.record('u1', 'r1', now - 1000);
+    leaves.record('u1', 'r1', now - 2000);
+    assert.equal(leaves.leftAt('u1', 'r1'), now - 1000, 'an older one does not replace it');
+    for (let i = 0; i < MAX_RECENT_LEAVES; i++) leaves.record(`u${i}`, 'many', now);
+    assert.equal(leaves.size, MAX_RECENT_LEAVES);
+    assert.equal(leaves.leftAt('u1', 'r1'), undefined, 'the first recorded dropped');
+    assert.equal(leaves.entries().length, MAX_RECENT_LEAVES);
+    leaves.record('u0', 'long ago', now - 2 * 60 * 60_000);
+    assert.ok(
+      !leaves.entries().some(({ room }) => room === 'long ago'),
+      'older than an hour: not sent',
+    );
+  });
+
+  it('alone on the in-process bus, keeps none', () => {
+    const leaves = new RecentLeaves();
+    const redelivery = new ControlRedelivery(new InProcessBus(), localConnections().local, leaves);
+    redelivery.left('u1', 'r1');
+    assert.equal(leaves.size, 0);
+  });
+
+  it('refuses exchanges whose leaves are not one of ours, whole; none from an older version', () => {
+    const valid = { userId: 'u1', room: 'r1', leftMsAgo: 1 };
+    for (const payload of [
+      null,
+      { leaves: 'all' },
+      { leaves: [valid, { userId: 'u1', room: 'r1', leftMsAgo: -1 }] },
+      { leaves: [{ userId: 'u1', room: 'r1', leftMsAgo: Number.NaN }] },
+      { leaves: [{ userId: '', room: 'r1', leftMsAgo: 1 }] },
+      { leaves: [{ userId: 'u1', room: '', leftMsAgo: 1 }] },
+      { leaves: [{ userId: 'u1', room: 7, leftMsAgo: 1 }] },
+      { leaves: Array.from({ length: MAX_RECENT_LEAVES + 1 }, () => valid) },
+    ]) {
+      assert.throws(() => recentLeavesOf(payload), Error, JSON.stringify(payload).slice(0, 80));
+    }
+    assert.deepEqual(recentLeavesOf({ disconnects: [] }), []);
+    assert.deepEqual(recentLeavesOf({ disconnects: [], leaves: [valid] }), [valid]);
   });
 });

@@ -10,15 +10,13 @@ import {
   type Disconnect,
   disconnectsOf,
   MAX_RECENT_DISCONNECTS,
+  RECENT_DECISION_MS,
   type RecentDisconnect,
+  type RecentLeave,
+  recentLeavesOf,
 } from './control-requests.js';
 import type { LocalControl } from './local-control.js';
-
-/**
- * How long a disconnect is kept for instances that may have missed it: one cut off from Redis
- * for longer misses those made before (its connections' tokens still expire).
- */
-export const RECENT_DISCONNECT_MS = 60 * 60_000;
+import type { RecentLeaves } from './recent-leaves.js';
 
 interface Made {
   readonly disconnect: Disconnect;
@@ -27,35 +25,38 @@ interface Made {
 }
 
 /**
- * Disconnects that an instance missed (cut off from Redis, or silent past the request timeout)
- * reach it once it can be reached again: a user banned, or a connection kicked, while their
- * instance was cut off is still disconnected when it is back, not left open until it closes on
- * its own.
+ * Disconnects and leaves by user id that an instance missed (cut off from Redis, or silent past
+ * the request timeout) reach it once it can be reached again: a user banned, or a connection
+ * kicked, while their instance was cut off is still disconnected when it is back, not left open
+ * until it closes on its own; a user taken out of a room is out of it there too, and the room's
+ * catch-up does not bring them back.
  *
- * Each instance keeps the disconnects it made in the last RECENT_DISCONNECT_MS (at most
- * MAX_RECENT_DISCONNECTS). One back from a cut (its reconnection, or its subscription's) sends
- * its recent ones to every other instance, and each answers with its own: whichever side of the
- * cut made one, the other side gets it, even an instance whose lease lapsed meanwhile (no request
- * would have been addressed to it). One that stayed connected but left a disconnect unanswered is
- * sent them again, a few times with growing delays.
+ * Each instance keeps the disconnects it made in the last RECENT_DECISION_MS (at most
+ * MAX_RECENT_DISCONNECTS), and the leaves by user id it made or applied (RecentLeaves). One back
+ * from a cut (its reconnection, or its subscription's) sends its recent ones to every other
+ * instance, and each answers with its own: whichever side of the cut made one, the other side
+ * gets it, even an instance whose lease lapsed meanwhile (no request would have been addressed to
+ * it). One that stayed connected but left one unanswered is sent them again, a few times with
+ * growing delays.
  *
  * Applying one again is harmless, hence no record of who has which: a late disconnect of a user
  * ends only the connections open for at least as long ago as it was made (and those opened while
  * it was in transit), all of which its first delivery would have ended; a connection the user
- * opened since is theirs, made after the decision. How long ago, not when: the instances' clocks
- * need not agree.
+ * opened since is theirs, made after the decision. A late leave takes the user out of the room
+ * unless the user was joined to it by user id since (the later decision wins). How long ago, not
+ * when: the instances' clocks need not agree.
  */
-export class DisconnectRedelivery {
+export class ControlRedelivery {
   private readonly logger = new Logger('RealtimeCluster');
   /** By user or connection, oldest first: a later disconnect of the same moves to the end. */
   private readonly recent = new Map<string, Made>();
-  /** Instances that left a disconnect unanswered while the bus was up. */
+  /** Instances that left a disconnect or a leave unanswered while the bus was up. */
   private readonly stalled = new Set<string>();
   private readonly rounds = new SerialRuns(() => this.round());
-  /** The next round tells every other instance this one is back, with its recent disconnects. */
+  /** The next round tells every other instance this one is back, with its recent decisions. */
   private backNext = false;
   /**
-   * An instance that stays connected but leaves a disconnect unanswered gives no other occasion:
+   * An instance that stays connected but leaves a decision unanswered gives no other occasion:
    * it is sent the recent ones again with growing delays, a bounded number of times in a row
    * (RetryBackoff); past that, at the next occasion.
    */
@@ -65,13 +66,14 @@ export class DisconnectRedelivery {
   constructor(
     private readonly bus: RealtimeBus,
     private readonly local: LocalControl,
+    private readonly leaves: RecentLeaves,
   ) {}
 
   /** Follows the bus's reconnections and answers the others'; alone, nobody can miss one. */
   start(): void {
     if (this.bus instanceof InProcessBus) return;
-    this.bus.handle(CONTROL_TOPICS.disconnects, (payload) => {
-      for (const disconnect of disconnectsOf(payload)) this.apply(disconnect);
+    this.bus.handle(CONTROL_TOPICS.recent, (payload) => {
+      this.apply(disconnectsOf(payload), recentLeavesOf(payload));
       return this.recentPayload();
     });
     this.bus.onClusterChange((change) => {
@@ -97,13 +99,36 @@ export class DisconnectRedelivery {
    * A disconnect made at `madeAt` (monotonicNow()) went out: kept, and sent again to instances
    * that did not answer.
    */
-  sent(disconnect: Disconnect, result: ClusterAnswers<unknown>, madeAt = monotonicNow()): void {
+  disconnectSent(
+    disconnect: Disconnect,
+    result: ClusterAnswers<unknown>,
+    madeAt = monotonicNow(),
+  ): void {
     if (this.bus instanceof InProcessBus) return;
     const key = keyOf(disconnect);
     this.recent.delete(key);
     this.recent.set(key, { disconnect, madeAt });
     this.forgetOld();
-    // Cut off, its reconnection is the occasion; connected, some instance did not answer.
+    this.retryUnanswered(result);
+  }
+
+  /**
+   * The user left the room by user id here, at `leftAt`: by this instance's call, or another's
+   * request. Kept for instances that missed it.
+   */
+  left(userId: string, room: string, leftAt = monotonicNow()): void {
+    if (this.bus instanceof InProcessBus) return;
+    this.leaves.record(userId, room, leftAt);
+  }
+
+  /** A leave by user id made here went out: sent again to instances that did not answer. */
+  leaveSent(result: ClusterAnswers<unknown>): void {
+    if (this.bus instanceof InProcessBus) return;
+    this.retryUnanswered(result);
+  }
+
+  /** Cut off, its reconnection is the occasion; connected, some instance did not answer. */
+  private retryUnanswered(result: ClusterAnswers<unknown>): void {
     if (result.degraded || result.unreachable.length === 0) return;
     for (const id of result.unreachable) this.stalled.add(id);
     this.retries.schedule();
@@ -127,10 +152,10 @@ export class DisconnectRedelivery {
     else this.retries.reset();
   }
 
-  /** Sends this instance's recent disconnects (to `to`, or everyone); answered with theirs. */
+  /** Sends this instance's recent decisions (to `to`, or everyone); answered with theirs. */
   private exchange(to?: string): Promise<ClusterAnswers<unknown>> {
     return this.bus
-      .request<unknown>(CONTROL_TOPICS.disconnects, this.recentPayload(), to ? { to } : {})
+      .request<unknown>(CONTROL_TOPICS.recent, this.recentPayload(), to ? { to } : {})
       .catch(() => NO_ANSWERS);
   }
 
@@ -138,11 +163,11 @@ export class DisconnectRedelivery {
     for (const { instanceId, answer } of result.answers) {
       this.stalled.delete(instanceId);
       try {
-        for (const disconnect of disconnectsOf(answer)) this.apply(disconnect);
+        this.apply(disconnectsOf(answer), recentLeavesOf(answer));
       } catch (error) {
         // Not one of ours (Redis may be shared): nothing of it is applied.
         this.logger.warn({
-          event: 'control.disconnects_invalid',
+          event: 'control.recent_invalid',
           instance_id: instanceId,
           error: error instanceof Error ? error.message : String(error),
         });
@@ -151,25 +176,34 @@ export class DisconnectRedelivery {
     if (!result.degraded) for (const id of result.unreachable) this.stalled.add(id);
   }
 
-  private apply({ disconnect, madeMsAgo }: RecentDisconnect): void {
-    const { code, reason } = disconnect;
-    if ('userId' in disconnect)
-      this.local.disconnectUser(disconnect.userId, code, reason, madeMsAgo);
-    else this.local.disconnectConnection(disconnect.connectionId, code, reason);
+  /** Both parsed first: a payload that is not one of ours is applied not at all. */
+  private apply(disconnects: RecentDisconnect[], leaves: RecentLeave[]): void {
+    for (const { disconnect, madeMsAgo } of disconnects) {
+      const { code, reason } = disconnect;
+      if ('userId' in disconnect)
+        this.local.disconnectUser(disconnect.userId, code, reason, madeMsAgo);
+      else this.local.disconnectConnection(disconnect.connectionId, code, reason);
+    }
+    const now = monotonicNow();
+    for (const { userId, room, leftMsAgo } of leaves) {
+      const leftAt = now - leftMsAgo;
+      this.leaves.record(userId, room, leftAt);
+      this.local.leaveUserLate(userId, room, leftAt);
+    }
   }
 
-  private recentPayload(): { disconnects: RecentDisconnect[] } {
+  private recentPayload(): { disconnects: RecentDisconnect[]; leaves: RecentLeave[] } {
     const now = monotonicNow();
     const disconnects: RecentDisconnect[] = [];
     for (const { disconnect, madeAt } of this.recent.values()) {
       disconnects.push({ disconnect, madeMsAgo: now - madeAt });
     }
-    return { disconnects };
+    return { disconnects, leaves: this.leaves.entries() };
   }
 
-  /** Drops what is older than RECENT_DISCONNECT_MS, and the oldest past the count. */
+  /** Drops what is older than RECENT_DECISION_MS, and the oldest past the count. */
   private forgetOld(): void {
-    const oldest = monotonicNow() - RECENT_DISCONNECT_MS;
+    const oldest = monotonicNow() - RECENT_DECISION_MS;
     for (const [key, { madeAt }] of this.recent) {
       if (madeAt > oldest && this.recent.size <= MAX_RECENT_DISCONNECTS) return;
       this.recent.delete(key);
