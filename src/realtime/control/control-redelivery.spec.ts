@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { WebSocket } from 'ws';
-import type { ClusterAnswers, ClusterChange, RealtimeBus } from '../bus/realtime-bus.js';
+import type { ClusterAnswers } from '../bus/realtime-bus.js';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import type { ConnectionCloser } from '../gateway/connection-closer.js';
 import { monotonicNow } from '../monotonic-clock.js';
@@ -18,48 +18,19 @@ import {
 import { ControlRedelivery } from './control-redelivery.js';
 import { LocalControl } from './local-control.js';
 import { RecentLeaves } from './recent-leaves.js';
+import { type SentRequest, twoInstanceBus } from '../../../test/support/two-instance-bus.js';
 
 const BANNED = { code: 4101, reason: 'banned' };
 const STALLED: ClusterAnswers = { answers: [], unreachable: ['there'], degraded: false };
 
-interface Sent {
-  topic: string;
-  payload: unknown;
-  to: string | undefined;
-}
-
 /**
- * A bus of two connected instances; the other one leaves every request unanswered until
- * `answer` gives what it answers from then on. (The e2e tests cover the real bus and real cuts;
- * a minute of retries is timed here on mocked timers.)
+ * The two-instance bus, whose other instance leaves every request unanswered until `answer` gives
+ * what it answers from then on.
  */
-function twoInstanceBus() {
-  const sent: Sent[] = [];
-  const listeners: ((change: ClusterChange) => void)[] = [];
+function answeringLater() {
   let answer: unknown;
-  const bus = {
-    instanceId: 'here',
-    handle: () => undefined,
-    liveInstances: () => ['here', 'there'],
-    isConnected: () => true,
-    onClusterChange: (listener: (change: ClusterChange) => void) => listeners.push(listener),
-    request: (
-      topic: string,
-      payload: unknown,
-      options?: { to?: string },
-    ): Promise<ClusterAnswers> => {
-      sent.push({ topic, payload, to: options?.to });
-      return Promise.resolve(
-        answer === undefined
-          ? STALLED
-          : { answers: [{ instanceId: 'there', answer }], unreachable: [], degraded: false },
-      );
-    },
-  } as unknown as RealtimeBus;
   return {
-    bus,
-    sent,
-    change: (change: ClusterChange) => listeners.forEach((listener) => listener(change)),
+    ...twoInstanceBus(() => answer),
     answer: (value: unknown) => {
       answer = value;
     },
@@ -91,19 +62,19 @@ const settle = async () => {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
 };
 
-function disconnectsSent(sent: Sent[]): RecentDisconnect[][] {
+function disconnectsSent(sent: SentRequest[]): RecentDisconnect[][] {
   return sent
     .filter(({ topic }) => topic === CONTROL_TOPICS.recent)
     .map(({ payload }) => disconnectsOf(payload));
 }
 
 describe('ControlRedelivery: an instance that stays connected but leaves a disconnect unanswered', () => {
-  let fake: ReturnType<typeof twoInstanceBus>;
+  let fake: ReturnType<typeof answeringLater>;
   let redelivery: ControlRedelivery;
 
   beforeEach(() => {
     mock.timers.enable({ apis: ['setTimeout'] });
-    fake = twoInstanceBus();
+    fake = answeringLater();
     redelivery = new ControlRedelivery(fake.bus, localConnections().local, new RecentLeaves());
     redelivery.start();
   });
@@ -169,7 +140,7 @@ describe('ControlRedelivery: an instance that stays connected but leaves a disco
 
 describe('ControlRedelivery: what it keeps and applies', () => {
   it('keeps the latest disconnect of a user or connection, at most MAX_RECENT_DISCONNECTS', async () => {
-    const fake = twoInstanceBus();
+    const fake = answeringLater();
     const redelivery = new ControlRedelivery(
       fake.bus,
       localConnections().local,
@@ -199,7 +170,7 @@ describe('ControlRedelivery: what it keeps and applies', () => {
   });
 
   it('applies what the others answer: a user’s connections open when it was made close, later ones stay', async () => {
-    const fake = twoInstanceBus();
+    const fake = answeringLater();
     const { local, closed, open } = localConnections();
     open('old', 'u1', 60_000);
     open('new', 'u1', 1_000);
@@ -241,7 +212,7 @@ describe('ControlRedelivery: what it keeps and applies', () => {
 
 describe('ControlRedelivery: leaves by user id', () => {
   it('applies those answered unless the user was joined to the room by user id since, and keeps them', async () => {
-    const fake = twoInstanceBus();
+    const fake = answeringLater();
     const { local, open, registry } = localConnections();
     open('c1', 'u1', 60_000);
     open('c2', 'u2', 60_000);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { WebSocket } from 'ws';
-import type { ClusterAnswers, ClusterChange, RealtimeBus } from '../bus/realtime-bus.js';
+import type { ClusterChange } from '../bus/realtime-bus.js';
 import { monotonicNow } from '../monotonic-clock.js';
 import { RealtimeEvents } from '../realtime-events.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
@@ -9,44 +9,22 @@ import { RealtimeConnection } from '../registry/realtime-connection.js';
 import { CONTROL_TOPICS } from './control-requests.js';
 import { RecentLeaves } from './recent-leaves.js';
 import { UserRoomCatchUp } from './user-room-catch-up.js';
+import { twoInstanceBus } from '../../../test/support/two-instance-bus.js';
 
 /**
- * A bus of two instances on which the other one never answers in time, though both stay
- * connected: what a busy instance, or one whose path to Redis stalled, looks like to this one.
- * (The e2e tests cover the real bus; a minute of retries is timed here on mocked timers.)
+ * The two-instance bus, whose other instance never answers in time, though both stay connected,
+ * until `answerFully`.
  */
-function silentPeerBus(): {
-  bus: RealtimeBus;
-  topics: string[];
-  change: (change: ClusterChange) => void;
-  answerFully: () => void;
-} {
-  const topics: string[] = [];
-  const listeners: ((change: ClusterChange) => void)[] = [];
+function silentPeerBus() {
   let complete = false;
-  const bus = {
-    instanceId: 'here',
-    handle: () => undefined,
-    liveInstances: () => ['here', 'there'],
-    isConnected: () => true,
-    onClusterChange: (listener: (change: ClusterChange) => void) => listeners.push(listener),
-    request: (topic: string): Promise<ClusterAnswers> => {
-      topics.push(topic);
-      return Promise.resolve(
-        complete
-          ? {
-              answers: [{ instanceId: 'there', answer: answerOf(topic) }],
-              unreachable: [],
-              degraded: false,
-            }
-          : { answers: [], unreachable: ['there'], degraded: false },
-      );
-    },
-  } as unknown as RealtimeBus;
+  const topics: string[] = [];
+  const fake = twoInstanceBus((topic) => {
+    topics.push(topic);
+    return complete ? answerOf(topic) : undefined;
+  });
   return {
-    bus,
+    ...fake,
     topics,
-    change: (change) => listeners.forEach((listener) => listener(change)),
     answerFully: () => {
       complete = true;
     },
@@ -126,19 +104,7 @@ describe('UserRoomCatchUp: rooms answered and leaves known here', () => {
       catchingUp: false,
       inUse: true,
     };
-    const bus = {
-      instanceId: 'here',
-      handle: () => undefined,
-      liveInstances: () => ['here', 'there'],
-      isConnected: () => true,
-      onClusterChange: () => undefined,
-      request: (): Promise<ClusterAnswers> =>
-        Promise.resolve({
-          answers: [{ instanceId: 'there', answer }],
-          unreachable: [],
-          degraded: false,
-        }),
-    } as unknown as RealtimeBus;
+    const { bus } = twoInstanceBus(() => answer);
     const registry = new ConnectionRegistry();
     const events = new RealtimeEvents();
     const leaves = new RecentLeaves();
