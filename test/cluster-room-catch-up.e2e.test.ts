@@ -449,6 +449,23 @@ describe('rooms by user id: leaves made on one side of a cut reach the other onc
     await assertRoomHolds(started, 'cave', [], [onA]);
   });
 
+  it('a connection taken out while its instance was cut off is out once it is back; the user’s other stays', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    const leaving = await open(p, 'chorister');
+    const staying = await open(p, 'chorister');
+    for (const c of [leaving, staying]) {
+      assert.equal(await a.service.joinRoom('choir', { connectionId: c.connectionId }), 1);
+    }
+
+    await cutOff();
+    assert.equal(await a.service.leaveRoom('choir', { connectionId: leaving.connectionId }), 0);
+    await restore();
+
+    await assertRoomHolds(started, 'choir', [staying], [leaving, staying]);
+  });
+
   it('a join by user id made after the leave, on the other side, is kept on both', async (t) => {
     const started = cluster(t);
     if (!started) return;

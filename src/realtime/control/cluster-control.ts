@@ -138,12 +138,19 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
     if (!('userId' in member)) {
       const { connectionId } = member;
       if (here !== null || typeof connectionId !== 'string') return here ?? 0;
-      const { answers } = await this.bus.request<unknown>(
+      const madeAt = monotonicNow();
+      const asked = await this.bus.request<unknown>(
         CONTROL_TOPICS.leave,
         { room, member: { connectionId } },
         { until: (answer) => answer !== null && answer !== undefined },
       );
-      return answers.reduce((total, { answer }) => total + countOf(answer), 0);
+      if (!asked.answers.some(({ answer }) => answer !== null && answer !== undefined)) {
+        // Its owner may be an instance that did not answer, or one whose lease lapsed in a cut
+        // (not asked): it still gets the leave once back (ControlRedelivery).
+        this.redelivery.left({ connectionId }, room, madeAt);
+        this.redelivery.leaveSent(asked);
+      }
+      return asked.answers.reduce((total, { answer }) => total + countOf(answer), 0);
     }
     const asked = await this.bus.request<unknown>(CONTROL_TOPICS.leave, {
       room,
@@ -176,7 +183,7 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
   private leaveHere(room: string, member: RoomMember): number | null {
     const result = this.local.leave(room, member);
     if ('userId' in member) {
-      this.redelivery.left(member.userId, room);
+      this.redelivery.left(member, room);
       this.catchUp.userLeft(member.userId, room);
     } else if (result?.connection) this.catchUp.connectionLeft(result.connection, room);
     return result && result.left;

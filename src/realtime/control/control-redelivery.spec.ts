@@ -115,14 +115,18 @@ describe('ControlRedelivery: an instance that stays connected but leaves a disco
     assert.equal(await exchangesWithin(10 * 60_000), 0);
   });
 
-  it('a leave by user id it left unanswered is sent again too', async () => {
-    redelivery.left('u1', 'r1');
+  it('a leave it left unanswered is sent again too', async () => {
+    redelivery.left({ userId: 'u1' }, 'r1');
+    redelivery.left({ connectionId: 'c9' }, 'r1');
     redelivery.leaveSent(STALLED);
     assert.equal(await exchangesWithin(1000), 1);
     const payload = fake.sent.at(-1)!.payload;
     assert.deepEqual(
-      recentLeavesOf(payload).map(({ userId, room }) => ({ userId, room })),
-      [{ userId: 'u1', room: 'r1' }],
+      recentLeavesOf(payload).map(({ leftMsAgo: _, ...leave }) => leave),
+      [
+        { userId: 'u1', room: 'r1' },
+        { connectionId: 'c9', room: 'r1' },
+      ],
     );
   });
 
@@ -221,7 +225,7 @@ describe('ControlRedelivery: leaves by user id', () => {
     const leaves = new RecentLeaves();
     const redelivery = new ControlRedelivery(fake.bus, local, leaves);
     redelivery.start();
-    redelivery.left('u3', 'r3');
+    redelivery.left({ userId: 'u3' }, 'r3');
     fake.answer({
       disconnects: [],
       leaves: [
@@ -235,8 +239,8 @@ describe('ControlRedelivery: leaves by user id', () => {
     await settle();
     const sent = recentLeavesOf(fake.sent.at(-1)!.payload);
     assert.deepEqual(
-      sent.map(({ userId, room }) => `${userId}/${room}`),
-      ['u3/r3'],
+      sent.map(({ leftMsAgo: _, ...leave }) => leave),
+      [{ userId: 'u3', room: 'r3' }],
       'its own sent',
     );
     assert.deepEqual([...registry.get('c1')!.rooms], []);
@@ -247,17 +251,40 @@ describe('ControlRedelivery: leaves by user id', () => {
     redelivery.stop();
   });
 
+  it('applies a leave of a connection that is here, and does not keep it', async () => {
+    const fake = answeringLater();
+    const { local, open, registry } = localConnections();
+    open('c1', 'u1', 60_000);
+    registry.join(registry.get('c1')!, 'r1', 100);
+    registry.join(registry.get('c1')!, 'r2', 100);
+    const leaves = new RecentLeaves();
+    const redelivery = new ControlRedelivery(fake.bus, local, leaves);
+    redelivery.start();
+    fake.answer({
+      disconnects: [],
+      leaves: [
+        { connectionId: 'c1', room: 'r1', leftMsAgo: 10 },
+        { connectionId: 'elsewhere', room: 'r2', leftMsAgo: 10 },
+      ],
+    });
+    fake.change({ kind: 'resubscribed' });
+    await settle();
+    assert.deepEqual([...registry.get('c1')!.rooms], ['r2']);
+    assert.equal(leaves.size, 0, 'the instance that made it keeps it');
+    redelivery.stop();
+  });
+
   it('keeps the latest leave of a user from a room, at most MAX_RECENT_LEAVES', () => {
     const leaves = new RecentLeaves();
     const now = monotonicNow();
-    leaves.record('u1', 'r1', now - 1000);
-    leaves.record('u1', 'r1', now - 2000);
+    leaves.record({ userId: 'u1' }, 'r1', now - 1000);
+    leaves.record({ userId: 'u1' }, 'r1', now - 2000);
     assert.equal(leaves.leftAt('u1', 'r1'), now - 1000, 'an older one does not replace it');
-    for (let i = 0; i < MAX_RECENT_LEAVES; i++) leaves.record(`u${i}`, 'many', now);
+    for (let i = 0; i < MAX_RECENT_LEAVES; i++) leaves.record({ userId: `u${i}` }, 'many', now);
     assert.equal(leaves.size, MAX_RECENT_LEAVES);
     assert.equal(leaves.leftAt('u1', 'r1'), undefined, 'the first recorded dropped');
     assert.equal(leaves.entries().length, MAX_RECENT_LEAVES);
-    leaves.record('u0', 'long ago', now - 2 * 60 * 60_000);
+    leaves.record({ userId: 'u0' }, 'long ago', now - 2 * 60 * 60_000);
     assert.ok(
       !leaves.entries().some(({ room }) => room === 'long ago'),
       'older than an hour: not sent',
@@ -267,7 +294,7 @@ describe('ControlRedelivery: leaves by user id', () => {
   it('alone on the in-process bus, keeps none', () => {
     const leaves = new RecentLeaves();
     const redelivery = new ControlRedelivery(new InProcessBus(), localConnections().local, leaves);
-    redelivery.left('u1', 'r1');
+    redelivery.left({ userId: 'u1' }, 'r1');
     assert.equal(leaves.size, 0);
   });
 
@@ -287,5 +314,7 @@ describe('ControlRedelivery: leaves by user id', () => {
     }
     assert.deepEqual(recentLeavesOf({ disconnects: [] }), []);
     assert.deepEqual(recentLeavesOf({ disconnects: [], leaves: [valid] }), [valid]);
+    const ofConnection = { connectionId: 'c1', room: 'r1', leftMsAgo: 1 };
+    assert.deepEqual(recentLeavesOf({ leaves: [ofConnection] }), [ofConnection]);
   });
 });

@@ -14,6 +14,7 @@ import {
   type RecentDisconnect,
   type RecentLeave,
   recentLeavesOf,
+  type RoomMember,
 } from './control-requests.js';
 import type { LocalControl } from './local-control.js';
 import type { RecentLeaves } from './recent-leaves.js';
@@ -25,14 +26,15 @@ interface Made {
 }
 
 /**
- * Disconnects and leaves by user id that an instance missed (cut off from Redis, or silent past
- * the request timeout) reach it once it can be reached again: a user banned, or a connection
- * kicked, while their instance was cut off is still disconnected when it is back, not left open
- * until it closes on its own; a user taken out of a room is out of it there too, and the room's
- * catch-up does not bring them back.
+ * Disconnects and room leaves that an instance missed (cut off from Redis, or silent past the
+ * request timeout) reach it once it can be reached again: a user banned, or a connection kicked,
+ * while their instance was cut off is still disconnected when it is back, not left open until it
+ * closes on its own; a user or connection taken out of a room is out of it there too, and the
+ * room's catch-up does not bring the user back.
  *
  * Each instance keeps the disconnects it made in the last RECENT_DECISION_MS (at most
- * MAX_RECENT_DISCONNECTS), and the leaves by user id it made or applied (RecentLeaves). One back
+ * MAX_RECENT_DISCONNECTS), the leaves by user id it made or applied, and the leaves of a
+ * connection that no instance answered for (RecentLeaves). One back
  * from a cut (its reconnection, or its subscription's) sends its recent ones to every other
  * instance, and each answers with its own: whichever side of the cut made one, the other side
  * gets it, even an instance whose lease lapsed meanwhile (no request would have been addressed to
@@ -42,9 +44,10 @@ interface Made {
  * Applying one again is harmless, hence no record of who has which: a late disconnect of a user
  * ends only the connections open for at least as long ago as it was made (and those opened while
  * it was in transit), all of which its first delivery would have ended; a connection the user
- * opened since is theirs, made after the decision. A late leave takes the user out of the room
- * unless the user was joined to it by user id since (the later decision wins). How long ago, not
- * when: the instances' clocks need not agree.
+ * opened since is theirs, made after the decision. A late leave by user id takes the user out of
+ * the room unless the user was joined to it by user id since (the later decision wins); one of a
+ * connection, its owner applies as it comes. How long ago, not when: the instances' clocks need
+ * not agree.
  */
 export class ControlRedelivery {
   private readonly logger = new Logger('RealtimeCluster');
@@ -113,15 +116,15 @@ export class ControlRedelivery {
   }
 
   /**
-   * The user left the room by user id here, at `leftAt`: by this instance's call, or another's
-   * request. Kept for instances that missed it.
+   * A leave to keep for instances that missed it, made at `leftAt`: by user id, here (by this
+   * instance's call, or another's request); or of one connection that no instance answered for.
    */
-  left(userId: string, room: string, leftAt = monotonicNow()): void {
+  left(member: RoomMember, room: string, leftAt = monotonicNow()): void {
     if (this.bus instanceof InProcessBus) return;
-    this.leaves.record(userId, room, leftAt);
+    this.leaves.record(member, room, leftAt);
   }
 
-  /** A leave by user id made here went out: sent again to instances that did not answer. */
+  /** A leave made here went out: sent again to instances that did not answer. */
   leaveSent(result: ClusterAnswers<unknown>): void {
     if (this.bus instanceof InProcessBus) return;
     this.retryUnanswered(result);
@@ -185,10 +188,15 @@ export class ControlRedelivery {
       else this.local.disconnectConnection(disconnect.connectionId, code, reason);
     }
     const now = monotonicNow();
-    for (const { userId, room, leftMsAgo } of leaves) {
+    for (const { room, leftMsAgo, ...member } of leaves) {
+      if (!('userId' in member)) {
+        // Its owner takes it out; others do not have it.
+        this.local.leave(room, member);
+        continue;
+      }
       const leftAt = now - leftMsAgo;
-      this.leaves.record(userId, room, leftAt);
-      this.local.leaveUserLate(userId, room, leftAt);
+      this.leaves.record(member, room, leftAt);
+      this.local.leaveUserLate(member.userId, room, leftAt);
     }
   }
 

@@ -15,10 +15,10 @@ export const CONTROL_TOPICS = {
   /** `{ userId, code, reason }`: how many connections of the user that instance closed. */
   disconnectUser: 'control.disconnect_user',
   /**
-   * `{ disconnects, leaves }`: the asker's recent disconnects ({@link RecentDisconnect}) and the
-   * leaves by user id it knows of ({@link RecentLeave}), sent when it is back from a cut (or to
-   * an instance that left one unanswered); each applies them and answers with its own
-   * (ControlRedelivery).
+   * `{ disconnects, leaves }`: the asker's recent disconnects ({@link RecentDisconnect}) and
+   * leaves ({@link RecentLeave}: by user id, or of a connection no instance answered for), sent
+   * when it is back from a cut (or to an instance that left one unanswered); each applies them
+   * and answers with its own (ControlRedelivery).
    */
   recent: 'control.recent_decisions',
   /** `{ room, member }`: a {@link JoinAnswer}, or null for a connection that is not there. */
@@ -75,14 +75,10 @@ export const RECENT_DECISION_MS = 60 * 60_000;
 /** Most disconnects one instance keeps, and sends, for those that may have missed them. */
 export const MAX_RECENT_DISCONNECTS = 1000;
 
-/** A leave by user id an instance knows of, and how long before it was sent. */
-export interface RecentLeave {
-  userId: string;
-  room: string;
-  leftMsAgo: number;
-}
+/** A leave an instance knows of, and how long before it was sent. */
+export type RecentLeave = RoomMember & { room: string; leftMsAgo: number };
 
-/** Most leaves by user id one instance keeps, and sends, for those that may have missed them. */
+/** Most leaves one instance keeps, and sends, for those that may have missed them. */
 export const MAX_RECENT_LEAVES = 1000;
 
 /** A room a user joined by user id, and how long before the answer that said so. */
@@ -257,7 +253,7 @@ export function recentLeavesOf(payload: unknown): RecentLeave[] {
     const { room, leftMsAgo } = entry;
     if (nameProblem(ROOM_RULE, room) !== undefined) throw new Error('invalid room');
     if (!isAge(leftMsAgo)) throw new Error('invalid leftMsAgo');
-    return { userId: userIdOf(entry.userId), room: room as string, leftMsAgo };
+    return { ...memberOf(entry), room: room as string, leftMsAgo };
   });
 }
 

@@ -109,10 +109,10 @@ describe('UserRoomCatchUp: rooms answered and leaves known here', () => {
     const events = new RealtimeEvents();
     const leaves = new RecentLeaves();
     const now = monotonicNow();
-    leaves.record('u1', 'left-since', now - 30_000);
-    leaves.record('u1', 'joined-since', now - 30_000);
+    leaves.record({ userId: 'u1' }, 'left-since', now - 30_000);
+    leaves.record({ userId: 'u1' }, 'joined-since', now - 30_000);
     // Another user's leave is not this one's.
-    leaves.record('u2', 'joined-again', now);
+    leaves.record({ userId: 'u2' }, 'joined-again', now);
     new UserRoomCatchUp(bus, registry, events, 100, leaves).start();
     const principal = { userId: 'u1', isAdmin: false, expiresAt: undefined, claims: {} };
     const connection = new RealtimeConnection('c1', {} as WebSocket, principal, '127.0.0.1', now);
