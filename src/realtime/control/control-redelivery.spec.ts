@@ -121,13 +121,15 @@ describe('ControlRedelivery: an instance that stays connected but leaves a disco
     redelivery.leaveSent(STALLED);
     assert.equal(await exchangesWithin(1000), 1);
     const payload = fake.sent.at(-1)!.payload;
-    assert.deepEqual(
-      recentLeavesOf(payload).map(({ leftMsAgo: _, ...leave }) => leave),
-      [
-        { userId: 'u1', room: 'r1' },
-        { connectionId: 'c9', room: 'r1' },
-      ],
-    );
+    const [ofUser, ofConnection] = recentLeavesOf(payload);
+    assert.deepEqual(ofUser && { ...ofUser, leftMsAgo: 0 }, {
+      userId: 'u1',
+      room: 'r1',
+      leftMsAgo: 0,
+    });
+    assert.ok(ofConnection && 'connectionId' in ofConnection);
+    assert.equal(ofConnection.connectionId, 'c9');
+    assert.match(ofConnection.id, /^[0-9a-f-]{36}$/, 'an id of its own');
   });
 
   it('a reconnection sends them to everyone, however many retries were spent', async () => {
@@ -244,33 +246,41 @@ describe('ControlRedelivery: leaves by user id', () => {
       'its own sent',
     );
     assert.deepEqual([...registry.get('c1')!.rooms], []);
-    assert.deepEqual([...registry.userRoomsOf('u1').keys()], [], 'forgotten for later connections');
+    assert.deepEqual([...registry.userRoomsOf('u1')], [], 'forgotten for later connections');
     assert.deepEqual([...registry.get('c2')!.rooms], ['r2']);
-    assert.deepEqual([...registry.userRoomsOf('u2').keys()], ['r2']);
+    assert.deepEqual([...registry.userRoomsOf('u2')], ['r2']);
     assert.ok(leaves.leftAt('u1', 'r1') !== undefined && leaves.leftAt('u2', 'r2') !== undefined);
     redelivery.stop();
   });
 
-  it('applies a leave of a connection that is here, and does not keep it', async () => {
+  it('applies a leave of a connection that is here once, however often it is sent, and does not keep it', async () => {
     const fake = answeringLater();
     const { local, open, registry } = localConnections();
     open('c1', 'u1', 60_000);
-    registry.join(registry.get('c1')!, 'r1', 100);
-    registry.join(registry.get('c1')!, 'r2', 100);
+    const c1 = registry.get('c1')!;
+    registry.join(c1, 'r1', 100);
+    registry.join(c1, 'r2', 100);
     const leaves = new RecentLeaves();
     const redelivery = new ControlRedelivery(fake.bus, local, leaves);
     redelivery.start();
     fake.answer({
       disconnects: [],
       leaves: [
-        { connectionId: 'c1', room: 'r1', leftMsAgo: 10 },
-        { connectionId: 'elsewhere', room: 'r2', leftMsAgo: 10 },
+        { connectionId: 'c1', id: 'leave-1', room: 'r1', leftMsAgo: 10 },
+        { connectionId: 'elsewhere', id: 'leave-2', room: 'r2', leftMsAgo: 10 },
       ],
     });
     fake.change({ kind: 'resubscribed' });
     await settle();
-    assert.deepEqual([...registry.get('c1')!.rooms], ['r2']);
+    assert.deepEqual([...c1.rooms], ['r2']);
     assert.equal(leaves.size, 0, 'the instance that made it keeps it');
+
+    // Joined again since: the same leave, sent at the next occasion, leaves it there.
+    registry.join(c1, 'r1', 100);
+    fake.change({ kind: 'reconnected' });
+    await settle();
+    assert.equal(fake.sent.length, 2);
+    assert.deepEqual([...c1.rooms].sort(), ['r1', 'r2']);
     redelivery.stop();
   });
 
@@ -314,7 +324,10 @@ describe('ControlRedelivery: leaves by user id', () => {
     }
     assert.deepEqual(recentLeavesOf({ disconnects: [] }), []);
     assert.deepEqual(recentLeavesOf({ disconnects: [], leaves: [valid] }), [valid]);
-    const ofConnection = { connectionId: 'c1', room: 'r1', leftMsAgo: 1 };
+    const ofConnection = { connectionId: 'c1', id: 'x', room: 'r1', leftMsAgo: 1 };
     assert.deepEqual(recentLeavesOf({ leaves: [ofConnection] }), [ofConnection]);
+    for (const id of [undefined, '', 7, 'x'.repeat(65)]) {
+      assert.throws(() => recentLeavesOf({ leaves: [{ ...ofConnection, id }] }), /leave id/);
+    }
   });
 });

@@ -10,6 +10,7 @@ import {
   type Disconnect,
   disconnectsOf,
   MAX_RECENT_DISCONNECTS,
+  MAX_RECENT_LEAVES,
   RECENT_DECISION_MS,
   type RecentDisconnect,
   type RecentLeave,
@@ -53,6 +54,8 @@ export class ControlRedelivery {
   private readonly logger = new Logger('RealtimeCluster');
   /** By user or connection, oldest first: a later disconnect of the same moves to the end. */
   private readonly recent = new Map<string, Made>();
+  /** Ids of leaves of connections here that were applied, to when: each is applied once. */
+  private readonly appliedLeaves = new Map<string, number>();
   /** Instances that left a disconnect or a leave unanswered while the bus was up. */
   private readonly stalled = new Set<string>();
   private readonly rounds = new SerialRuns(() => this.round());
@@ -188,15 +191,31 @@ export class ControlRedelivery {
       else this.local.disconnectConnection(disconnect.connectionId, code, reason);
     }
     const now = monotonicNow();
-    for (const { room, leftMsAgo, ...member } of leaves) {
-      if (!('userId' in member)) {
-        // Its owner takes it out; others do not have it.
-        this.local.leave(room, member);
+    for (const leave of leaves) {
+      const { room, leftMsAgo } = leave;
+      if ('connectionId' in leave) {
+        this.applyConnectionLeave(leave.connectionId, room, leave.id);
         continue;
       }
       const leftAt = now - leftMsAgo;
-      this.leaves.record(member, room, leftAt);
-      this.local.leaveUserLate(member.userId, room, leftAt);
+      this.leaves.record({ userId: leave.userId }, room, leftAt);
+      this.local.leaveUserLate(leave.userId, room, leftAt);
+    }
+  }
+
+  /**
+   * Its owner takes the connection out of the room, once: the instance that made it sends it
+   * again at every exchange for an hour, and a join of the connection to the room since stays.
+   * The others do not have the connection.
+   */
+  private applyConnectionLeave(connectionId: string, room: string, id: string): void {
+    if (this.appliedLeaves.has(id)) return;
+    if (this.local.leave(room, { connectionId }) === null) return;
+    this.appliedLeaves.set(id, monotonicNow());
+    const oldest = monotonicNow() - RECENT_DECISION_MS;
+    for (const [known, appliedAt] of this.appliedLeaves) {
+      if (appliedAt > oldest && this.appliedLeaves.size <= MAX_RECENT_LEAVES) break;
+      this.appliedLeaves.delete(known);
     }
   }
 

@@ -75,8 +75,16 @@ export const RECENT_DECISION_MS = 60 * 60_000;
 /** Most disconnects one instance keeps, and sends, for those that may have missed them. */
 export const MAX_RECENT_DISCONNECTS = 1000;
 
-/** A leave an instance knows of, and how long before it was sent. */
-export type RecentLeave = RoomMember & { room: string; leftMsAgo: number };
+/**
+ * A leave an instance knows of, and how long before it was sent. One of a connection has an `id`
+ * of its own: its owner applies it once, however often it is sent.
+ */
+export type RecentLeave = { room: string; leftMsAgo: number } & (
+  { userId: string } | { connectionId: string; id: string }
+);
+
+/** Longest id of a leave of a connection (ours are UUIDs: 36 characters). */
+const MAX_LEAVE_ID_LENGTH = 64;
 
 /** Most leaves one instance keeps, and sends, for those that may have missed them. */
 export const MAX_RECENT_LEAVES = 1000;
@@ -250,10 +258,15 @@ export function recentLeavesOf(payload: unknown): RecentLeave[] {
   if (payload.leaves.length > MAX_RECENT_LEAVES) throw new Error('too many leaves');
   return payload.leaves.map((entry: unknown): RecentLeave => {
     if (!isJsonObject(entry)) throw new Error('invalid leave');
-    const { room, leftMsAgo } = entry;
+    const { room, leftMsAgo, id } = entry;
     if (nameProblem(ROOM_RULE, room) !== undefined) throw new Error('invalid room');
     if (!isAge(leftMsAgo)) throw new Error('invalid leftMsAgo');
-    return { ...memberOf(entry), room: room as string, leftMsAgo };
+    const member = memberOf(entry);
+    if ('userId' in member) return { ...member, room: room as string, leftMsAgo };
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_LEAVE_ID_LENGTH) {
+      throw new Error('invalid leave id');
+    }
+    return { ...member, id, room: room as string, leftMsAgo };
   });
 }
 

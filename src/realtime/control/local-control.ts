@@ -63,7 +63,7 @@ export class LocalControl {
    * since (the later decision wins); how many connections left.
    */
   leaveUserLate(userId: string, room: string, leftAt: number): number {
-    const joinedAt = this.registry.userRoomsOf(userId).get(room);
+    const joinedAt = this.registry.userRoomJoins(userId).get(room);
     if (joinedAt !== undefined && joinedAt > leftAt) return 0;
     return this.registry.leaveUser(userId, room);
   }

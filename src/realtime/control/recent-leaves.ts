@@ -1,4 +1,5 @@
 import { monotonicNow } from '../monotonic-clock.js';
+import { randomId } from '../random-id.js';
 import {
   MAX_RECENT_LEAVES,
   RECENT_DECISION_MS,
@@ -11,6 +12,8 @@ interface Left {
   readonly room: string;
   /** On this instance's monotonic clock. */
   readonly leftAt: number;
+  /** Of a leave of a connection, what its owner knows it by; empty for one by user id. */
+  readonly id: string;
 }
 
 /**
@@ -30,7 +33,7 @@ export class RecentLeaves {
     const known = this.recent.get(key);
     if (known && known.leftAt >= leftAt) return;
     this.recent.delete(key);
-    this.recent.set(key, { member, room, leftAt });
+    this.recent.set(key, { member, room, leftAt, id: 'userId' in member ? '' : randomId() });
     this.forgetOld();
   }
 
@@ -44,10 +47,13 @@ export class RecentLeaves {
     this.forgetOld();
     const now = monotonicNow();
     const leaves: RecentLeave[] = [];
-    for (const { member, room, leftAt } of this.recent.values()) {
+    for (const { member, room, leftAt, id } of this.recent.values()) {
       // One recorded late, from another instance, may be older than those recorded before it.
-      if (now - leftAt < RECENT_DECISION_MS)
-        leaves.push({ ...member, room, leftMsAgo: now - leftAt });
+      if (now - leftAt >= RECENT_DECISION_MS) continue;
+      const leftMsAgo = now - leftAt;
+      leaves.push(
+        'userId' in member ? { ...member, room, leftMsAgo } : { ...member, id, room, leftMsAgo },
+      );
     }
     return leaves;
   }

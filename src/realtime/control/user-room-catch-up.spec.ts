@@ -125,7 +125,7 @@ describe('UserRoomCatchUp: rooms answered and leaves known here', () => {
     });
     await settle();
     assert.deepEqual([...connection.rooms].sort(), ['joined-again', 'joined-since']);
-    const remembered = registry.userRoomsOf('u1');
+    const remembered = registry.userRoomJoins('u1');
     assert.deepEqual([...remembered.keys()].sort(), ['joined-again', 'joined-since']);
     const joinedAt = remembered.get('joined-since')!;
     // When it was joined there, not when this instance heard of it.

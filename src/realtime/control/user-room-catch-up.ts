@@ -184,7 +184,7 @@ export class UserRoomCatchUp {
     const now = monotonicNow();
     const rooms: string[] = [];
     const joinedMsAgo: number[] = [];
-    for (const [room, joinedAt] of this.registry.userRoomsOf(userId)) {
+    for (const [room, joinedAt] of this.registry.userRoomJoins(userId)) {
       rooms.push(room);
       joinedMsAgo.push(now - joinedAt);
     }

@@ -19,12 +19,12 @@ export class RoomFullError extends Error {
   }
 }
 
+const NO_ROOMS: ReadonlyMap<string, number> = new Map();
+
 /**
  * The connections of this instance, indexed by id, user, subscribed event, room and remote
  * address, so that every lookup costs what its result costs, never a scan of all connections.
  */
-const NO_ROOMS: ReadonlyMap<string, number> = new Map();
-
 @Injectable()
 export class ConnectionRegistry {
   private readonly byId = new Map<string, RealtimeConnection>();
@@ -177,12 +177,16 @@ export class ConnectionRegistry {
     return connections.length;
   }
 
+  /** The rooms the user joined by user id, remembered while the user has a connection here. */
+  userRoomsOf(userId: string): ReadonlySet<string> {
+    return new Set(this.userRoomJoins(userId).keys());
+  }
+
   /**
-   * The rooms the user joined by user id, remembered while the user has a connection here, each
-   * with when it was joined (monotonicNow; for a room taken on from elsewhere, when it was joined
-   * there).
+   * {@link userRoomsOf} with when each was joined (monotonicNow; for a room taken on from
+   * elsewhere, when it was joined there).
    */
-  userRoomsOf(userId: string): ReadonlyMap<string, number> {
+  userRoomJoins(userId: string): ReadonlyMap<string, number> {
     return this.userRooms.get(userId) ?? NO_ROOMS;
   }
 
