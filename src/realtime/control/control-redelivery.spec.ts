@@ -217,13 +217,15 @@ describe('ControlRedelivery: what it keeps and applies', () => {
 });
 
 describe('ControlRedelivery: leaves by user id', () => {
-  it('applies those answered unless the user was joined to the room by user id since, and keeps them', async () => {
+  it('undo the join by user id they follow, not one made since, nor one by connection id; and are kept', async () => {
     const fake = answeringLater();
     const { local, open, registry } = localConnections();
     open('c1', 'u1', 60_000);
     open('c2', 'u2', 60_000);
+    open('c4', 'u4', 60_000);
     registry.joinUser('u1', 'r1', 100);
     registry.joinUser('u2', 'r2', 100);
+    registry.join(registry.get('c4')!, 'r4', 100);
     const leaves = new RecentLeaves();
     const redelivery = new ControlRedelivery(fake.bus, local, leaves);
     redelivery.start();
@@ -235,6 +237,7 @@ describe('ControlRedelivery: leaves by user id', () => {
         { userId: 'u1', room: 'r1', leftMsAgo: 0 },
         // Made before u2 joined r2 here: the join stands.
         { userId: 'u2', room: 'r2', leftMsAgo: 30_000 },
+        { userId: 'u4', room: 'r4', leftMsAgo: 0 },
       ],
     });
     fake.change({ kind: 'reconnected' });
@@ -249,6 +252,14 @@ describe('ControlRedelivery: leaves by user id', () => {
     assert.deepEqual([...registry.userRoomsOf('u1')], [], 'forgotten for later connections');
     assert.deepEqual([...registry.get('c2')!.rooms], ['r2']);
     assert.deepEqual([...registry.userRoomsOf('u2')], ['r2']);
+    // In it by connection id only: not what a leave by user id follows.
+    assert.deepEqual([...registry.get('c4')!.rooms], ['r4']);
+
+    // Sent again at the next occasion, after u1's connection joined r1 by connection id: it stays.
+    registry.join(registry.get('c1')!, 'r1', 100);
+    fake.change({ kind: 'resubscribed' });
+    await settle();
+    assert.deepEqual([...registry.get('c1')!.rooms], ['r1']);
     assert.ok(leaves.leftAt('u1', 'r1') !== undefined && leaves.leftAt('u2', 'r2') !== undefined);
     redelivery.stop();
   });

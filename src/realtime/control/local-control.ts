@@ -58,13 +58,16 @@ export class LocalControl {
   }
 
   /**
-   * A leave by user id made at `leftAt` (monotonicNow()) that did not reach this instance then:
-   * applied as {@link leave} would have, unless the user was joined to the room by user id here
-   * since (the later decision wins); how many connections left.
+   * A leave by user id made at `leftAt` (monotonicNow()) that may not have reached this instance
+   * then: it undoes the join of the user to the room by user id that it follows here, as
+   * {@link leave} would have (the user's connections here leave the room, and later ones do not
+   * join it). Nothing when the user was joined to it by user id since (the later decision wins),
+   * or is not in it by user id here: then it was applied already (it is sent again at every
+   * exchange), and a join by connection id made since stays. How many connections left.
    */
   leaveUserLate(userId: string, room: string, leftAt: number): number {
     const joinedAt = this.registry.userRoomJoins(userId).get(room);
-    if (joinedAt !== undefined && joinedAt > leftAt) return 0;
+    if (joinedAt === undefined || joinedAt > leftAt) return 0;
     return this.registry.leaveUser(userId, room);
   }
 
