@@ -67,8 +67,8 @@ export interface RecentDisconnect {
 }
 
 /**
- * How long a disconnect or a leave by user id is kept for instances that may have missed it: one
- * cut off from Redis for longer misses those made before (its connections' tokens still expire).
+ * How long a disconnect or a leave is kept for instances that may have missed it: one cut off
+ * from Redis for longer misses those made before (its connections' tokens still expire).
  */
 export const RECENT_DECISION_MS = 60 * 60_000;
 
