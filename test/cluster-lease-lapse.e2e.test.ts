@@ -10,7 +10,12 @@ import {
   type RedisBusOptions,
 } from '../src/realtime/index.js';
 import { type ClusterInstance, uniqueNamespace } from './support/cluster.js';
-import { requireRedis, type RedisServer, startRedisServer } from './support/redis-server.js';
+import {
+  redisCommand,
+  requireRedis,
+  type RedisServer,
+  startRedisServer,
+} from './support/redis-server.js';
 import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -107,6 +112,60 @@ describe('presence after an instance is cut off from Redis for longer than its l
     } finally {
       await setup!.restore();
     }
+    await presenceWholeAndStays(nodes);
+  });
+});
+
+describe('presence when the first renewal after the reconnection is refused', () => {
+  const USER = 'proxied';
+  let setup: ProxiedCluster | undefined;
+  let a: ClusterInstance, b: ClusterInstance;
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    // Instance a reaches Redis through the proxy, as a user of its own; b directly.
+    setup = await startProxiedCluster(2, 0, { redis: BUS }, { user: USER });
+    if (!setup) return;
+    [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
+    clients.push(await TestClient.open(a.wsUrl, a.token('alice')));
+    clients.push(await TestClient.open(b.wsUrl, b.token('bob')));
+  });
+  after(async () => {
+    for (const client of clients) client.close();
+    await setup?.close();
+  });
+
+  it('comes back whole once a renewal goes through, though the reconnection’s resync failed', async (t) => {
+    if (!requireRedis(t, setup?.redis)) return;
+    const nodes = [
+      { name: 'a', service: a.service, bus: a.bus },
+      { name: 'b', service: b.service, bus: b.bus },
+    ];
+    await presenceWholeAndStays(nodes);
+    const gone = goneReported(b.bus, a.bus.instanceId);
+    const { proxy, redis } = setup!;
+    await proxy.cut();
+    await gone;
+    // Redis answers a again, but refuses it every script: its renewal, and the resync that its
+    // reconnection runs, fail with an error reply.
+    assert.match(
+      (await redisCommand(redis.port, `ACL SETUSER ${USER} -@scripting`)) ?? '',
+      /^\+OK/,
+    );
+    await proxy.restore();
+    await eventually(() => a.bus.isConnected(), WHOLE_WAIT_MS, 'a reconnected');
+    await eventually(
+      async () => (await viewOf(nodes[1]!)) === JSON.stringify(['bob']),
+      WHOLE_WAIT_MS,
+      'alice missing from presence while a is refused',
+    );
+    await sleep(LEASE_MS);
+    assert.equal(
+      await viewOf(nodes[1]!),
+      JSON.stringify(['bob']),
+      'still missing: nothing went through',
+    );
+    assert.match((await redisCommand(redis.port, `ACL SETUSER ${USER} +@all`)) ?? '', /^\+OK/);
     await presenceWholeAndStays(nodes);
   });
 });

@@ -5,7 +5,7 @@ import {
   type SplitRedisUrls,
   startCluster,
 } from './cluster.js';
-import { startRedisServer, type RedisServer } from './redis-server.js';
+import { redisCommand, startRedisServer, type RedisServer } from './redis-server.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 import { eventually } from './test-client.js';
 
@@ -40,20 +40,27 @@ export interface ProxiedCluster {
  * redis-server is not installed (see requireRedis). A `redis` object in `realtimeOptions` adds
  * bus options, as for startCluster. `proxied: 'subscriber'` sends only that instance's
  * subscription through the proxy: a cut then costs it what the others publish, not its own
- * publishing.
+ * publishing. `user`: the proxied instance logs in as a Redis ACL user of that name (and
+ * password), allowed everything, so that a test can take commands away from it alone.
  */
 export async function startProxiedCluster(
   count: number,
   proxiedIndex: number,
   realtimeOptions: Partial<RealtimeModuleOptions> = {},
-  { proxied: proxiedPath = 'all' }: { proxied?: 'all' | 'subscriber' } = {},
+  { proxied: proxiedPath = 'all', user }: { proxied?: 'all' | 'subscriber'; user?: string } = {},
 ): Promise<ProxiedCluster | undefined> {
   const redis = await startRedisServer();
   if (!redis) return undefined;
   let proxy: TcpProxy | undefined;
   try {
     proxy = await startTcpProxy(redis.port);
-    const proxyUrl = `redis://127.0.0.1:${proxy.port}`;
+    let login = '';
+    if (user) {
+      const reply = await redisCommand(redis.port, `ACL SETUSER ${user} on >${user} ~* &* +@all`);
+      if (!reply?.startsWith('+OK')) throw new Error(`ACL SETUSER ${user} answered ${reply}`);
+      login = `${user}:${user}@`;
+    }
+    const proxyUrl = `redis://${login}127.0.0.1:${proxy.port}`;
     const urls = Array.from({ length: count }, (_, index): string | SplitRedisUrls => {
       if (index !== proxiedIndex) return redis.url;
       return proxiedPath === 'all' ? proxyUrl : { publisher: redis.url, subscriber: proxyUrl };

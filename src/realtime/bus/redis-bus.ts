@@ -121,7 +121,10 @@ export class RedisBus extends RealtimeBus {
   private deliver: LocalDeliver | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private up = false;
-  /** This instance's lease was renewed since it last connected: a lease found gone had lapsed. */
+  /**
+   * This instance's lease was renewed since it last connected, or a renewal failed after the
+   * reconnection's resync: a lease found gone then had lapsed since that resync.
+   */
   private leased = false;
   /** A lapsed lease was found: resync presence once more at the next renewal (see renewLease). */
   private resyncAgain = false;
@@ -718,7 +721,11 @@ export class RedisBus extends RealtimeBus {
         this.emitChange({ kind: 'reconnected' });
       }
     } catch {
-      // Unreachable: the next 'ready' renews it.
+      // Unreachable: the next 'ready' renews it. Reachable but refused (an error reply: a script
+      // busy or denied, out of memory) after the first connection: the lease may lapse before a
+      // renewal goes through, and the others reap this instance's presence, even the resync
+      // that the reconnection ran. Found gone then, the lease counts as lapsed, resync included.
+      if (this.up && this.everConnected) this.leased = true;
     }
   }
 
