@@ -80,14 +80,21 @@ function goneReported(bus: RealtimeBus, instanceId: string): Promise<void> {
   return eventually(() => reported, GONE_WAIT_MS, `the peer reporting ${instanceId} gone`);
 }
 
-describe('presence after an instance is cut off from Redis for longer than its lease', () => {
+/**
+ * For a describe block: instance a reaches Redis through the proxy (as the Redis user `user`, if
+ * given), b directly; alice is connected to a, bob to b.
+ */
+function aliceOnProxiedBobDirect(user?: string): () => {
+  setup: ProxiedCluster | undefined;
+  a: ClusterInstance;
+  b: ClusterInstance;
+  nodes: Node[];
+} {
   let setup: ProxiedCluster | undefined;
   let a: ClusterInstance, b: ClusterInstance;
   const clients: TestClient[] = [];
-
   before(async () => {
-    // Instance a reaches Redis through the proxy; b directly.
-    setup = await startProxiedCluster(2, 0, { redis: BUS });
+    setup = await startProxiedCluster(2, 0, { redis: BUS }, { user });
     if (!setup) return;
     [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
     clients.push(await TestClient.open(a.wsUrl, a.token('alice')));
@@ -97,13 +104,25 @@ describe('presence after an instance is cut off from Redis for longer than its l
     for (const client of clients) client.close();
     await setup?.close();
   });
+  return () => ({
+    setup,
+    a,
+    b,
+    nodes: setup
+      ? [
+          { name: 'a', service: a.service, bus: a.bus },
+          { name: 'b', service: b.service, bus: b.bus },
+        ]
+      : [],
+  });
+}
+
+describe('presence after an instance is cut off from Redis for longer than its lease', () => {
+  const started = aliceOnProxiedBobDirect();
 
   it('comes back whole once it reconnects, after the other reaped it, and stays whole', async (t) => {
+    const { setup, a, b, nodes } = started();
     if (!requireRedis(t, setup?.redis)) return;
-    const nodes = [
-      { name: 'a', service: a.service, bus: a.bus },
-      { name: 'b', service: b.service, bus: b.bus },
-    ];
     await presenceWholeAndStays(nodes);
     const gone = goneReported(b.bus, a.bus.instanceId);
     await setup!.proxy.cut();
@@ -118,29 +137,11 @@ describe('presence after an instance is cut off from Redis for longer than its l
 
 describe('presence when the first renewal after the reconnection is refused', () => {
   const USER = 'proxied';
-  let setup: ProxiedCluster | undefined;
-  let a: ClusterInstance, b: ClusterInstance;
-  const clients: TestClient[] = [];
-
-  before(async () => {
-    // Instance a reaches Redis through the proxy, as a user of its own; b directly.
-    setup = await startProxiedCluster(2, 0, { redis: BUS }, { user: USER });
-    if (!setup) return;
-    [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
-    clients.push(await TestClient.open(a.wsUrl, a.token('alice')));
-    clients.push(await TestClient.open(b.wsUrl, b.token('bob')));
-  });
-  after(async () => {
-    for (const client of clients) client.close();
-    await setup?.close();
-  });
+  const started = aliceOnProxiedBobDirect(USER);
 
   it('comes back whole once a renewal goes through, though the reconnection’s resync failed', async (t) => {
+    const { setup, a, b, nodes } = started();
     if (!requireRedis(t, setup?.redis)) return;
-    const nodes = [
-      { name: 'a', service: a.service, bus: a.bus },
-      { name: 'b', service: b.service, bus: b.bus },
-    ];
     await presenceWholeAndStays(nodes);
     const gone = goneReported(b.bus, a.bus.instanceId);
     const { proxy, redis } = setup!;
