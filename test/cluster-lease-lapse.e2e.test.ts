@@ -82,9 +82,12 @@ function goneReported(bus: RealtimeBus, instanceId: string): Promise<void> {
 
 /**
  * For a describe block: instance a reaches Redis through the proxy (as the Redis user `user`, if
- * given), b directly; alice is connected to a, bob to b.
+ * given), b directly, both with `bus` options; alice is connected to a, bob to b.
  */
-function aliceOnProxiedBobDirect(user?: string): () => {
+function aliceOnProxiedBobDirect(
+  user?: string,
+  bus: Partial<RedisBusOptions> = BUS,
+): () => {
   setup: ProxiedCluster | undefined;
   a: ClusterInstance;
   b: ClusterInstance;
@@ -94,7 +97,7 @@ function aliceOnProxiedBobDirect(user?: string): () => {
   let a: ClusterInstance, b: ClusterInstance;
   const clients: TestClient[] = [];
   before(async () => {
-    setup = await startProxiedCluster(2, 0, { redis: BUS }, { user });
+    setup = await startProxiedCluster(2, 0, { redis: bus }, { user });
     if (!setup) return;
     [a, b] = setup.cluster.instances as [ClusterInstance, ClusterInstance];
     clients.push(await TestClient.open(a.wsUrl, a.token('alice')));
@@ -168,6 +171,38 @@ describe('presence when the first renewal after the reconnection is refused', ()
     );
     assert.match((await redisCommand(redis.port, `ACL SETUSER ${USER} +@all`)) ?? '', /^\+OK/);
     await presenceWholeAndStays(nodes);
+  });
+});
+
+describe('presence when the rewrite after a reconnection is refused, the lease intact', () => {
+  const USER = 'refused';
+  // A lease longer than the test: nothing lapses, so no renewal gives another occasion.
+  const started = aliceOnProxiedBobDirect(USER, { ...BUS, leaseMs: 60_000 });
+
+  it('is rewritten again once Redis takes it: a user who connected during the cut appears', async (t) => {
+    const { setup, a, nodes } = started();
+    if (!requireRedis(t, setup?.redis)) return;
+    await presenceWholeAndStays(nodes);
+    const { redis } = setup!;
+    await setup!.cutOff();
+    // Connected while a cannot tell Redis: only a's rewrite after the cut can.
+    const carol = await TestClient.open(a.wsUrl, a.token('carol'));
+    try {
+      assert.match(
+        (await redisCommand(redis.port, `ACL SETUSER ${USER} -@scripting`)) ?? '',
+        /^\+OK/,
+      );
+      await setup!.proxy.restore();
+      await eventually(() => a.bus.isConnected(), WHOLE_WAIT_MS, 'a reconnected');
+      await sleep(500);
+      const bob = nodes[1]!;
+      assert.equal(await viewOf(bob), JSON.stringify(['alice', 'bob']), 'the rewrite was refused');
+      assert.match((await redisCommand(redis.port, `ACL SETUSER ${USER} +@all`)) ?? '', /^\+OK/);
+      const all = JSON.stringify(['alice', 'bob', 'carol']);
+      await eventually(async () => (await viewOf(bob)) === all, WHOLE_WAIT_MS, 'carol in presence');
+    } finally {
+      carol.close();
+    }
   });
 });
 

@@ -21,6 +21,7 @@ import {
 import { RealtimeService } from '../realtime.service.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
+import { RetryBackoff } from '../retry-backoff.js';
 import { SerialRuns } from '../serial-runs.js';
 import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
 import { RegistryPresenceStore } from './registry-presence.store.js';
@@ -45,8 +46,19 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
    * during one, what it wrote may be gone already: one more after it.
    */
   private readonly rewrites = new SerialRuns(async () => {
-    await this.guard('resync', () => this.rewrite());
+    const done = await this.guard('resync', async () => {
+      await this.rewrite();
+      return true;
+    });
+    if (done) this.rewriteRetries.reset();
+    else this.rewriteRetries.schedule();
   });
+  /**
+   * A rewrite that failed with Redis reachable (an error reply: a script busy or denied, out of
+   * memory) has no other occasion: it runs again after 1 s, doubling, 6 times at most; a
+   * reconnection starts the count over.
+   */
+  private readonly rewriteRetries = new RetryBackoff(() => this.rewrites.request());
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
@@ -76,18 +88,25 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     this.bus.onClusterChange((change) => {
       if (change.kind === 'instances_gone') void this.reap(change.instanceIds);
       // Not after a subscription outage alone: every write went through meanwhile.
-      else if (change.kind === 'reconnected') this.rewrites.request();
+      else if (change.kind === 'reconnected') this.rewriteNow();
     });
     // The store may write through a connection of its own, which comes back on its own schedule:
     // a rewrite on the bus's reconnection alone fails (and is lost) when that one is later.
-    this.store.onReady(() => this.rewrites.request());
+    this.store.onReady(() => this.rewriteNow());
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.rewriteRetries.stop();
     for (const subscription of this.subscriptions) subscription.unsubscribe();
     // Connections were closed before this; whatever is left of this instance goes now.
     await this.guard('shutdown', () => this.store.reap([this.bus.instanceId]));
     await this.store.close();
+  }
+
+  /** On an occasion to rewrite (a reconnection): retries, if it fails, count afresh. */
+  private rewriteNow(): void {
+    this.rewriteRetries.reset();
+    this.rewrites.request();
   }
 
   private followConnections(): void {
