@@ -142,9 +142,9 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
       const asked = await this.bus.request<unknown>(
         CONTROL_TOPICS.leave,
         { room, member: { connectionId } },
-        { until: (answer) => answer !== null && answer !== undefined },
+        { until: isHere },
       );
-      if (!asked.answers.some(({ answer }) => answer !== null && answer !== undefined)) {
+      if (!asked.answers.some(({ answer }) => isHere(answer))) {
         // Its owner may be an instance that did not answer, or one whose lease lapsed in a cut
         // (not asked): it still gets the leave once back (ControlRedelivery).
         this.redelivery.left({ connectionId }, room, madeAt);
@@ -188,4 +188,9 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
     } else if (result?.connection) this.catchUp.connectionLeft(result.connection, room);
     return result && result.left;
   }
+}
+
+/** An answer to a request about one connection from the instance that has it (null elsewhere). */
+function isHere(answer: unknown): boolean {
+  return answer !== null && answer !== undefined;
 }

@@ -11,12 +11,12 @@ import {
   disconnectsOf,
   MAX_RECENT_DISCONNECTS,
   MAX_RECENT_LEAVES,
-  RECENT_DECISION_MS,
   type RecentDisconnect,
   type RecentLeave,
   recentLeavesOf,
   type RoomMember,
 } from './control-requests.js';
+import { forgetOld } from './forget-old.js';
 import type { LocalControl } from './local-control.js';
 import type { RecentLeaves } from './recent-leaves.js';
 
@@ -212,11 +212,7 @@ export class ControlRedelivery {
     if (this.appliedLeaves.has(id)) return;
     if (this.local.leave(room, { connectionId }) === null) return;
     this.appliedLeaves.set(id, monotonicNow());
-    const oldest = monotonicNow() - RECENT_DECISION_MS;
-    for (const [known, appliedAt] of this.appliedLeaves) {
-      if (appliedAt > oldest && this.appliedLeaves.size <= MAX_RECENT_LEAVES) break;
-      this.appliedLeaves.delete(known);
-    }
+    forgetOld(this.appliedLeaves, (appliedAt) => appliedAt, MAX_RECENT_LEAVES);
   }
 
   private recentPayload(): { disconnects: RecentDisconnect[]; leaves: RecentLeave[] } {
@@ -228,13 +224,8 @@ export class ControlRedelivery {
     return { disconnects, leaves: this.leaves.entries() };
   }
 
-  /** Drops what is older than RECENT_DECISION_MS, and the oldest past the count. */
   private forgetOld(): void {
-    const oldest = monotonicNow() - RECENT_DECISION_MS;
-    for (const [key, { madeAt }] of this.recent) {
-      if (madeAt > oldest && this.recent.size <= MAX_RECENT_DISCONNECTS) return;
-      this.recent.delete(key);
-    }
+    forgetOld(this.recent, ({ madeAt }) => madeAt, MAX_RECENT_DISCONNECTS);
   }
 }
 

@@ -6,6 +6,7 @@ import {
   type RecentLeave,
   type RoomMember,
 } from './control-requests.js';
+import { forgetOld } from './forget-old.js';
 
 interface Left {
   readonly member: RoomMember;
@@ -62,13 +63,8 @@ export class RecentLeaves {
     return this.recent.size;
   }
 
-  /** Drops the first recorded while older than RECENT_DECISION_MS, or past the count. */
   private forgetOld(): void {
-    const oldest = monotonicNow() - RECENT_DECISION_MS;
-    for (const [key, { leftAt }] of this.recent) {
-      if (leftAt > oldest && this.recent.size <= MAX_RECENT_LEAVES) return;
-      this.recent.delete(key);
-    }
+    forgetOld(this.recent, ({ leftAt }) => leftAt, MAX_RECENT_LEAVES);
   }
 }
 
