@@ -1,7 +1,17 @@
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  type DynamicModule,
+  HttpCode,
+  type INestApplication,
+  Post,
+  RequestMethod,
+  VersioningType,
+} from '@nestjs/common';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RealtimeService } from '../src/realtime/index.js';
+import { RouterModule } from '@nestjs/core';
+import { RealtimeModule, RealtimeService } from '../src/realtime/index.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { eventually, type ReceivedMessage, TestClient } from './support/test-client.js';
 
@@ -890,6 +900,66 @@ describe('admin API: adminPrefix "rt-admin"', () => {
     assert.equal((await server.http('GET', '/ws/stats', admin)).status, 404);
     assert.equal((await server.http('GET', '/ws/connections', admin)).status, 404);
   });
+});
+
+/** Where the host's routes put the admin API: the errors before it must follow. */
+function earlyErrorsUnder(
+  base: string,
+  elsewhere: readonly string[],
+  configure: (app: INestApplication) => void,
+  imports: DynamicModule[] = [],
+) {
+  let server: TestApp;
+  before(async () => {
+    server = await startTestApp({ controllers: [EchoController], configure, imports });
+  });
+  after(() => server.close());
+
+  it(`serves the admin routes under ${base}`, async () => {
+    success(await server.http('GET', `${base}/stats`, server.adminToken()));
+    failure(await server.http('GET', `${base}/stats`), 401);
+  });
+
+  it('answers body parser and :id decoding errors there in the admin shape', async () => {
+    const admin = server.adminToken();
+    assert.match(
+      failure(await server.http('POST', `${base}/broadcast`, admin, '{"type":'), 400),
+      /JSON/,
+    );
+    failure(await server.http('POST', `${base}/broadcast`, undefined, 'null'), 400);
+    const undecodable = await server.http('DELETE', `${base}/connections/%E0%A4%A`, admin);
+    assert.match(failure(undecodable, 400), /decode/);
+    // Express matches routes ignoring case and one trailing slash; so do these answers.
+    failure(await server.http('POST', `${base.toUpperCase()}/BROADCAST/`, admin, 'null'), 400);
+  });
+
+  it('leaves the same errors elsewhere in the host shape', async () => {
+    for (const path of [...elsewhere, `${base}/stats`]) {
+      const response = await server.http('POST', path, undefined, '{"type":');
+      assert.equal(response.status, 400, path);
+      assert.equal(response.body.statusCode, 400, path);
+      assert.equal(response.body.status, undefined, path);
+    }
+  });
+}
+
+describe('admin API: under a global prefix and URI versioning', () => {
+  earlyErrorsUnder('/api/v1/ws', ['/api/v1/echo', '/ws/broadcast', '/api/ws/broadcast'], (app) => {
+    app.setGlobalPrefix('api');
+    app.enableVersioning({ type: VersioningType.URI, defaultVersion: '1' });
+  });
+});
+
+describe('admin API: with the admin routes excluded from a global prefix', () => {
+  earlyErrorsUnder('/ws', ['/api/echo', '/api/ws/broadcast'], (app) => {
+    app.setGlobalPrefix('api', { exclude: [{ path: 'ws/*path', method: RequestMethod.ALL }] });
+  });
+});
+
+describe('admin API: under a RouterModule path', () => {
+  earlyErrorsUnder('/rt/ws', ['/ws/broadcast'], () => {}, [
+    RouterModule.register([{ path: 'rt', module: RealtimeModule }]),
+  ]);
 });
 
 describe('admin API: adminPrefix false', () => {

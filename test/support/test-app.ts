@@ -50,6 +50,8 @@ export interface StartOptions {
   imports?: DynamicModule[];
   /** Port to listen on; 0 (the default) picks a free one. */
   port?: number;
+  /** Host set-up before listening (a global prefix, versioning). */
+  configure?: (app: INestApplication) => void;
 }
 
 export interface TestApp {
@@ -87,6 +89,7 @@ export async function startTestApp(options: StartOptions = {}): Promise<TestApp>
   const logger = new CapturingLogger();
   const app = await NestFactory.create(TestAppModule, { logger });
   app.useWebSocketAdapter(new RealtimeWsAdapter(app));
+  options.configure?.(app);
   await app.listen(options.port ?? 0, '127.0.0.1');
   const port = (app.getHttpServer().address() as AddressInfo).port;
   const httpUrl = `http://127.0.0.1:${port}`;

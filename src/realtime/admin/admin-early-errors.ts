@@ -1,10 +1,37 @@
-import { BadRequestException, HttpException, RequestMethod, type Type } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { BadRequestException, HttpException, type Type } from '@nestjs/common';
+import { PATH_METADATA } from '@nestjs/common/constants.js';
 import type { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendAdminError } from './admin-exception.filter.js';
 
 type Next = (error?: unknown) => void;
+
+/** Set on each route method of an admin controller, with the controller as its value. */
+const ADMIN_ROUTE_OF = Symbol('realtime:admin-route-of');
+
+/** What this needs of Express 5's router (the `router` package): its layers and routes. */
+interface RouterLayer {
+  readonly route?: {
+    readonly methods: Readonly<Record<string, boolean | undefined>>;
+    readonly stack: readonly { readonly handle: unknown }[];
+  };
+  match(path: string): unknown;
+}
+
+/**
+ * Marks `controller`'s route methods so that the handlers Nest registers for them can be told
+ * apart in the router: Nest copies a method's metadata onto each handler it registers. Call when
+ * the class is made, before Nest registers its routes.
+ */
+export function markAdminRoutes(controller: Type<unknown>): void {
+  const prototype = controller.prototype as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    const method = prototype[name];
+    if (typeof method !== 'function' || name === 'constructor') continue;
+    if (Reflect.getMetadata(PATH_METADATA, method) === undefined) continue;
+    Reflect.defineMetadata(ADMIN_ROUTE_OF, controller, method);
+  }
+}
 
 /**
  * Errors raised before the admin controller runs never reach its filter: the host's body parser
@@ -16,17 +43,19 @@ type Next = (error?: unknown) => void;
  * other route's, goes on to the host untouched.
  *
  * Call from `onModuleInit`: Nest registers routes before that hook and its exception layer after.
- * Express only (another adapter keeps Nest's shape). Routes are matched as mounted, so under a
- * global prefix or URI versioning nothing is matched and the host's shape stays.
+ * The admin routes are found among the routes Express itself holds (marked by
+ * {@link markAdminRoutes}) and matched as Express matches them, so a global prefix, URI
+ * versioning, a `RouterModule` path or the app's case and strict routing settings apply as they
+ * do to the routes themselves. Express only (another adapter keeps Nest's shape).
  */
 export function installAdminEarlyErrors(
   host: HttpAdapterHost | undefined,
-  prefix: string,
   controller: Type<unknown>,
 ): void {
   const adapter = host?.httpAdapter;
   if (!adapter || adapter.getType() !== 'express') return;
-  const isAdminRoute = adminRouteMatcher(prefix, controller);
+  const routes = adminRoutesIn(adapter.getInstance(), controller);
+  if (routes.length === 0) return;
   const handler = (
     error: unknown,
     request: IncomingMessage,
@@ -36,7 +65,11 @@ export function installAdminEarlyErrors(
     // The same mapping Nest applies before its filters: 4xx body-parser and decode errors only;
     // anything else (a 5xx, a host middleware's own error) stays for the host to log and answer.
     const exception = adapter.mapException(error);
-    if (!(exception instanceof HttpException) || response.headersSent || !isAdminRoute(request)) {
+    if (
+      !(exception instanceof HttpException) ||
+      response.headersSent ||
+      !routes.some((route) => serves(route, request))
+    ) {
       next(error);
       return;
     }
@@ -45,34 +78,31 @@ export function installAdminEarlyErrors(
   adapter.use(handler);
 }
 
-/**
- * True for a request whose method and path one of `controller`'s routes serves, read from the
- * routes Nest itself maps (its `@Get`/`@Post`/`@Delete` metadata), so that the two cannot differ.
- */
-function adminRouteMatcher(
-  prefix: string,
-  controller: Type<unknown>,
-): (request: IncomingMessage) => boolean {
-  const base = `^/${escapeRegExp(prefix.replace(/^\/+|\/+$/g, ''))}`;
-  const routes: Array<[RegExp, string]> = [];
-  const prototype = controller.prototype as Record<string, unknown>;
-  for (const name of Object.getOwnPropertyNames(prototype)) {
-    const handler = prototype[name];
-    if (typeof handler !== 'function') continue;
-    const path: unknown = Reflect.getMetadata(PATH_METADATA, handler);
-    const method: unknown = Reflect.getMetadata(METHOD_METADATA, handler);
-    if (typeof path !== 'string' || typeof method !== 'number') continue;
-    const segments = escapeRegExp(path.replace(/^\/+|\/+$/g, '')).replace(/:\w+/g, '[^/]+');
-    // Express matches routes ignoring case and one trailing slash; so does this.
-    routes.push([new RegExp(`${base}/${segments}/?$`, 'i'), RequestMethod[method]!]);
+/** The router layers of `controller`'s routes in an Express 5 app (none if it has no router). */
+function adminRoutesIn(app: unknown, controller: Type<unknown>): RouterLayer[] {
+  const router = (app as { router?: { stack?: unknown } } | null)?.router;
+  const stack = Array.isArray(router?.stack) ? (router.stack as RouterLayer[]) : [];
+  return stack.filter((layer) =>
+    layer.route?.stack.some(
+      ({ handle }) =>
+        typeof handle === 'function' && Reflect.getMetadata(ADMIN_ROUTE_OF, handle) === controller,
+    ),
+  );
+}
+
+function serves(layer: RouterLayer, request: IncomingMessage): boolean {
+  const methods = layer.route!.methods;
+  // Express answers HEAD with a GET route.
+  const method = (request.method ?? '').toLowerCase();
+  if (!methods[method] && !(method === 'head' && methods.get) && !methods._all) return false;
+  // The app-relative path, as the router matched it (`url` is restored before error handlers).
+  const path = (request.url ?? '').split('?', 1)[0]!;
+  try {
+    return Boolean(layer.match(path));
+  } catch {
+    // Only a match decodes parameters, so a parameter that cannot be decoded means it matched.
+    return true;
   }
-  return (request) => {
-    const url = (request as IncomingMessage & { originalUrl?: string }).originalUrl ?? request.url;
-    const path = (url ?? '').split('?', 1)[0]!;
-    // Express answers HEAD with a GET route.
-    const method = request.method === 'HEAD' ? 'GET' : (request.method ?? '');
-    return routes.some(([pattern, routeMethod]) => routeMethod === method && pattern.test(path));
-  };
 }
 
 /** body-parser's strict JSON refuses `null` with "is not valid JSON": say what it wants. */
@@ -82,8 +112,4 @@ function isParseFailure(error: unknown): boolean {
 
 function notAnObject(exception: HttpException): HttpException {
   return new BadRequestException(`The body must be a JSON object (${exception.message})`);
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -22,7 +22,7 @@ import type { DeliveryTarget } from '../bus/delivery-target.js';
 import { RealtimeService } from '../realtime.service.js';
 import { RealtimeSendError } from '../realtime-send.error.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
-import { installAdminEarlyErrors } from './admin-early-errors.js';
+import { installAdminEarlyErrors, markAdminRoutes } from './admin-early-errors.js';
 import { AdminExceptionFilter } from './admin-exception.filter.js';
 import { BroadcastDto } from './dto/broadcast.dto.js';
 import { ConnectionsQueryDto } from './dto/connections-query.dto.js';
@@ -58,7 +58,7 @@ export function createAdminController(prefix: string): Type<unknown> {
 
     // Body-parser and `:id` decoding errors come before this class's filter can run.
     onModuleInit(): void {
-      installAdminEarlyErrors(this.adapterHost, prefix, RealtimeAdminController);
+      installAdminEarlyErrors(this.adapterHost, RealtimeAdminController);
     }
 
     @Get('stats')
@@ -107,6 +107,7 @@ export function createAdminController(prefix: string): Type<unknown> {
       }
     }
   }
+  markAdminRoutes(RealtimeAdminController);
   return RealtimeAdminController;
 }
 
