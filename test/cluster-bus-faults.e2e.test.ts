@@ -16,6 +16,7 @@ import {
   startRedisServer,
 } from './support/redis-server.js';
 import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
+import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
 import { type DemoProcess, spawnDemoProcess } from './support/demo-process.js';
 import { eventually, TestClient } from './support/test-client.js';
 import { sleep } from './support/wire.js';
@@ -470,6 +471,46 @@ describe('cluster bus faults: a Redis that is slow to answer', () => {
       watcher.disconnect();
       await bus.close();
       await history.close();
+    }
+  });
+});
+
+describe('cluster bus faults: publishes that Redis refuses while reachable', () => {
+  const USER = 'refused-publishes';
+  let setup: ProxiedCluster | undefined;
+  before(async () => {
+    // A lease longer than the test: no renewal fails, so nothing but the refusal happens.
+    setup = await startProxiedCluster(2, 0, { redis: { leaseMs: 60_000 } }, { user: USER });
+  });
+  after(() => setup?.close());
+
+  it('hold the later sends of their instance only until Redis takes them again: all arrive, in order, once', async (t: TestContext) => {
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup!.cluster.instances as [ClusterInstance, ClusterInstance];
+    const watcher = await TestClient.open(b.wsUrl, b.token('watcher'));
+    try {
+      await watcher.request({ type: 'subscribe', data: { events: ['upload.progress'] } });
+      const seqs = () => watcher.ofType('upload.progress').map((m) => m.data.seq as number);
+      await a.service.sendToEvent('upload.progress', { seq: 0 });
+      await eventually(() => seqs().length === 1, CONNECT_WAIT_MS, 'the first send arrived');
+      // Stream sends are scripts: a's are refused with an error reply, Redis still reachable.
+      const denied = await redisCommand(setup!.redis.port, `ACL SETUSER ${USER} -@scripting`);
+      assert.match(denied ?? '', /^\+OK/);
+      const sends = [1, 2, 3].map((seq) => a.service.sendToEvent('upload.progress', { seq }));
+      await sleep(300);
+      assert.ok(a.bus.isConnected(), 'a still connected');
+      assert.deepEqual(seqs(), [0], 'refused: nothing went out');
+      const allowed = await redisCommand(setup!.redis.port, `ACL SETUSER ${USER} +@all`);
+      assert.match(allowed ?? '', /^\+OK/);
+      await Promise.all(sends);
+      // Retried after 1 s: well within the bound.
+      await eventually(() => seqs().length === 4, 10_000, 'the refused sends arrived');
+      await a.service.sendToEvent('upload.progress', { seq: 4 });
+      await eventually(() => seqs().length === 5, CONNECT_WAIT_MS, 'a later send arrived');
+      await watcher.request({ type: 'ping' });
+      assert.deepEqual(seqs(), [0, 1, 2, 3, 4]);
+    } finally {
+      watcher.close();
     }
   });
 });

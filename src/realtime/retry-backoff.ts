@@ -12,12 +12,18 @@ export const RETRIES = 6;
 export class RetryBackoff {
   private timer: NodeJS.Timeout | undefined;
   private count = 0;
+  private stopped = false;
 
   constructor(
     private readonly retry: () => void,
     private readonly firstMs = RETRY_FIRST_MS,
     private readonly times = RETRIES,
   ) {}
+
+  /** True once the last retry was scheduled: the next failure has none after it. */
+  get spent(): boolean {
+    return this.count >= this.times;
+  }
 
   /** Starts the count over: the work was done, or another occasion came. */
   reset(): void {
@@ -26,7 +32,7 @@ export class RetryBackoff {
 
   /** The next retry, after firstMs × 2^n; nothing while one is pending or the count is spent. */
   schedule(): void {
-    if (this.timer || this.count >= this.times) return;
+    if (this.timer || this.count >= this.times || this.stopped) return;
     const delay = this.firstMs * 2 ** this.count++;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -35,10 +41,20 @@ export class RetryBackoff {
     this.timer.unref();
   }
 
+  /**
+   * For a new occasion that should not run the work at once: the next retry as {@link schedule}
+   * would, with the count started over if it was spent (not while retries are under way, whose
+   * doubling it keeps).
+   */
+  scheduleAfresh(): void {
+    if (this.count >= this.times) this.count = 0;
+    this.schedule();
+  }
+
   /** No more retries, pending or later. */
   stop(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.count = this.times;
+    this.stopped = true;
   }
 }

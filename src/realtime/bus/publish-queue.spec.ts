@@ -32,7 +32,7 @@ describe('PublishQueue', () => {
   it('queues past maxInFlight, refuses once that queue is full, and sends it in order when drained', async () => {
     const { sent, answers, send } = controlledSend();
     let drained = 0;
-    const queue = new PublishQueue<number>(send, 3, () => drained++, 4);
+    const queue = new PublishQueue<number>(send, 3, { drained: () => drained++ }, 4);
     let accepted = 0;
     for (let i = 0; i < 20; i++) {
       if (!queue.canAccept(true)) continue;
@@ -67,7 +67,7 @@ describe('PublishQueue', () => {
   it('requeues at most maxInFlight + limit on a failure, in order, and refuses until below limit', async () => {
     const { sent, answers, send } = controlledSend();
     let drained = 0;
-    const queue = new PublishQueue<number>(send, 3, () => drained++, 4);
+    const queue = new PublishQueue<number>(send, 3, { drained: () => drained++ }, 4);
     for (let i = 0; i < 20; i++) if (queue.canAccept(true)) queue.push(i, true);
     answers[0]!.resolve();
     await settle();
@@ -91,7 +91,7 @@ describe('PublishQueue', () => {
   it('counts sends made by their caller in the same window, and requeues none of them', async () => {
     const { sent, answers, send } = controlledSend();
     let drained = 0;
-    const queue = new PublishQueue<number>(send, 3, () => drained++, 4);
+    const queue = new PublishQueue<number>(send, 3, { drained: () => drained++ }, 4);
     const own = controlledSend();
     const outcomes: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -128,7 +128,7 @@ describe('PublishQueue', () => {
 
   it('while disconnected keeps at most limit and sends nothing', () => {
     const { sent, send } = controlledSend();
-    const queue = new PublishQueue<number>(send, 3, undefined, 4);
+    const queue = new PublishQueue<number>(send, 3, {}, 4);
     let accepted = 0;
     for (let i = 0; i < 10; i++) {
       if (!queue.canAccept(false)) continue;

@@ -5,6 +5,16 @@ interface InFlight<T> {
   queued?: { item: T };
 }
 
+export interface PublishQueueHooks {
+  /** Called once publishes held back by a full window of them in flight may go out. */
+  drained?: () => void;
+  /**
+   * Called when a send failed and what it was, and what came after it, went back to the queue:
+   * nothing sends it again until the next {@link PublishQueue.flush}.
+   */
+  failed?: (error: unknown) => void;
+}
+
 /** 10,000 unconfirmed 1 KB publishes hold about 10 MB; a burst of thousands still goes out. */
 export const MAX_IN_FLIGHT = 10_000;
 
@@ -23,12 +33,22 @@ export class PublishQueue<T> {
   constructor(
     private readonly send: (item: T) => Promise<unknown>,
     private readonly limit: number,
-    private readonly drained: () => void = () => undefined,
+    private readonly hooks: PublishQueueHooks = {},
     private readonly maxInFlight: number = MAX_IN_FLIGHT,
   ) {}
 
   get size(): number {
     return this.pending.length;
+  }
+
+  /** The publish that goes out next. */
+  get head(): T | undefined {
+    return this.pending[0];
+  }
+
+  /** Gives up on the publish that goes out next; not during a flush, which is sending it. */
+  dropHead(): T | undefined {
+    return this.flushing ? undefined : this.pending.shift();
   }
 
   /** True when a publish made now goes out at once: nothing waits and the window has room. */
@@ -59,8 +79,10 @@ export class PublishQueue<T> {
         entry.settled = true;
         this.release();
       },
-      () => {
-        if (!entry.settled) this.requeueInFlight();
+      (error: unknown) => {
+        if (entry.settled) return;
+        this.requeueInFlight();
+        this.hooks.failed?.(error);
       },
     );
   }
@@ -87,17 +109,20 @@ export class PublishQueue<T> {
     if (this.flushing) return 0;
     this.flushing = true;
     let sent = 0;
+    let failure: { error: unknown } | undefined;
     try {
       while (this.pending.length > 0) {
         await this.send(this.pending[0]!);
         this.pending.shift();
         sent++;
       }
-    } catch {
-      // Redis went away again: the rest waits for the next flush.
+    } catch (error) {
+      // The rest waits for the next flush.
+      failure = { error };
     } finally {
       this.flushing = false;
     }
+    if (failure) this.hooks.failed?.(failure.error);
     return sent;
   }
 
@@ -105,7 +130,7 @@ export class PublishQueue<T> {
   private release(): void {
     while (this.inFlight[0]?.settled) this.inFlight.shift();
     // Flushed only once none is in flight: a failure then cannot requeue ahead of a flush.
-    if (this.inFlight.length === 0 && this.pending.length > 0) this.drained();
+    if (this.inFlight.length === 0 && this.pending.length > 0) this.hooks.drained?.();
   }
 
   /**

@@ -8,6 +8,7 @@ import { type ClusterEnvelope, parseClusterEnvelope } from './cluster-envelope.j
 import type { DeliveryTarget, OutboundMessage } from './delivery-target.js';
 import { InboundHold } from './inbound-hold.js';
 import { PublishQueue } from './publish-queue.js';
+import { RefusedPublishRetry } from './refused-publish-retry.js';
 import {
   type ClusterAnswers,
   type ClusterChange,
@@ -110,6 +111,7 @@ export class RedisBus extends RealtimeBus {
   private readonly inbox: string;
   private readonly instancesKey: string;
   private readonly queue: PublishQueue<QueuedPublish>;
+  private readonly refusedPublishes: RefusedPublishRetry<QueuedPublish>;
   private readonly recent = new RecentIds(8192);
   private readonly counts = new Map<string, PendingCount>();
   private readonly requests = new Map<string, PendingRequest>();
@@ -184,10 +186,19 @@ export class RedisBus extends RealtimeBus {
     this.queue = new PublishQueue<QueuedPublish>(
       (item) => this.sendQueued(item),
       this.options.maxBufferedPublishes,
-      // What waited behind a full window of publishes in flight goes out once they are confirmed.
-      () => {
-        if (this.up) void this.queue.flush();
+      {
+        // What waited behind a full window of publishes in flight goes out once they are confirmed.
+        drained: () => {
+          if (this.up) void this.queue.flush();
+        },
+        failed: (error) => this.refusedPublishes.failed(error),
       },
+    );
+    this.refusedPublishes = new RefusedPublishRetry(
+      this.queue,
+      () => this.up && !this.closed,
+      this.logger,
+      describeQueued,
     );
     this.deliveredFirst = new RecentIds(Math.max(8192, 4 * this.options.maxBufferedPublishes));
     this.start();
@@ -506,6 +517,7 @@ export class RedisBus extends RealtimeBus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.refusedPublishes.stop();
     clearInterval(this.leaseTimer);
     clearTimeout(this.recoveryRetry);
     for (const pending of this.counts.values()) pending.done(pending.reached);
@@ -574,6 +586,7 @@ export class RedisBus extends RealtimeBus {
     // After an outage the others may not be subscribed again yet: what waited for Redis would
     // reach nobody. Wait (bounded) until the peers known before it announced themselves.
     if (wasDown && this.everConnected && this.queue.size > 0) await this.awaitRejoin(knownPeers);
+    this.refusedPublishes.reconnected();
     const flushed = await this.queue.flush();
     if (wasDown && this.everConnected) this.emitChange({ kind: 'reconnected' });
     this.everConnected = true;
@@ -965,4 +978,14 @@ function targetKey(target: DeliveryTarget): string {
     case 'all':
       return 'a';
   }
+}
+
+/** A queued publish as the logs tell of it. */
+function describeQueued(item: QueuedPublish): Record<string, unknown> {
+  if ('payload' in item) return { payload_bytes: item.payload.length };
+  return {
+    message_id: item.message.id,
+    type: item.message.type,
+    streams: item.copies.map(({ stream }) => stream),
+  };
 }
