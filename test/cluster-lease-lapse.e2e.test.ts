@@ -206,6 +206,60 @@ describe('presence when the rewrite after a reconnection is refused, the lease i
   });
 });
 
+describe('presence when Redis refuses a connect and a close, the lease intact', () => {
+  const USER = 'refused-writes';
+  const started = aliceOnProxiedBobDirect(USER, { ...BUS, leaseMs: 60_000 });
+
+  it('is repaired once Redis takes writes again, and both changes are announced', async (t) => {
+    const { setup, a, b, nodes } = started();
+    if (!requireRedis(t, setup?.redis)) return;
+    await presenceWholeAndStays(nodes);
+    const { redis } = setup!;
+    const watcher = await TestClient.open(b.wsUrl, b.token('watcher'));
+    await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+    const carol = await TestClient.open(a.wsUrl, a.token('carol'));
+    let dave: TestClient | undefined;
+    try {
+      const bob = nodes[1]!;
+      const before = JSON.stringify(['alice', 'bob', 'carol', 'watcher']);
+      await eventually(async () => (await viewOf(bob)) === before, WHOLE_WAIT_MS, 'carol seen');
+      // Redis stays reachable but refuses a's scripts: carol's close and dave's connect fail (and
+      // so may carol's online, a stream send).
+      assert.match(
+        (await redisCommand(redis.port, `ACL SETUSER ${USER} -@scripting`)) ?? '',
+        /^\+OK/,
+      );
+      carol.close();
+      dave = await TestClient.open(a.wsUrl, a.token('dave'));
+      await sleep(300);
+      assert.equal(await viewOf(bob), before, 'the close and the connect were refused');
+      assert.match((await redisCommand(redis.port, `ACL SETUSER ${USER} +@all`)) ?? '', /^\+OK/);
+      const after = JSON.stringify(['alice', 'bob', 'dave', 'watcher']);
+      await eventually(
+        async () => (await viewOf(bob)) === after,
+        WHOLE_WAIT_MS,
+        'presence repaired',
+      );
+      const statuses = (user: string) =>
+        watcher
+          .ofType('user.status_changed')
+          .filter((m) => m.data.user_id === user)
+          .map((m) => m.data.status);
+      await eventually(
+        () => statuses('carol').length === 2 && statuses('dave').length === 1,
+        WHOLE_WAIT_MS,
+        'announced',
+      );
+      await watcher.request({ type: 'ping' });
+      assert.deepEqual(statuses('dave'), ['online']);
+      assert.deepEqual(statuses('carol'), ['online', 'offline']);
+    } finally {
+      dave?.close();
+      watcher.close();
+    }
+  });
+});
+
 /**
  * The race above, made certain: the peer's reap of the cut-off instance (a call of its own, made
  * when its renewal found the lease ended) is held on its way to Redis until the instance is back

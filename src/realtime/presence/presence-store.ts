@@ -53,5 +53,13 @@ export abstract class PresenceStore {
    * process.
    */
   abstract onReady(listener: () => void): void;
+  /**
+   * Whether the store's own connection is ready now. A write that failed while it is was refused
+   * (an error reply), not lost to an outage whose end {@link onReady} reports. Always, for a store
+   * of this process.
+   */
+  get ready(): boolean {
+    return true;
+  }
   abstract close(): Promise<void>;
 }

@@ -59,6 +59,11 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
    * reconnection starts the count over.
    */
   private readonly rewriteRetries = new RetryBackoff(() => this.rewrites.request());
+  /**
+   * Connections whose add the store refused while reachable: the rewrite that repairs it
+   * announces their user online, if that is when they come online. Open connections only.
+   */
+  private readonly unannounced = new Set<string>();
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
@@ -132,6 +137,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       'add',
       () => this.store.add(this.entryOf(connection), this.options.maxConnectionsPerUser),
       (result) => this.added(userId, result),
+      () => this.refused(connection.id),
     );
   }
 
@@ -146,6 +152,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private closed(event: ConnectionClosedEvent): void {
+    this.unannounced.delete(event.connectionId);
     // A host's connectionOpened$ observer runs ahead of this service's: when it closes the user's
     // previous connection there, this close comes before the new connection's add. Forgotten at
     // once, the old one would leave the user without any connection in the store for a moment
@@ -168,7 +175,20 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       (wentOffline) => {
         if (wentOffline) this.announce(userId, 'offline');
       },
+      () => this.refused(),
     );
+  }
+
+  /**
+   * A connect or close that the store refused while reachable (an error reply: scripts denied,
+   * out of memory) has no reconnection to repair it: a rewrite does, after 1 s, doubling, 6 times
+   * at most. It announces a close's offline (forgetClosed) and, for `connectionId`, an online.
+   */
+  private refused(connectionId?: string): void {
+    // Not while unreachable: the rewrite at the end of the outage repairs it, silently.
+    if (!this.store.ready) return;
+    if (connectionId !== undefined) this.unannounced.add(connectionId);
+    this.rewriteRetries.scheduleAfresh();
   }
 
   private async reap(instanceIds: string[]): Promise<void> {
@@ -205,6 +225,10 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       const results = await Promise.all(
         batch.map((connection) => this.store.add(this.entryOf(connection), limit)),
       );
+      for (const [index, result] of results.entries()) {
+        const { id, userId } = batch[index]!;
+        if (this.unannounced.delete(id) && result.cameOnline) this.announce(userId, 'online');
+      }
       for (const result of results) for (const entry of result.evict) await this.evict(entry);
     }
   }
@@ -288,22 +312,24 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     operation: string,
     call: () => T | Promise<T>,
     next: (answer: T | undefined) => void,
+    failed?: () => void,
   ): void {
     let answer: T | Promise<T>;
     try {
       answer = call();
     } catch (error) {
-      this.storeFailed(operation, error);
+      this.storeFailed(operation, error, failed);
       return next(undefined);
     }
     if (!isThenable(answer)) return next(answer as T);
     void (answer as Promise<T>).then(next, (error: unknown) => {
-      this.storeFailed(operation, error);
+      this.storeFailed(operation, error, failed);
       next(undefined);
     });
   }
 
-  private storeFailed(operation: string, error: unknown): void {
+  private storeFailed(operation: string, error: unknown, failed?: () => void): void {
     this.logger.debug?.({ event: 'presence.store_failed', operation, error: String(error) });
+    failed?.();
   }
 }

@@ -76,6 +76,10 @@ export class RedisPresenceStore extends PresenceStore {
     this.redis.on('ready', listener);
   }
 
+  override get ready(): boolean {
+    return this.redis.status === 'ready';
+  }
+
   async add(entry: PresenceEntry, perUserLimit: number): Promise<PresenceAddResult> {
     const [online, flat] = (await this.redis.eval(
       ADD,
