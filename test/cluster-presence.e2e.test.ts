@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
@@ -17,7 +18,12 @@ import { PresenceStore } from '../src/realtime/presence/presence-store.js';
 import { freePort } from './support/free-port.js';
 import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
 import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
-import { requireRedis, startRedisServer, type RedisServer } from './support/redis-server.js';
+import {
+  redisCommand,
+  requireRedis,
+  startRedisServer,
+  type RedisServer,
+} from './support/redis-server.js';
 import { TEST_SECRET } from './support/test-app.js';
 import { eventually, TestClient } from './support/test-client.js';
 
@@ -119,6 +125,62 @@ describe('presence across instances', () => {
   });
 });
 
+/**
+ * A demo app in its own process, in `namespace` on `redisUrl`, with `ghost` connected to it and
+ * seen online by `survivor`'s presence and `watcher`.
+ */
+async function ghostInstance(
+  redisUrl: string,
+  namespace: string,
+  survivor: ClusterInstance,
+  watcher: TestClient,
+): Promise<{ child: ChildProcess; ghost: TestClient }> {
+  const port = await freePort();
+  const main = fileURLToPath(new URL('../src/demo/main.js', import.meta.url));
+  const child = spawn(process.execPath, [main], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      JWT_SECRET: TEST_SECRET,
+      REDIS_URL: redisUrl,
+      REALTIME_REDIS_NAMESPACE: namespace,
+      REALTIME_LEASE_MS: String(LEASE_MS),
+    },
+    stdio: 'ignore',
+  });
+  const doomedUrl = `ws://127.0.0.1:${port}/ws`;
+  let ghost: TestClient | undefined;
+  try {
+    await eventually(
+      async () => {
+        const client = TestClient.connect(doomedUrl, survivor.token('ghost'));
+        try {
+          await client.next('connection.established', 500);
+          ghost = client;
+          return true;
+        } catch {
+          client.close();
+          return false;
+        }
+      },
+      10_000,
+      'the child instance accepts a connection',
+    );
+    await eventually(async () => survivor.service.isUserConnected('ghost'), 3000, 'ghost seen');
+    await eventually(() => statusesOf(watcher, 'ghost').length === 1, 3000, 'online announced');
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return { child, ghost: ghost! };
+}
+
+/** Kills `child` at once, as a crash would: no close, no cleanup of its presence. */
+async function crash(child: ChildProcess): Promise<void> {
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+}
+
 describe('an instance that dies without cleanup', () => {
   let redis: RedisServer | undefined;
   let cluster: Cluster | undefined;
@@ -140,42 +202,10 @@ describe('an instance that dies without cleanup', () => {
     const survivor = cluster.instances[0]!;
     const watcher = await TestClient.open(survivor.wsUrl, survivor.token('watcher'));
     await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+    const started = await ghostInstance(redis.url, namespace, survivor, watcher);
+    child = started.child;
 
-    const port = await freePort();
-    const main = fileURLToPath(new URL('../src/demo/main.js', import.meta.url));
-    child = spawn(process.execPath, [main], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        JWT_SECRET: TEST_SECRET,
-        REDIS_URL: redis.url,
-        REALTIME_REDIS_NAMESPACE: namespace,
-        REALTIME_LEASE_MS: String(LEASE_MS),
-      },
-      stdio: 'ignore',
-    });
-    const doomedUrl = `ws://127.0.0.1:${port}/ws`;
-    let ghost: TestClient | undefined;
-    await eventually(
-      async () => {
-        const client = TestClient.connect(doomedUrl, survivor.token('ghost'));
-        try {
-          await client.next('connection.established', 500);
-          ghost = client;
-          return true;
-        } catch {
-          client.close();
-          return false;
-        }
-      },
-      10_000,
-      'the child instance accepts a connection',
-    );
-    await eventually(async () => survivor.service.isUserConnected('ghost'), 3000, 'ghost seen');
-    await eventually(() => statusesOf(watcher, 'ghost').length === 1, 3000, 'online announced');
-
-    child.kill('SIGKILL');
-    await once(child, 'exit');
+    await crash(child);
     await eventually(
       async () => !(await survivor.service.isUserConnected('ghost')),
       2 * LEASE_MS + 1000,
@@ -185,7 +215,62 @@ describe('an instance that dies without cleanup', () => {
     await watcher.request({ type: 'ping' });
     assert.deepEqual(statusesOf(watcher, 'ghost'), ['online', 'offline']);
     assert.deepEqual(survivor.bus.liveInstances(), [survivor.bus.instanceId]);
-    ghost?.close();
+    started.ghost.close();
+    watcher.close();
+  });
+});
+
+describe('an instance that dies while Redis refuses its reap', () => {
+  const USER = 'survivor';
+  let redis: RedisServer | undefined;
+  let cluster: Cluster | undefined;
+  let child: ChildProcess | undefined;
+
+  before(async () => {
+    redis = await startRedisServer();
+  });
+  after(async () => {
+    child?.kill('SIGKILL');
+    await cluster?.close();
+    await redis?.stop();
+  });
+
+  it('is reaped once Redis takes it: its users do not stay online for good', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const namespace = uniqueNamespace('unreaped');
+    const acl = (rules: string) => redisCommand(redis!.port, `ACL SETUSER ${USER} ${rules}`);
+    assert.match((await acl(`on >${USER} ~* &* +@all`)) ?? '', /^\+OK/);
+    const url = redis.url.replace('redis://', `redis://${USER}:${USER}@`);
+    cluster = await startCluster(1, url, { redis: { leaseMs: LEASE_MS, namespace } });
+    const survivor = cluster.instances[0]!;
+    const watcher = await TestClient.open(survivor.wsUrl, survivor.token('watcher'));
+    await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
+    const started = await ghostInstance(redis.url, namespace, survivor, watcher);
+    child = started.child;
+
+    // The survivor keeps its lease, its history and its rate limits, but presence is denied to
+    // it: the reap that follows the lapse of the dead instance's lease is refused.
+    const allowed = ['instances', 'rate:*', 'history:*'].map((key) => `~${namespace}:${key}`);
+    assert.match((await acl(`resetkeys ${allowed.join(' ')}`)) ?? '', /^\+OK/);
+    await crash(child);
+    await eventually(
+      () => survivor.bus.liveInstances().length === 1,
+      2 * LEASE_MS + 1000,
+      'the dead instance reported gone',
+    );
+    await sleep(300);
+    const online = `SISMEMBER ${namespace}:presence:online ghost`;
+    assert.equal((await redisCommand(redis.port, online))?.trim(), ':1', 'the reap was refused');
+    assert.match((await acl('allkeys')) ?? '', /^\+OK/);
+    await eventually(
+      async () => !(await survivor.service.isUserConnected('ghost')),
+      10_000,
+      'the ghost to vanish',
+    );
+    await eventually(() => statusesOf(watcher, 'ghost').length === 2, 3000, 'offline announced');
+    await watcher.request({ type: 'ping' });
+    assert.deepEqual(statusesOf(watcher, 'ghost'), ['online', 'offline']);
+    started.ghost.close();
     watcher.close();
   });
 });

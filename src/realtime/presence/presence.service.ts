@@ -30,6 +30,8 @@ const EVICT_TOPIC = 'presence.evict';
 const IGNORE = (): void => undefined;
 /** Connections whose presence a rewrite sends to the store in one go. */
 const REWRITE_BATCH = 500;
+/** Gone instances kept for another reap at most (the oldest forgotten first). */
+const MAX_UNREAPED = 1000;
 
 /**
  * Keeps the cluster's presence in step with this instance's connections: announces
@@ -64,6 +66,13 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
    * announces their user online, if that is when they come online. Open connections only.
    */
   private readonly unannounced = new Set<string>();
+  /**
+   * Instances reported gone whose reap failed (Redis unreachable or refusing at that moment).
+   * Nobody reports them again, and their users would stay online for good: reaped again after
+   * 1 s, doubling, 6 times at most, and at each reconnection.
+   */
+  private readonly unreaped = new Set<string>();
+  private readonly reapRetries = new RetryBackoff(() => this.reapAgain());
 
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
@@ -102,6 +111,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.rewriteRetries.stop();
+    this.reapRetries.stop();
     for (const subscription of this.subscriptions) subscription.unsubscribe();
     // Connections were closed before this; whatever is left of this instance goes now.
     await this.guard('shutdown', () => this.store.reap([this.bus.instanceId]));
@@ -112,6 +122,8 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   private rewriteNow(): void {
     this.rewriteRetries.reset();
     this.rewrites.request();
+    this.reapRetries.reset();
+    this.reapAgain();
   }
 
   private followConnections(): void {
@@ -191,10 +203,24 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     this.rewriteRetries.scheduleAfresh();
   }
 
-  private async reap(instanceIds: string[]): Promise<void> {
+  private async reap(instanceIds: readonly string[]): Promise<void> {
     const offline = await this.guard('reap', () => this.store.reapGone(instanceIds));
+    if (offline === undefined) {
+      for (const instanceId of instanceIds) {
+        this.unreaped.delete(instanceId);
+        this.unreaped.add(instanceId);
+        if (this.unreaped.size > MAX_UNREAPED) this.unreaped.delete(first(this.unreaped)!);
+      }
+      this.reapRetries.schedule();
+      return;
+    }
+    for (const instanceId of instanceIds) this.unreaped.delete(instanceId);
     this.logger.log({ event: 'presence.reaped_instances', instance_ids: instanceIds });
-    for (const userId of offline ?? []) this.announce(userId, 'offline');
+    for (const userId of offline) this.announce(userId, 'offline');
+  }
+
+  private reapAgain(): void {
+    if (this.unreaped.size > 0) void this.reap([...this.unreaped]);
   }
 
   /**
@@ -332,4 +358,9 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     this.logger.debug?.({ event: 'presence.store_failed', operation, error: String(error) });
     failed?.();
   }
+}
+
+function first<T>(set: ReadonlySet<T>): T | undefined {
+  for (const value of set) return value;
+  return undefined;
 }
