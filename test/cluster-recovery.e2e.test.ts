@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { WebSocket } from 'ws';
 import { RealtimeClient, type ResyncInfo, type WebSocketConstructor } from '../src/client/index.js';
 import type { ResumeResultData } from '../src/protocol/index.js';
@@ -16,7 +16,8 @@ import {
   requireRedis,
   startRedisServer,
 } from './support/redis-server.js';
-import { eventually } from './support/test-client.js';
+import { type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.js';
+import { eventually, TestClient } from './support/test-client.js';
 import { sleep } from './support/wire.js';
 
 /**
@@ -308,5 +309,48 @@ describe('cluster recovery: two instances, one Redis', () => {
     } finally {
       recorder.sdk.close();
     }
+  });
+});
+
+describe('cluster recovery: a resume on an instance that cannot reach Redis', () => {
+  let setup: ProxiedCluster | undefined;
+  before(async () => {
+    setup = await startProxiedCluster(2, 0);
+  });
+  after(() => setup?.close());
+
+  it('is answered: each stream history_unavailable, then recovered on a later resume', async (t) => {
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup!.cluster.instances as [ClusterInstance, ClusterInstance];
+    const first = await TestClient.open(b.wsUrl, b.token('zed'));
+    await a.service.sendToUser('zed', 'note', { n: 1 });
+    const { stream, offset, epoch } = await first.next('note');
+    first.close();
+    const resume = { type: 'resume', data: { positions: [{ stream, offset, epoch }] } };
+
+    await setup!.cutOff();
+    const cut = await TestClient.open(a.wsUrl, a.token('zed'));
+    const refused = await cut.request(resume);
+    assert.equal(refused.type, 'resume.result');
+    assert.deepEqual(refused.data, {
+      recovered: false,
+      streams: [{ stream, recovered: false, replayed: 0, reason: 'history_unavailable' }],
+    });
+    cut.close();
+
+    await setup!.restore();
+    const back = await TestClient.open(a.wsUrl, a.token('zed'));
+    // The history's connection comes back on its own schedule, maybe after the bus's.
+    let answered: Awaited<ReturnType<TestClient['request']>> | undefined;
+    await eventually(
+      async () => {
+        answered = await back.request(resume);
+        return answered.data.recovered === true;
+      },
+      10_000,
+      'a resume recovered once Redis is back',
+    );
+    assert.equal(answered!.type, 'resume.result');
+    back.close();
   });
 });

@@ -131,6 +131,14 @@ export interface StreamResyncData {
  * - `too_slow` (added): the client did not drain its send buffer within `closeGraceMs`, so the
  *   replay stopped after `replayed` messages; the rest of the gap was not sent. That wait is
  *   made once per `resume`: the streams after it replay only what fits in the buffer at once.
+ * - `history_unavailable` (added): the history could not be read just then (the shared store
+ *   unreachable, or refusing the read); nothing more of that stream was replayed.
  */
 export type ResumeFailure =
-  'epoch_changed' | 'gap_too_old' | 'not_visible' | 'too_late' | 'no_history' | 'too_slow';
+  | 'epoch_changed'
+  | 'gap_too_old'
+  | 'not_visible'
+  | 'too_late'
+  | 'no_history'
+  | 'too_slow'
+  | 'history_unavailable';

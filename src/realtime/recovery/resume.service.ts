@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
@@ -11,7 +11,7 @@ import {
 import { SocketWriter } from '../gateway/socket-writer.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
 import type { RealtimeConnection } from '../registry/realtime-connection.js';
-import { MessageHistory } from './message-history.js';
+import { type HistoryRead, MessageHistory } from './message-history.js';
 import { withPosition } from './positioned-frame.js';
 import { mayRead } from './stream-targets.js';
 
@@ -27,6 +27,8 @@ const DRAIN_POLL_MS = 5;
  */
 @Injectable()
 export class ResumeService implements OnApplicationShutdown {
+  private readonly logger = new Logger('RealtimeResume');
+
   constructor(
     @Inject(REALTIME_OPTIONS) private readonly options: ResolvedRealtimeOptions,
     @Inject(MessageHistory) private readonly history: MessageHistory | null,
@@ -78,7 +80,20 @@ export class ResumeService implements OnApplicationShutdown {
     }
     const history = this.history!;
     const limit = this.options.history === false ? 0 : this.options.history.maxMessages;
-    const read = await history.readAfter(stream, position.offset, position.epoch, limit);
+    let read: HistoryRead;
+    try {
+      read = await history.readAfter(stream, position.offset, position.epoch, limit);
+    } catch (error) {
+      // Redis unreachable or refusing the read: the answer says so, per stream, rather than
+      // failing the whole resume as an internal error; the client reloads that stream's state.
+      this.logger.warn({
+        event: 'resume.history_unavailable',
+        connection_id: connection.id,
+        stream,
+        error: String(error),
+      });
+      return { stream, recovered: false, replayed: 0, reason: 'history_unavailable' };
+    }
     const current = {
       epoch: read.epoch,
       ...(read.lastOffset === undefined ? {} : { offset: read.lastOffset }),
