@@ -183,28 +183,36 @@ async function crash(child: ChildProcess): Promise<void> {
 
 describe('an instance that dies without cleanup', () => {
   let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
-  let child: ChildProcess | undefined;
+  const clusters: Cluster[] = [];
+  const children: ChildProcess[] = [];
 
   before(async () => {
     redis = await startRedisServer();
   });
   after(async () => {
-    child?.kill('SIGKILL');
-    await cluster?.close();
+    for (const child of children) child.kill('SIGKILL');
+    for (const cluster of clusters) await cluster.close();
     await redis?.stop();
   });
 
-  it('vanishes from presence within two leases, and its users are announced offline once', async (t) => {
-    if (!requireRedis(t, redis)) return;
-    const namespace = uniqueNamespace('ghosts');
-    cluster = await startCluster(1, redis.url, { redis: { leaseMs: LEASE_MS, namespace } });
+  /** One instance in `namespace` reached by `survivorUrl`, a watcher on it, and a ghost elsewhere. */
+  async function survivorAndGhost(survivorUrl: string, namespace: string) {
+    const cluster = await startCluster(1, survivorUrl, { redis: { leaseMs: LEASE_MS, namespace } });
+    clusters.push(cluster);
     const survivor = cluster.instances[0]!;
     const watcher = await TestClient.open(survivor.wsUrl, survivor.token('watcher'));
     await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
-    const started = await ghostInstance(redis.url, namespace, survivor, watcher);
-    child = started.child;
+    const started = await ghostInstance(redis!.url, namespace, survivor, watcher);
+    children.push(started.child);
+    return { survivor, watcher, ...started };
+  }
 
+  it('vanishes from presence within two leases, and its users are announced offline once', async (t) => {
+    if (!requireRedis(t, redis)) return;
+    const { survivor, watcher, child, ghost } = await survivorAndGhost(
+      redis.url,
+      uniqueNamespace('ghosts'),
+    );
     await crash(child);
     await eventually(
       async () => !(await survivor.service.isUserConnected('ghost')),
@@ -215,38 +223,18 @@ describe('an instance that dies without cleanup', () => {
     await watcher.request({ type: 'ping' });
     assert.deepEqual(statusesOf(watcher, 'ghost'), ['online', 'offline']);
     assert.deepEqual(survivor.bus.liveInstances(), [survivor.bus.instanceId]);
-    started.ghost.close();
+    ghost.close();
     watcher.close();
   });
-});
 
-describe('an instance that dies while Redis refuses its reap', () => {
-  const USER = 'survivor';
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
-  let child: ChildProcess | undefined;
-
-  before(async () => {
-    redis = await startRedisServer();
-  });
-  after(async () => {
-    child?.kill('SIGKILL');
-    await cluster?.close();
-    await redis?.stop();
-  });
-
-  it('is reaped once Redis takes it: its users do not stay online for good', async (t) => {
+  it('is reaped once Redis takes the reap it refused: its users do not stay online for good', async (t) => {
     if (!requireRedis(t, redis)) return;
+    const USER = 'survivor';
     const namespace = uniqueNamespace('unreaped');
     const acl = (rules: string) => redisCommand(redis!.port, `ACL SETUSER ${USER} ${rules}`);
     assert.match((await acl(`on >${USER} ~* &* +@all`)) ?? '', /^\+OK/);
     const url = redis.url.replace('redis://', `redis://${USER}:${USER}@`);
-    cluster = await startCluster(1, url, { redis: { leaseMs: LEASE_MS, namespace } });
-    const survivor = cluster.instances[0]!;
-    const watcher = await TestClient.open(survivor.wsUrl, survivor.token('watcher'));
-    await watcher.request({ type: 'subscribe', data: { events: ['user.status_changed'] } });
-    const started = await ghostInstance(redis.url, namespace, survivor, watcher);
-    child = started.child;
+    const { survivor, watcher, child, ghost } = await survivorAndGhost(url, namespace);
 
     // The survivor keeps its lease, its history and its rate limits, but presence is denied to
     // it: the reap that follows the lapse of the dead instance's lease is refused.
@@ -270,7 +258,7 @@ describe('an instance that dies while Redis refuses its reap', () => {
     await eventually(() => statusesOf(watcher, 'ghost').length === 2, 3000, 'offline announced');
     await watcher.request({ type: 'ping' });
     assert.deepEqual(statusesOf(watcher, 'ghost'), ['online', 'offline']);
-    started.ghost.close();
+    ghost.close();
     watcher.close();
   });
 });
