@@ -99,6 +99,37 @@ describe('recovery: stream positions and resume (PROTOCOL 9)', () => {
     }
   });
 
+  it('replays nothing twice when a client resumes the same stream again (a retry)', async () => {
+    const userId = nextUser();
+    const last = await positionThenLeave(userId, 'n.seq', () =>
+      service.sendToUser(userId, 'n.seq', { n: 1 }),
+    );
+    for (let n = 2; n <= 3; n++) await service.sendToUser(userId, 'n.seq', { n });
+
+    const again = await open(userId);
+    try {
+      // Live before the resume: the replay stops there.
+      await service.sendToUser(userId, 'n.seq', { n: 4 });
+      await again.next('n.seq', WAIT_MS);
+      const resume = { type: 'resume', data: { positions: [last] } };
+      const first = await again.request(resume);
+      assert.equal(first.data.streams[0].replayed, 2);
+      await service.sendToUser(userId, 'n.seq', { n: 5 });
+      const retried = await again.request(resume);
+      assert.equal(retried.type, 'resume.result');
+      assert.equal(retried.data.recovered, true);
+      assert.equal(retried.data.streams[0].replayed, 0);
+      await again.request({ type: 'ping' });
+      assert.deepEqual(
+        again.ofType('n.seq').map((m) => m.data.n),
+        [4, 2, 3, 5],
+        'each once: 2 and 3 replayed by the first resume only, 4 and 5 live',
+      );
+    } finally {
+      again.close();
+    }
+  });
+
   it('replays what a user missed while away, in order, then says recovered', async () => {
     const userId = nextUser();
     const last = await positionThenLeave(userId, 'n.seq', () =>

@@ -62,8 +62,8 @@ export class ResumeService implements OnApplicationShutdown {
       if (result.reason === 'too_slow') drainWaitMs = 0;
       streams.push(result);
     }
-    // Resumed once: live offsets are no longer needed (a second resume replays up to now).
-    connection.firstLiveOffsets = undefined;
+    // The live offsets stay until the resume window closes (ConnectionSupervisor): a later resume
+    // of the same stream, a client retrying one that it thought lost, stops at them too.
     return { recovered: streams.every((s) => s.recovered), streams };
   }
 
@@ -102,12 +102,16 @@ export class ResumeService implements OnApplicationShutdown {
       return { stream, recovered: false, replayed: 0, reason: 'epoch_changed', ...current };
     }
     const stopAt = connection.firstLiveOffsets?.get(stream);
+    // What an earlier resume replayed to this connection is not sent twice.
+    const replayedBefore = connection.replayedUpTo?.get(stream);
     let replayed = 0;
     let cutShort = false;
     for (const entry of read.entries) {
       // From here on the connection got every message live.
       if (stopAt !== undefined && compareOffsets(entry.offset, stopAt) >= 0) break;
       if (entry.exceptUserId !== undefined && entry.exceptUserId === connection.userId) continue;
+      if (replayedBefore !== undefined && compareOffsets(entry.offset, replayedBefore) <= 0)
+        continue;
       const frame = Buffer.from(
         withPosition(entry.frame, { stream, offset: entry.offset, epoch: read.epoch }),
       );
