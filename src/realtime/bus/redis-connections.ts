@@ -35,3 +35,11 @@ export function failFastConnection(connection: string | Redis): Redis {
   redis.on('error', () => undefined);
   return redis;
 }
+
+/**
+ * True for Redis's own refusal of a command (an error reply: NOPERM, OOM, WRONGTYPE, BUSY),
+ * which came over a working connection; false for a connection that failed or closed.
+ */
+export function isErrorReply(error: unknown): boolean {
+  return (error as { name?: unknown } | null)?.name === 'ReplyError';
+}

@@ -13,6 +13,13 @@ const ALL_RETRIES_MS = FIRST_MS * (2 ** RETRIES - 1) + 200;
 /** Bound on what the retries should do within ALL_RETRIES_MS, on a busy machine. */
 const WAIT_MS = 10 * ALL_RETRIES_MS;
 
+/** What ioredis rejects with when Redis answers an error: its name is what tells. */
+function refusal(): Error {
+  const error = new Error('NOPERM this user has no permissions to run the eval command');
+  error.name = 'ReplyError';
+  return error;
+}
+
 class RecordingLogger extends Logger {
   readonly lines: Array<{ level: string; event: unknown }> = [];
   override warn(message: { event: unknown }): void {
@@ -27,7 +34,11 @@ class RecordingLogger extends Logger {
  * A queue whose sends Redis "refuses" (rejects) while `refuse` says so, with the retry wired to
  * its failures as RedisBus wires it.
  */
-function refusingQueue(refuse: (item: string) => boolean, reachable = () => true) {
+function refusingQueue(
+  refuse: (item: string) => boolean,
+  reachable = () => true,
+  failure: () => Error = refusal,
+) {
   const sent: string[] = [];
   const attempts: string[] = [];
   const logger = new RecordingLogger();
@@ -35,7 +46,7 @@ function refusingQueue(refuse: (item: string) => boolean, reachable = () => true
   const queue = new PublishQueue<string>(
     (item) => {
       attempts.push(item);
-      if (refuse(item)) return Promise.reject(new Error('NOPERM'));
+      if (refuse(item)) return Promise.reject(failure());
       sent.push(item);
       return Promise.resolve();
     },
@@ -109,6 +120,19 @@ describe('RefusedPublishRetry', () => {
     assert.deepEqual(logger.lines, []);
     await queue.flush();
     assert.deepEqual(sent, ['a']);
+    retry.stop();
+  });
+
+  it('leaves a failure that is no error reply (a connection that closed) to the reconnection', async () => {
+    let refusing = true;
+    const closed = () => new Error('Connection is closed.');
+    const { queue, retry, sent, logger } = refusingQueue(() => refusing, undefined, closed);
+    queue.push('a', true);
+    await sleep(1);
+    refusing = false;
+    await sleep(4 * FIRST_MS);
+    assert.deepEqual(sent, [], 'not retried');
+    assert.deepEqual(logger.lines, []);
     retry.stop();
   });
 

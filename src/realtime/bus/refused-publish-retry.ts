@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import { RETRY_FIRST_MS, RetryBackoff } from '../retry-backoff.js';
 import type { PublishQueue } from './publish-queue.js';
+import { isErrorReply } from './redis-connections.js';
 
 /**
  * A publish that fails while Redis is reachable was refused: an error reply (out of memory, a
@@ -31,8 +32,8 @@ export class RefusedPublishRetry<T> {
 
   /** A send of the queue failed (its hook). */
   failed(error: unknown): void {
-    // Unreachable: the reconnection flushes the queue.
-    if (!this.reachable()) return;
+    // A connection that failed, not a refusal: the reconnection flushes the queue.
+    if (!this.reachable() || !isErrorReply(error)) return;
     const head = this.queue.head;
     if (head === undefined) return;
     if (head !== this.refusedHead) {
