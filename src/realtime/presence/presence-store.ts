@@ -54,12 +54,13 @@ export abstract class PresenceStore {
    */
   abstract onReady(listener: () => void): void;
   /**
-   * Whether the store's own connection is ready now. A write that failed while it is was refused
-   * (an error reply), not lost to an outage whose end {@link onReady} reports. Always, for a store
-   * of this process.
+   * Whether `error`, from a write, was the store refusing it over a working connection (an error
+   * reply), rather than a write lost to an outage whose end {@link onReady} reports. Never, for a
+   * store of this process.
    */
-  get ready(): boolean {
-    return true;
+  refused(error: unknown): boolean {
+    void error;
+    return false;
   }
   abstract close(): Promise<void>;
 }

@@ -149,7 +149,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       'add',
       () => this.store.add(this.entryOf(connection), this.options.maxConnectionsPerUser),
       (result) => this.added(userId, result),
-      () => this.refused(connection.id),
+      (error) => this.refused(error, connection.id),
     );
   }
 
@@ -187,7 +187,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       (wentOffline) => {
         if (wentOffline) this.announce(userId, 'offline');
       },
-      () => this.refused(),
+      (error) => this.refused(error),
     );
   }
 
@@ -196,9 +196,9 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
    * out of memory) has no reconnection to repair it: a rewrite does, after 1 s, doubling, 6 times
    * at most. It announces a close's offline (forgetClosed) and, for `connectionId`, an online.
    */
-  private refused(connectionId?: string): void {
-    // Not while unreachable: the rewrite at the end of the outage repairs it, silently.
-    if (!this.store.ready) return;
+  private refused(error: unknown, connectionId?: string): void {
+    // Not a write lost to an outage: the rewrite at its end repairs it, silently.
+    if (!this.store.refused(error)) return;
     if (connectionId !== undefined) this.unannounced.add(connectionId);
     this.rewriteRetries.scheduleAfresh();
   }
@@ -338,7 +338,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     operation: string,
     call: () => T | Promise<T>,
     next: (answer: T | undefined) => void,
-    failed?: () => void,
+    failed?: (error: unknown) => void,
   ): void {
     let answer: T | Promise<T>;
     try {
@@ -354,9 +354,9 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     });
   }
 
-  private storeFailed(operation: string, error: unknown, failed?: () => void): void {
+  private storeFailed(operation: string, error: unknown, failed?: (error: unknown) => void): void {
     this.logger.debug?.({ event: 'presence.store_failed', operation, error: String(error) });
-    failed?.();
+    failed?.(error);
   }
 }
 

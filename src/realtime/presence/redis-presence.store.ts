@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { leaseKey } from '../bus/redis-bus-options.js';
-import { failFastConnection } from '../bus/redis-connections.js';
+import { failFastConnection, isErrorReply } from '../bus/redis-connections.js';
 import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
 import { RealtimeSendError } from '../realtime-send.error.js';
 
@@ -76,8 +76,8 @@ export class RedisPresenceStore extends PresenceStore {
     this.redis.on('ready', listener);
   }
 
-  override get ready(): boolean {
-    return this.redis.status === 'ready';
+  override refused(error: unknown): boolean {
+    return isErrorReply(error) && this.redis.status === 'ready';
   }
 
   async add(entry: PresenceEntry, perUserLimit: number): Promise<PresenceAddResult> {
