@@ -1,4 +1,4 @@
-import { BadRequestException, HttpException, type Type } from '@nestjs/common';
+import { BadRequestException, HttpException, Logger, type Type } from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants.js';
 import type { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -55,7 +55,14 @@ export function installAdminEarlyErrors(
   const adapter = host?.httpAdapter;
   if (!adapter || adapter.getType() !== 'express') return;
   const routes = adminRoutesIn(adapter.getInstance(), controller);
-  if (routes.length === 0) return;
+  if (routes.length === 0) {
+    // Express without a router we can read (another major version): the host's shape stays.
+    new Logger('RealtimeAdmin').warn({
+      event: 'admin.early_errors_unavailable',
+      detail: "admin routes not found in Express's router: early errors keep the host's shape",
+    });
+    return;
+  }
   const handler = (
     error: unknown,
     request: IncomingMessage,
