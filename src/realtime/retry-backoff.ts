@@ -32,7 +32,7 @@ export class RetryBackoff {
 
   /** The next retry, after firstMs × 2^n; nothing while one is pending or the count is spent. */
   schedule(): void {
-    if (this.timer || this.count >= this.times || this.stopped) return;
+    if (this.timer || this.spent || this.stopped) return;
     const delay = this.firstMs * 2 ** this.count++;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -47,7 +47,7 @@ export class RetryBackoff {
    * doubling it keeps).
    */
   scheduleAfresh(): void {
-    if (this.count >= this.times) this.count = 0;
+    if (this.spent) this.count = 0;
     this.schedule();
   }
 

@@ -20,6 +20,10 @@ function refusal(): Error {
   return error;
 }
 
+function closedConnection(): Error {
+  return new Error('Connection is closed.');
+}
+
 class RecordingLogger extends Logger {
   readonly lines: Array<{ level: string; event: unknown }> = [];
   override warn(message: { event: unknown }): void {
@@ -106,35 +110,24 @@ describe('RefusedPublishRetry', () => {
     retry.stop();
   });
 
-  it('leaves the queue to the reconnection while Redis is unreachable', async () => {
-    let refusing = true;
-    const { queue, retry, sent, logger } = refusingQueue(
-      () => refusing,
-      () => false,
-    );
-    queue.push('a', true);
-    await sleep(1);
-    refusing = false;
-    await sleep(4 * FIRST_MS);
-    assert.deepEqual(sent, [], 'not retried');
-    assert.deepEqual(logger.lines, []);
-    await queue.flush();
-    assert.deepEqual(sent, ['a']);
-    retry.stop();
-  });
-
-  it('leaves a failure that is no error reply (a connection that closed) to the reconnection', async () => {
-    let refusing = true;
-    const closed = () => new Error('Connection is closed.');
-    const { queue, retry, sent, logger } = refusingQueue(() => refusing, undefined, closed);
-    queue.push('a', true);
-    await sleep(1);
-    refusing = false;
-    await sleep(4 * FIRST_MS);
-    assert.deepEqual(sent, [], 'not retried');
-    assert.deepEqual(logger.lines, []);
-    retry.stop();
-  });
+  for (const [what, reachable, failure] of [
+    ['while Redis is unreachable', () => false, refusal],
+    ['a failure that is no error reply (a connection that closed)', undefined, closedConnection],
+  ] as const) {
+    it(`leaves the queue to the reconnection: ${what}`, async () => {
+      let refusing = true;
+      const { queue, retry, sent, logger } = refusingQueue(() => refusing, reachable, failure);
+      queue.push('a', true);
+      await sleep(1);
+      refusing = false;
+      await sleep(4 * FIRST_MS);
+      assert.deepEqual(sent, [], 'not retried');
+      assert.deepEqual(logger.lines, []);
+      await queue.flush();
+      assert.deepEqual(sent, ['a']);
+      retry.stop();
+    });
+  }
 
   it('retries nothing once stopped', async () => {
     let refusing = true;

@@ -18,7 +18,7 @@ export class RefusedPublishRetry<T> {
 
   constructor(
     private readonly queue: PublishQueue<T>,
-    /** True while the publishing connection is ready: a failure then was a refusal. */
+    /** True while the publishing connection is ready: an error reply then was a refusal. */
     private readonly reachable: () => boolean,
     private readonly logger: Logger,
     /** What the logs say of a publish: ids and types, never its data. */

@@ -209,7 +209,8 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       for (const instanceId of instanceIds) {
         this.unreaped.delete(instanceId);
         this.unreaped.add(instanceId);
-        if (this.unreaped.size > MAX_UNREAPED) this.unreaped.delete(first(this.unreaped)!);
+        if (this.unreaped.size > MAX_UNREAPED)
+          this.unreaped.delete(this.unreaped.values().next().value!);
       }
       this.reapRetries.schedule();
       return;
@@ -358,9 +359,4 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     this.logger.debug?.({ event: 'presence.store_failed', operation, error: String(error) });
     failed?.(error);
   }
-}
-
-function first<T>(set: ReadonlySet<T>): T | undefined {
-  for (const value of set) return value;
-  return undefined;
 }
