@@ -411,7 +411,11 @@ describe('cluster bus faults: a Redis that is slow to answer', () => {
       maxMessages: 100_000,
       maxAgeMs: 60_000,
     });
-    bus.useHistory(history, { recover: () => Promise.resolve(), overflowed: () => undefined });
+    bus.useHistory(history, {
+      recover: () => Promise.resolve(),
+      overflowed: () => undefined,
+      abandoned: () => undefined,
+    });
     const watcher = new Redis(redis!.url, { maxRetriesPerRequest: 1 });
     const seen: string[] = [];
     watcher.on('message', (_channel: string, raw: string) => {

@@ -354,3 +354,103 @@ describe('cluster recovery: a resume on an instance that cannot reach Redis', ()
     back.close();
   });
 });
+
+describe('cluster recovery: a gap while Redis refuses the history to one instance', () => {
+  const GAPPER = 'gapper';
+  /** The retries before a gap is given up take about 16 s. */
+  const GIVE_UP_WAIT_MS = 30_000;
+  let setup: ProxiedCluster | undefined;
+  before(async () => {
+    // A short request timeout: B waits for A's count of each send made into a gap.
+    setup = await startProxiedCluster(
+      2,
+      0,
+      { redis: { requestTimeoutMs: 1000 } },
+      { proxied: 'subscriber', user: GAPPER },
+    );
+  });
+  after(() => setup?.close());
+
+  const refuseReads = async (refused: boolean) => {
+    const rule = refused ? '-xrange' : '+@all';
+    const reply = await redisCommand(setup!.redis.port, `ACL SETUSER ${GAPPER} ${rule}`);
+    assert.match(reply ?? '', /^\+OK/, `ACL SETUSER ${rule}: ${reply}`);
+  };
+
+  /** A's subscription is cut while B sends `missed` to `user`, then comes back. */
+  const gapAtA = async (user: string, missed: number) => {
+    const b = setup!.cluster.instances[1]!;
+    await setup!.cutOff();
+    assert.equal(await b.service.sendToUser(user, 'note', { n: missed }), 0, 'nobody got it');
+    await setup!.restore();
+  };
+
+  const notes = (client: TestClient) => client.ofType('note').map((m) => m.data.n as number);
+
+  it('is given up after its retries: what came since is delivered, then stream.resync history_unavailable, and the missed message never', async (t) => {
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup!.cluster.instances as [ClusterInstance, ClusterInstance];
+    const client = await TestClient.open(a.wsUrl, a.token('zed'));
+    try {
+      await b.service.sendToUser('zed', 'note', { n: 1 });
+      await client.next('note');
+      await refuseReads(true);
+      await gapAtA('zed', 2);
+      // Held at A while its recovery is refused; before the fix, held for as long as Redis refused.
+      await b.service.sendToUser('zed', 'note', { n: 3 });
+      const resync = await client.next('stream.resync', GIVE_UP_WAIT_MS);
+      assert.deepEqual(notes(client), [1, 3], 'the held message came before the resync');
+      const told = resync.data.streams as Array<Record<string, unknown>>;
+      assert.deepEqual(told.map((s) => s.stream).sort(), ['all', 'user:zed']);
+      for (const stream of told) {
+        assert.equal(stream.recovered, false);
+        assert.equal(stream.reason, 'history_unavailable');
+      }
+      // Live again while the reads are still refused; and after.
+      await b.service.sendToUser('zed', 'note', { n: 4 });
+      await refuseReads(false);
+      await b.service.sendToUser('zed', 'note', { n: 5 });
+      await eventually(() => notes(client).length === 4, 5000, 'the later messages');
+      await client.request({ type: 'ping' });
+      assert.deepEqual(notes(client), [1, 3, 4, 5]);
+      assert.equal(client.ofType('stream.resync').length, 1);
+    } finally {
+      await refuseReads(false);
+      client.close();
+    }
+  });
+
+  it('given up with nothing since: the next gap is not filled with both gaps’ messages, it is told lost', async (t) => {
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup!.cluster.instances as [ClusterInstance, ClusterInstance];
+    const client = await TestClient.open(a.wsUrl, a.token('zoe'));
+    try {
+      await b.service.sendToUser('zoe', 'note', { n: 1 });
+      await client.next('note');
+      await refuseReads(true);
+      await gapAtA('zoe', 2);
+      await client.next('stream.resync', GIVE_UP_WAIT_MS);
+      await refuseReads(false);
+      // The history now holds 2 (told lost) and 3 (the new gap), both after A's last message.
+      await gapAtA('zoe', 3);
+      const again = await client.next('stream.resync', GIVE_UP_WAIT_MS);
+      const told = again.data.streams as Array<Record<string, unknown>>;
+      assert.deepEqual(told.map((s) => s.stream).sort(), ['all', 'user:zoe']);
+      assert.ok(
+        told.every((s) => s.reason === 'history_unavailable'),
+        JSON.stringify(told),
+      );
+      // Positioned again: a third gap is filled from the history as usual.
+      await b.service.sendToUser('zoe', 'note', { n: 4 });
+      await client.next('note');
+      await gapAtA('zoe', 5);
+      await eventually(() => notes(client).length === 3, 10_000, 'the third gap filled');
+      await client.request({ type: 'ping' });
+      assert.deepEqual(notes(client), [1, 4, 5]);
+      assert.equal(client.ofType('stream.resync').length, 2);
+    } finally {
+      await refuseReads(false);
+      client.close();
+    }
+  });
+});

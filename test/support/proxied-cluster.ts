@@ -41,7 +41,8 @@ export interface ProxiedCluster {
  * bus options, as for startCluster. `proxied: 'subscriber'` sends only that instance's
  * subscription through the proxy: a cut then costs it what the others publish, not its own
  * publishing. `user`: the proxied instance logs in as a Redis ACL user of that name (and
- * password), allowed everything, so that a test can take commands away from it alone.
+ * password), allowed everything, on both its connections, so that a test can take commands away
+ * from it alone.
  */
 export async function startProxiedCluster(
   count: number,
@@ -61,9 +62,10 @@ export async function startProxiedCluster(
       login = `${user}:${user}@`;
     }
     const proxyUrl = `redis://${login}127.0.0.1:${proxy.port}`;
+    const directUrl = `redis://${login}127.0.0.1:${redis.port}`;
     const urls = Array.from({ length: count }, (_, index): string | SplitRedisUrls => {
       if (index !== proxiedIndex) return redis.url;
-      return proxiedPath === 'all' ? proxyUrl : { publisher: redis.url, subscriber: proxyUrl };
+      return proxiedPath === 'all' ? proxyUrl : { publisher: directUrl, subscriber: proxyUrl };
     });
     const restored = proxiedPath === 'all' ? 'reconnected' : 'resubscribed';
     const cluster = await startCluster(count, urls, realtimeOptions);

@@ -22,6 +22,7 @@ describe('InboundHold', () => {
     assert.equal(hold.offer(message('c')), true);
     assert.equal(hold.offer(message('d', 's', '2-0')), true);
     assert.equal(hold.offer(message('e', 't', '3-0')), true);
+    assert.equal(hold.size, 4);
     assert.deepEqual(
       [...hold.firstOffsets()],
       [
@@ -37,6 +38,7 @@ describe('InboundHold', () => {
     );
     assert.equal(overflowed, false);
     assert.equal(hold.holding, false);
+    assert.equal(hold.size, 0);
     assert.equal(hold.offer(message('f')), false, 'released: delivered at once again');
   });
 

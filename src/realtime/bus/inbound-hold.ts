@@ -15,6 +15,11 @@ export class InboundHold {
     return this.held !== undefined;
   }
 
+  /** Messages kept so far. */
+  get size(): number {
+    return this.held?.length ?? 0;
+  }
+
   start(): void {
     this.held ??= [];
   }

@@ -20,6 +20,7 @@ import {
   type RequestOptions,
 } from './realtime-bus.js';
 import { SerialRuns } from '../serial-runs.js';
+import { RetryBackoff } from '../retry-backoff.js';
 import { RecentIds } from './recent-ids.js';
 import { FAIL_FAST, RESUBSCRIBING } from './redis-connections.js';
 import {
@@ -73,8 +74,11 @@ type QueuedPublish =
 
 /** Messages held while a gap in what this instance received is filled (see {@link GapRecovery}). */
 const MAX_HELD = 100_000;
-/** Pause before trying a failed gap recovery again, ms. */
-const RECOVERY_RETRY_MS = 250;
+/**
+ * The first pause before trying a failed gap recovery again, ms; it doubles with each of the
+ * RETRIES retries (about 16 s in all), after which the gap is given up (see {@link GapRecovery}).
+ */
+const RECOVERY_RETRY_FIRST_MS = 250;
 
 /**
  * Fills what this instance missed while its subscription was down (section 9, from the shared
@@ -83,12 +87,18 @@ const RECOVERY_RETRY_MS = 250;
 export interface GapRecovery {
   /**
    * Called on every (re)subscription; `afterGap` when messages may have been missed. Messages
-   * arriving meanwhile are held, and delivered when it resolves; when it throws they stay held
-   * until the next subscription.
+   * arriving meanwhile are held, and delivered when it resolves; when it throws it is tried
+   * again, with what arrives still held, until its retries are spent.
    */
   recover(afterGap: boolean): Promise<void>;
   /** More messages arrived during a recovery than could be held: some were dropped. */
   overflowed(): void;
+  /**
+   * The recovery kept failing (Redis refusing the history's reads): what was held has just been
+   * delivered, and what was missed before it will not be. `positionKept`: a message from the
+   * bus was among those delivered, so the next gap starts after it.
+   */
+  abandoned(positionKept: boolean): void;
 }
 
 /**
@@ -153,7 +163,10 @@ export class RedisBus extends RealtimeBus {
   private subscriptionLost = false;
   /** One recovery at a time; a resubscription during one runs another after it. */
   private readonly gapRecoveries = new SerialRuns(() => this.recoverGap());
-  private recoveryRetry: NodeJS.Timeout | undefined;
+  /** Retries of a failed recovery while the subscription is up (Redis may be coming back). */
+  private readonly recoveryRetries = new RetryBackoff(() => {
+    if (this.subscriber.status === 'ready' && this.hold.holding) this.gapRecoveries.request();
+  }, RECOVERY_RETRY_FIRST_MS);
   /** Settles when every stream send made so far was published (and came back) or fell back. */
   private decided: Promise<void> = Promise.resolve();
   /** Stream sends waiting for their turn to be delivered here and queued (see queueInOrder). */
@@ -519,7 +532,7 @@ export class RedisBus extends RealtimeBus {
     this.closed = true;
     this.refusedPublishes.stop();
     clearInterval(this.leaseTimer);
-    clearTimeout(this.recoveryRetry);
+    this.recoveryRetries.stop();
     for (const pending of this.counts.values()) pending.done(pending.reached);
     this.counts.clear();
     for (const pending of this.requests.values()) pending.done();
@@ -620,29 +633,34 @@ export class RedisBus extends RealtimeBus {
   private async recoverGap(): Promise<void> {
     if (this.closed) return;
     const recovery = this.gapRecovery;
-    if (!recovery) return this.releaseHeld();
+    if (!recovery) return void this.releaseHeld();
     try {
       await recovery.recover(this.hold.holding);
     } catch (error) {
       this.logger.warn({ event: 'bus.gap_recovery_failed', error: String(error) });
-      this.retryRecovery();
-      return; // held until a retry succeeds
+      // Nothing held (the first subscription's): nothing was missed, and nothing waits for it.
+      if (!this.hold.holding) return;
+      if (!this.recoveryRetries.spent) return this.recoveryRetries.schedule();
+      // Still refused: the clients get what came since, and are told what they missed, rather
+      // than nothing for as long as Redis refuses. A resubscription meanwhile tries once more.
+      if (this.subscriber.status !== 'ready' || this.gapRecoveries.askedAgain) return;
+      this.recoveryRetries.reset();
+      this.logger.error({
+        event: 'bus.gap_recovery_abandoned',
+        held: this.hold.size,
+        error: String(error),
+      });
+      const released = this.releaseHeld();
+      recovery.abandoned(released.some((message) => message.position !== undefined));
+      return;
     }
+    this.recoveryRetries.reset();
     // A resubscription meanwhile: the next recovery releases what is held.
     if (this.subscriber.status === 'ready' && !this.gapRecoveries.askedAgain) this.releaseHeld();
   }
 
-  /** Tries again while the subscription is up (Redis may still be coming back). */
-  private retryRecovery(): void {
-    if (this.closed || this.recoveryRetry) return;
-    this.recoveryRetry = setTimeout(() => {
-      this.recoveryRetry = undefined;
-      if (this.subscriber.status === 'ready' && this.hold.holding) this.gapRecoveries.request();
-    }, RECOVERY_RETRY_MS);
-    this.recoveryRetry.unref();
-  }
-
-  private releaseHeld(): void {
+  /** Ends the hold: delivers what it kept but the recovery delivered already; returns it all. */
+  private releaseHeld(): OutboundMessage[] {
     const { messages, overflowed } = this.hold.release();
     for (const message of messages) {
       const key = deliveryKey(message);
@@ -650,6 +668,7 @@ export class RedisBus extends RealtimeBus {
     }
     this.recovered.clear();
     if (overflowed) this.gapRecovery?.overflowed();
+    return messages;
   }
 
   /** Tells the others this instance publishes and listens (again). */

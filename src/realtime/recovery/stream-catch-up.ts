@@ -3,6 +3,7 @@ import {
   ALL_STREAM,
   compareOffsets,
   eventStream,
+  type ResumeFailure,
   type ResumeStreamResult,
   roomStream,
   ServerMessageType,
@@ -68,6 +69,7 @@ export class StreamCatchUp implements GapRecovery, OnModuleInit {
       return;
     }
     const known = this.watermark.epoch ?? '';
+    if (this.watermark.lost) return this.recoverUnknownStart(known);
     const streams = this.localStreams();
     const reads: CatchUpRead[] = [];
     let current = { epoch: known, nowMs: 0 };
@@ -113,15 +115,42 @@ export class StreamCatchUp implements GapRecovery, OnModuleInit {
 
   overflowed(): void {
     this.logger.warn({ event: 'stream.gap_overflow' });
-    this.notifyLost(
-      this.localStreams().map((stream) => ({
-        stream,
-        recovered: false,
-        replayed: 0,
-        reason: 'gap_too_old' as const,
-        epoch: this.watermark.epoch,
-      })),
-    );
+    this.notifyLost(this.allLost('gap_too_old'));
+  }
+
+  abandoned(positionKept: boolean): void {
+    // Without a message since, the next gap's reads would also bring this one's, told lost now.
+    if (!positionKept) this.watermark.lost = true;
+    const lost = this.allLost('history_unavailable');
+    this.unrecovered += lost.length;
+    this.logger.warn({ event: 'stream.gap_abandoned', unrecovered_streams: lost.length });
+    this.notifyLost(lost);
+  }
+
+  /**
+   * A gap after an abandoned one, with nothing received between them: what is in the history
+   * after the last message received belongs to both, so none of it is delivered; every stream
+   * is told lost again and the position starts over at the history's current time.
+   */
+  private async recoverUnknownStart(known: string): Promise<void> {
+    const { epoch, nowMs } = await this.history!.readMissed([], known);
+    if (!(await this.bus!.barrier())) throw new Error('the subscription dropped again');
+    this.watermark.reset(epoch, nowMs);
+    const lost = this.allLost(epoch === known ? 'history_unavailable' : 'epoch_changed');
+    this.unrecovered += lost.length;
+    this.logger.warn({ event: 'stream.gap_unfillable', unrecovered_streams: lost.length });
+    this.notifyLost(lost);
+  }
+
+  /** Every local stream, reported not recovered for `reason`. */
+  private allLost(reason: ResumeFailure): ResumeStreamResult[] {
+    return this.localStreams().map((stream) => ({
+      stream,
+      recovered: false,
+      replayed: 0,
+      reason,
+      epoch: this.watermark.epoch,
+    }));
   }
 
   /** Entries before the first held one of the stream: from there on, the held ones follow. */

@@ -15,6 +15,11 @@ export class StreamWatermark {
   enabled = false;
   /** The history's epoch as last seen; undefined until known. */
   epoch: string | undefined;
+  /**
+   * A gap was given up (its messages were not read) and nothing was received since: the next gap
+   * cannot be told apart from that one in the history, so it is not filled either.
+   */
+  lost = false;
   private ms = 0;
   private latest = new Map<string, string>();
 
@@ -22,6 +27,7 @@ export class StreamWatermark {
   observe(position: StreamPosition): void {
     const dash = position.offset.indexOf('-');
     const ms = Number(dash < 0 ? position.offset : position.offset.slice(0, dash));
+    this.lost = false;
     if (position.epoch !== this.epoch || ms > this.ms) {
       this.epoch = position.epoch;
       this.ms = ms;
@@ -36,6 +42,7 @@ export class StreamWatermark {
     this.epoch = epoch;
     this.ms = ms;
     this.latest = new Map();
+    this.lost = false;
   }
 
   /** Where to read `stream` from to find what was missed. */
