@@ -21,20 +21,35 @@ interface TwoInstances {
   restore: () => Promise<void>;
 }
 
+interface ProxiedPart {
+  /** What of the second instance goes through the proxy (startProxiedCluster). */
+  proxied?: 'all' | 'subscriber';
+  maxConnectionsPerUser?: number;
+}
+
 /**
  * Two instances, the second behind a proxy, for the tests of a describe block; `open` keeps the
  * clients it opens, to be closed after.
  */
-function twoInstancesOneProxied(leaseMs: number): {
+function twoInstancesOneProxied(
+  leaseMs: number,
+  { proxied = 'all', maxConnectionsPerUser }: ProxiedPart = {},
+): {
   started: (t: TestContext) => TwoInstances | undefined;
   open: (instance: ClusterInstance, userId: string) => Promise<ClusterClient>;
 } {
   let setup: ProxiedCluster | undefined;
   const clients: ClusterClient[] = [];
   before(async () => {
-    setup = await startProxiedCluster(2, 1, {
-      redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs },
-    });
+    setup = await startProxiedCluster(
+      2,
+      1,
+      {
+        redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs },
+        ...(maxConnectionsPerUser === undefined ? {} : { maxConnectionsPerUser }),
+      },
+      { proxied },
+    );
   });
   after(async () => {
     for (const c of clients) c.client.close();
@@ -153,5 +168,32 @@ describe('disconnects reach an instance whose lease lapsed while it was cut off'
     await restore();
 
     assert.deepEqual(await onP.client.waitClose(CROSS_WAIT_MS), BANNED);
+  });
+});
+
+describe('an eviction its instance could not hear (its subscription down) still ends the connection', () => {
+  // Only the subscription is cut: no reconnection follows, so no rewrite of presence either.
+  const { started: cluster, open } = twoInstancesOneProxied(30_000, {
+    proxied: 'subscriber',
+    maxConnectionsPerUser: 1,
+  });
+
+  it('the oldest connection, on the instance cut off, is told and closed with 4008 once it is back', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, p, cutOff, restore } = started;
+    const oldest = await open(p, 'crowded');
+
+    await cutOff();
+    const newest = await open(a, 'crowded');
+    // The eviction was asked of P, in vain: give it longer than its request timeout.
+    await sleep(2 * REQUEST_TIMEOUT_MS);
+    assert.equal(oldest.client.closeInfo, undefined, 'not heard while cut off');
+    await restore();
+
+    const closed = await oldest.client.waitClose(CROSS_WAIT_MS);
+    assert.equal(closed.code, 4008);
+    assert.equal(oldest.client.ofType('error').at(-1)?.data.code, 'CONNECTION_LIMIT_EXCEEDED');
+    await assertStillOpen(a, await open(a, 'witness'), [newest]);
   });
 });

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { type ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
+import { ErrorCode } from '../protocol/index.js';
 import { AdminAuthGuard } from './admin/admin-auth.guard.js';
 import { ClusterAdminService } from './admin/cluster-admin.service.js';
 import { RealtimeStatsService } from './admin/realtime-stats.service.js';
@@ -86,7 +87,14 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
     },
     {
       provide: ClusterControl,
-      inject: [REALTIME_OPTIONS, RealtimeBus, ConnectionRegistry, ConnectionCloser, RealtimeEvents],
+      inject: [
+        REALTIME_OPTIONS,
+        RealtimeBus,
+        ConnectionRegistry,
+        ConnectionCloser,
+        RealtimeEvents,
+        SocketWriter,
+      ],
       useFactory: createClusterControl,
     },
     PresenceService,
@@ -131,9 +139,15 @@ function createClusterControl(
   registry: ConnectionRegistry,
   closer: ConnectionCloser,
   events: RealtimeEvents,
+  writer: SocketWriter,
 ): ClusterControl {
-  const { maxRoomSize } = options;
-  const local = new LocalControl(registry, closer, maxRoomSize);
+  const { maxRoomSize, maxConnectionsPerUser } = options;
+  const local = new LocalControl(registry, closer, maxRoomSize, (connection) =>
+    writer.sendError(connection, {
+      code: ErrorCode.CONNECTION_LIMIT_EXCEEDED,
+      message: `A newer connection of this user replaced this one (limit ${maxConnectionsPerUser})`,
+    }),
+  );
   const leaves = new RecentLeaves();
   return new ClusterControl(
     bus,

@@ -1,3 +1,4 @@
+import { CloseCode } from '../../protocol/index.js';
 import type { ConnectionCloser } from '../gateway/connection-closer.js';
 import { monotonicNow } from '../monotonic-clock.js';
 import { type ConnectionRegistry, RoomFullError } from '../registry/connection-registry.js';
@@ -13,13 +14,15 @@ export class LocalControl {
     private readonly registry: ConnectionRegistry,
     private readonly closer: ConnectionCloser,
     private readonly roomLimit: number,
+    /** Sends a connection the error that precedes a 4008 close (PROTOCOL.md section 6). */
+    private readonly tellEvicted: (connection: RealtimeConnection) => void = () => undefined,
   ) {}
 
   /** Ends the connection if it is here; false when it is not. */
   disconnectConnection(connectionId: string, code: number, reason: string): boolean {
     const connection = this.registry.get(connectionId);
     if (!connection) return false;
-    this.closer.close(connection, code, reason);
+    this.end(connection, code, reason);
     return true;
   }
 
@@ -33,8 +36,15 @@ export class LocalControl {
       const openedBy = monotonicNow() - openForMs;
       connections = connections.filter(({ connectedAt }) => connectedAt <= openedBy);
     }
-    for (const connection of connections) this.closer.close(connection, code, reason);
+    for (const connection of connections) this.end(connection, code, reason);
     return connections.length;
+  }
+
+  private end(connection: RealtimeConnection, code: number, reason: string): void {
+    if (code === CloseCode.CONNECTION_LIMIT_EXCEEDED && !connection.closing) {
+      this.tellEvicted(connection);
+    }
+    this.closer.close(connection, code, reason);
   }
 
   /**

@@ -6,12 +6,11 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
-import { CloseCode, CloseReason, ErrorCode, ServerMessageType } from '../../protocol/index.js';
+import { CloseCode, CloseReason, ServerMessageType } from '../../protocol/index.js';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { RealtimeBus } from '../bus/realtime-bus.js';
-import { ConnectionCloser } from '../gateway/connection-closer.js';
+import { ClusterControl } from '../control/cluster-control.js';
 import { isThenable } from '../gateway/thenable.js';
-import { SocketWriter } from '../gateway/socket-writer.js';
 import { REALTIME_OPTIONS, type ResolvedRealtimeOptions } from '../realtime-options.js';
 import {
   type ConnectionClosedEvent,
@@ -26,7 +25,6 @@ import { SerialRuns } from '../serial-runs.js';
 import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
 import { RegistryPresenceStore } from './registry-presence.store.js';
 
-const EVICT_TOPIC = 'presence.evict';
 const IGNORE = (): void => undefined;
 /** Connections whose presence a rewrite sends to the store in one go. */
 const REWRITE_BATCH = 500;
@@ -79,8 +77,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     private readonly store: PresenceStore,
     private readonly bus: RealtimeBus,
     private readonly registry: ConnectionRegistry,
-    private readonly closer: ConnectionCloser,
-    private readonly writer: SocketWriter,
+    private readonly control: ClusterControl,
     private readonly events: RealtimeEvents,
     private readonly realtime: RealtimeService,
   ) {}
@@ -98,7 +95,6 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       this.registry.watchFirstSubscriber(ServerMessageType.USER_STATUS_CHANGED);
       follow();
     }
-    this.bus.handle(EVICT_TOPIC, (payload) => this.evictLocal(payload));
     this.bus.onClusterChange((change) => {
       if (change.kind === 'instances_gone') void this.reap(change.instanceIds);
       // Not after a subscription outage alone: every write went through meanwhile.
@@ -260,33 +256,18 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
+  /**
+   * Ends the connection wherever it is, told why first (LocalControl). As a disconnect, so that an
+   * owner that cannot be reached now (its subscription down, or busy past the request timeout)
+   * still ends it once it can (ControlRedelivery): the store has forgotten the connection already,
+   * and left open it would exceed the user's limit for as long as it lives.
+   */
   private async evict(entry: PresenceEntry): Promise<void> {
-    if (entry.instanceId === this.bus.instanceId) {
-      this.evictLocal({ connectionId: entry.connectionId });
-      return;
-    }
-    await this.bus.request(
-      EVICT_TOPIC,
-      { connectionId: entry.connectionId },
-      { to: entry.instanceId },
-    );
-  }
-
-  private evictLocal(payload: unknown): boolean {
-    const connectionId = (payload as { connectionId?: unknown } | undefined)?.connectionId;
-    const connection =
-      typeof connectionId === 'string' ? this.registry.get(connectionId) : undefined;
-    if (!connection) return false;
-    this.writer.sendError(connection, {
-      code: ErrorCode.CONNECTION_LIMIT_EXCEEDED,
-      message: `A newer connection of this user replaced this one (limit ${this.options.maxConnectionsPerUser})`,
-    });
-    this.closer.close(
-      connection,
+    await this.control.disconnectConnection(
+      entry.connectionId,
       CloseCode.CONNECTION_LIMIT_EXCEEDED,
       CloseReason.CONNECTION_LIMIT_EXCEEDED,
     );
-    return true;
   }
 
   private announce(userId: string, status: 'online' | 'offline'): void {
