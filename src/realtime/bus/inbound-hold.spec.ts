@@ -15,7 +15,7 @@ function message(id: string, stream?: string, offset?: string): OutboundMessage 
 
 describe('InboundHold', () => {
   it('passes messages through until started, then keeps them in arrival order', () => {
-    const hold = new InboundHold(10);
+    const hold = new InboundHold(10, 1000);
     assert.equal(hold.offer(message('a')), false);
     hold.start();
     assert.equal(hold.offer(message('b', 's', '1-0')), true);
@@ -43,7 +43,7 @@ describe('InboundHold', () => {
   });
 
   it('drops past its limit and says so', () => {
-    const hold = new InboundHold(2);
+    const hold = new InboundHold(2, 1000);
     hold.start();
     for (const id of ['a', 'b', 'c']) assert.equal(hold.offer(message(id)), true);
     const { messages, overflowed } = hold.release();
@@ -53,5 +53,33 @@ describe('InboundHold', () => {
     );
     assert.equal(overflowed, true);
     assert.equal(hold.release().overflowed, false, 'a new hold starts clean');
+  });
+
+  it('drops past its characters too, and everything after, so that it keeps a prefix', () => {
+    const hold = new InboundHold(10, 10);
+    hold.start();
+    const sized = (id: string, chars: number) => ({ ...message(id), frame: 'x'.repeat(chars) });
+    for (const [id, chars] of [
+      ['a', 4],
+      ['b', 6],
+      ['c', 1],
+    ] as const) {
+      assert.equal(hold.offer(sized(id, chars)), true);
+    }
+    assert.equal(hold.size, 2, 'exactly at the bound is kept; one more character is not');
+    hold.start();
+    const { messages, overflowed } = hold.release();
+    assert.deepEqual(
+      messages.map((m) => m.id),
+      ['a', 'b'],
+    );
+    assert.equal(overflowed, true);
+    hold.start();
+    assert.equal(hold.offer(sized('d', 10)), true);
+    assert.deepEqual(
+      hold.release().messages.map((m) => m.id),
+      ['d'],
+      'the count of characters starts over',
+    );
   });
 });

@@ -3,13 +3,19 @@ import type { OutboundMessage } from './delivery-target.js';
 /**
  * Messages that arrived from the bus while this instance is filling a gap in what it received:
  * kept in arrival order, to be delivered after what was missed, so that no stream goes out of
- * order. Bounded: past `limit` further messages are dropped and the hold reports it.
+ * order. Bounded in count and in the characters of their frames (a message from the channel may
+ * be megabytes): past either, that message and every later one are dropped, so that what is kept
+ * is what came first, and the hold reports it.
  */
 export class InboundHold {
   private held: OutboundMessage[] | undefined;
+  private chars = 0;
   private overflowed = false;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly limitChars: number,
+  ) {}
 
   get holding(): boolean {
     return this.held !== undefined;
@@ -27,8 +33,13 @@ export class InboundHold {
   /** Keeps the message when holding; false when it should be delivered now. */
   offer(message: OutboundMessage): boolean {
     if (!this.held) return false;
-    if (this.held.length < this.limit) this.held.push(message);
-    else this.overflowed = true;
+    const chars = this.chars + message.frame.length;
+    if (this.overflowed || this.held.length >= this.limit || chars > this.limitChars) {
+      this.overflowed = true;
+    } else {
+      this.held.push(message);
+      this.chars = chars;
+    }
     return true;
   }
 
@@ -45,6 +56,7 @@ export class InboundHold {
   release(): { messages: OutboundMessage[]; overflowed: boolean } {
     const released = { messages: this.held ?? [], overflowed: this.overflowed };
     this.held = undefined;
+    this.chars = 0;
     this.overflowed = false;
     return released;
   }

@@ -74,6 +74,8 @@ type QueuedPublish =
 
 /** Messages held while a gap in what this instance received is filled (see {@link GapRecovery}). */
 const MAX_HELD = 100_000;
+/** Characters of their frames held at most: about 64 MiB of ASCII JSON. */
+const MAX_HELD_CHARS = 64 * 1024 * 1024;
 /**
  * The first pause before trying a failed gap recovery again, ms; it doubles with each of the
  * RETRIES retries (about 16 s in all), after which the gap is given up (see {@link GapRecovery}).
@@ -147,7 +149,7 @@ export class RedisBus extends RealtimeBus {
   private closed = false;
   private history: RedisMessageHistory | undefined;
   private gapRecovery: GapRecovery | undefined;
-  private readonly hold = new InboundHold(MAX_HELD);
+  private readonly hold = new InboundHold(MAX_HELD, MAX_HELD_CHARS);
   /**
    * Local counts of this instance's stream sends, settled when they come back from Redis; a send
    * that failed settles with `decided` false: its fallback releases its place in the send order.
