@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ConnectionRegistry,
   RealtimeBus,
+  RealtimeSendError,
   RealtimeService,
   RedisBus,
   RoomFullError,
@@ -34,6 +35,28 @@ function keptIn(
     clients.push(c);
     return c;
   };
+}
+
+/**
+ * Two instances for the tests of a describe block, instance 1 reaching Redis through a proxy;
+ * leases outlast a cut, so the other instance still asks it meanwhile. `open` keeps its clients.
+ */
+function proxiedPair(): {
+  setup: () => ProxiedCluster | undefined;
+  open: (instance: ClusterInstance, userId: string) => Promise<ClusterClient>;
+} {
+  let setup: ProxiedCluster | undefined;
+  const clients: ClusterClient[] = [];
+  before(async () => {
+    setup = await startProxiedCluster(2, 1, {
+      redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
+    });
+  });
+  after(async () => {
+    for (const c of clients) c.client.close();
+    await setup?.close();
+  });
+  return { setup: () => setup, open: keptIn(clients) };
 }
 
 /**
@@ -498,24 +521,11 @@ describe('rooms by user id across instances: connects ask only once such a join 
 });
 
 describe('rooms by user id after an outage: an instance that could not hear the others asks again', () => {
-  let setup: ProxiedCluster | undefined;
-  const clients: ClusterClient[] = [];
-
-  const open = keptIn(clients);
-
-  before(async () => {
-    // Instance 1 reaches Redis through the proxy; leases outlast the cut.
-    setup = await startProxiedCluster(2, 1, {
-      redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
-    });
-  });
-
-  after(async () => {
-    for (const c of clients) c.client.close();
-    await setup?.close();
-  });
+  const pair = proxiedPair();
+  const { open } = pair;
 
   it('a join by user id made while it was cut off reaches the user’s later connection there', async (t) => {
+    const setup = pair.setup();
     if (!requireRedis(t, setup?.redis)) return;
     const [a, b] = setup!.cluster.instances as [ClusterInstance, ClusterInstance];
     // B learns that nobody joins by user id: its connects stop asking.
@@ -537,6 +547,47 @@ describe('rooms by user id after an outage: an instance that could not hear the 
     // Not its count: B may still be filling its gap from the history, and counts what it holds 0.
     await a.service.sendToRoom('crew', 'ctl.crew', {});
     await assertReachedOnce(a, 'ctl.crew', [member, later], [member, later]);
+  });
+});
+
+describe('joins by connection id whose owner cannot be asked', () => {
+  const pair = proxiedPair();
+  const { open } = pair;
+
+  it('reject with BUS_UNAVAILABLE on both sides of a cut, not 0; once it is over they join', async (t) => {
+    const setup = pair.setup();
+    if (!requireRedis(t, setup?.redis)) return;
+    const [a, b] = setup!.cluster.instances as [ClusterInstance, ClusterInstance];
+    const onA = await open(a, 'joiner-a');
+    const onB = await open(b, 'joiner-b');
+    const unavailable = (message: RegExp) => (error: unknown) => {
+      assert.ok(error instanceof RealtimeSendError, String(error));
+      assert.equal(error.code, 'BUS_UNAVAILABLE');
+      assert.match(error.message, message);
+      return true;
+    };
+
+    await setup!.cutOff();
+    // A asks B, which does not answer within the request timeout.
+    await assert.rejects(
+      a.service.joinRoom('hall', { connectionId: onB.connectionId }),
+      unavailable(/1 did not answer in time/),
+    );
+    // B cannot ask anyone.
+    await assert.rejects(
+      b.service.joinRoom('hall', { connectionId: onA.connectionId }),
+      unavailable(/cannot be reached now/),
+    );
+    // Its own connection needs nobody else.
+    assert.equal(await b.service.joinRoom('lobby', { connectionId: onB.connectionId }), 1);
+    await setup!.restore();
+
+    assert.equal(await a.service.getRoomSize('hall'), 0, 'neither joined');
+    assert.equal(await a.service.joinRoom('hall', { connectionId: onB.connectionId }), 1);
+    assert.equal(await b.service.joinRoom('hall', { connectionId: onA.connectionId }), 1);
+    // Every instance answered and none has it: 0, as on a single instance.
+    assert.equal(await a.service.joinRoom('hall', { connectionId: 'no-such-connection' }), 0);
+    assert.equal(await a.service.getRoomSize('hall'), 2);
   });
 });
 

@@ -250,7 +250,10 @@ export class RealtimeService implements OnModuleInit {
    * anywhere) or one connection (wherever it is); resolves to the connections that joined.
    * Rejects with RoomFullError when the connection, or the user's connections on some instance,
    * do not fit in the room there (`maxRoomSize` per instance): none of those join, the user's
-   * connections on the other instances do (the error's `joined`).
+   * connections on the other instances do (the error's `joined`). A connection that is not here,
+   * when no instance that answered has it and some could not be asked, rejects with
+   * RealtimeSendError BUS_UNAVAILABLE: whether it exists is not known, and the join is not
+   * re-sent later (0 means every instance answered and none has it).
    */
   joinRoom(room: string, member: RoomMember): Promise<number> {
     try {

@@ -1,6 +1,7 @@
 import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { answersIncomplete, type RealtimeBus } from '../bus/realtime-bus.js';
 import { monotonicNow } from '../monotonic-clock.js';
+import { RealtimeSendError } from '../realtime-send.error.js';
 import { RoomFullError } from '../registry/connection-registry.js';
 import {
   CONTROL_TOPICS,
@@ -161,17 +162,33 @@ export class ClusterControl implements OnModuleInit, OnApplicationShutdown {
     return asked.answers.reduce((total, { answer }) => total + countOf(answer), here ?? 0);
   }
 
-  /** The owner's part of a join of one connection; undefined when no instance has it. */
+  /**
+   * The owner's part of a join of one connection; undefined when every instance asked answered
+   * and none has it. Throws BUS_UNAVAILABLE when no owner answered and some instance could not
+   * be asked: 0 would claim the connection does not exist, and the join is not sent again later.
+   */
   private async askOwner(room: string, connectionId: unknown): Promise<JoinAnswer | undefined> {
     if (typeof connectionId !== 'string') return undefined;
-    const { answers } = await this.bus.request<unknown>(
+    const asked = await this.bus.request<unknown>(
       CONTROL_TOPICS.join,
       { room, member: { connectionId } },
       { until: (answer) => joinAnswerOf(answer) !== undefined },
     );
-    for (const { answer } of answers) {
+    for (const { answer } of asked.answers) {
       const parsed = joinAnswerOf(answer);
       if (parsed) return parsed;
+    }
+    if (asked.degraded) {
+      throw new RealtimeSendError(
+        'BUS_UNAVAILABLE',
+        `Connection ${connectionId} is not on this instance and the others cannot be reached now: it did not join room ${room}; retry later`,
+      );
+    }
+    if (asked.unreachable.length > 0) {
+      throw new RealtimeSendError(
+        'BUS_UNAVAILABLE',
+        `No instance that answered has connection ${connectionId}, and ${asked.unreachable.length} did not answer in time: if it is on one of those, it may join room ${room} late or not at all; retry later`,
+      );
     }
     return undefined;
   }
