@@ -51,7 +51,13 @@ function localConnections() {
     const principal = { userId, isAdmin: false, expiresAt: undefined, claims: {} };
     const socket = {} as WebSocket;
     registry.add(
-      new RealtimeConnection(id, socket, principal, '127.0.0.1', monotonicNow() - openForMs),
+      new RealtimeConnection(
+        id,
+        socket,
+        principal,
+        { remoteAddress: '127.0.0.1' },
+        monotonicNow() - openForMs,
+      ),
     );
   };
   return { local: new LocalControl(registry, closer, 100), closed, open, registry };

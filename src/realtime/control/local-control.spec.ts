@@ -19,7 +19,13 @@ function control() {
   } as unknown as ConnectionCloser;
   const open = (id: string, userId: string) => {
     const principal = { userId, isAdmin: false, expiresAt: undefined, claims: {} };
-    const connection = new RealtimeConnection(id, {} as WebSocket, principal, '127.0.0.1', 0);
+    const connection = new RealtimeConnection(
+      id,
+      {} as WebSocket,
+      principal,
+      { remoteAddress: '127.0.0.1' },
+      0,
+    );
     registry.add(connection);
     return connection;
   };

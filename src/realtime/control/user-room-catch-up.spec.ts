@@ -54,7 +54,9 @@ describe('UserRoomCatchUp: asking again after answers left out with the bus up',
     new UserRoomCatchUp(fake.bus, registry, events, 100, new RecentLeaves()).start();
     const socket = {} as WebSocket;
     const principal = { userId: 'u1', isAdmin: false, expiresAt: undefined, claims: {} };
-    registry.add(new RealtimeConnection('c1', socket, principal, '127.0.0.1', 0));
+    registry.add(
+      new RealtimeConnection('c1', socket, principal, { remoteAddress: '127.0.0.1' }, 0),
+    );
     events.opened.next({
       connectionId: 'c1',
       userId: 'u1',
@@ -115,7 +117,13 @@ describe('UserRoomCatchUp: rooms answered and leaves known here', () => {
     leaves.record({ userId: 'u2' }, 'joined-again', now);
     new UserRoomCatchUp(bus, registry, events, 100, leaves).start();
     const principal = { userId: 'u1', isAdmin: false, expiresAt: undefined, claims: {} };
-    const connection = new RealtimeConnection('c1', {} as WebSocket, principal, '127.0.0.1', now);
+    const connection = new RealtimeConnection(
+      'c1',
+      {} as WebSocket,
+      principal,
+      { remoteAddress: '127.0.0.1' },
+      now,
+    );
     registry.add(connection);
     events.opened.next({
       connectionId: 'c1',

@@ -10,7 +10,12 @@ import { monotonicNow } from '../monotonic-clock.js';
 import { randomId } from '../random-id.js';
 import { RealtimeEvents } from '../realtime-events.js';
 import { ConnectionRegistry } from '../registry/connection-registry.js';
-import { attachConnection, RealtimeConnection } from '../registry/realtime-connection.js';
+import {
+  attachConnection,
+  peerAddress,
+  type PeerSocket,
+  RealtimeConnection,
+} from '../registry/realtime-connection.js';
 import { TokenExpirySchedule } from '../registry/token-expiry-schedule.js';
 import { ConnectionCloser } from './connection-closer.js';
 import { KeyedWindowCounter } from './keyed-window-counter.js';
@@ -47,7 +52,8 @@ export class ConnectionAdmission {
   }
 
   admit(socket: WebSocket, request: IncomingMessage): RealtimeConnection | undefined {
-    const remoteAddress = request.socket.remoteAddress ?? 'unknown';
+    // Read only where needed (refusals, per-address limits, observers): it is a syscall.
+    const peer = request.socket;
     if (!this.accepting) {
       this.closer.closeSocket(socket, CloseCode.GOING_AWAY, CloseReason.GOING_AWAY);
       return undefined;
@@ -55,14 +61,14 @@ export class ConnectionAdmission {
     const origin = request.headers.origin;
     if (!this.origins.allows(origin)) {
       return this.refuse(socket, CloseCode.FORBIDDEN_ORIGIN, CloseReason.FORBIDDEN_ORIGIN, {
-        remote_address: remoteAddress,
+        remote_address: peerAddress(peer),
         origin,
       });
     }
     const extracted = extractToken(request, this.options.path);
     if (!extracted?.token) {
       return this.refuse(socket, CloseCode.UNAUTHORIZED, CloseReason.UNAUTHORIZED, {
-        remote_address: remoteAddress,
+        remote_address: peerAddress(peer),
         token_source: extracted?.source ?? 'none',
         cause: extracted ? 'malformed token' : 'missing token',
       });
@@ -71,21 +77,18 @@ export class ConnectionAdmission {
     if (!verified.ok) {
       const reason = verified.expired ? CloseReason.TOKEN_EXPIRED : CloseReason.UNAUTHORIZED;
       return this.refuse(socket, CloseCode.UNAUTHORIZED, reason, {
-        remote_address: remoteAddress,
+        remote_address: peerAddress(peer),
         token_source: extracted.source,
         cause: verified.reason,
       });
     }
-    if (
-      this.registry.size >= this.options.maxTotalConnections ||
-      this.addressIsFull(remoteAddress)
-    ) {
+    if (this.registry.size >= this.options.maxTotalConnections || this.addressIsFull(peer)) {
       this.writer.sendToSocket(socket, 'error', {
         code: ErrorCode.CONNECTION_LIMIT_EXCEEDED,
         message: 'The server has no room for more connections; try again later',
       });
       return this.refuse(socket, CloseCode.TRY_AGAIN_LATER, CloseReason.TRY_AGAIN_LATER, {
-        remote_address: remoteAddress,
+        remote_address: peerAddress(peer),
         cause: 'capacity',
       });
     }
@@ -96,7 +99,7 @@ export class ConnectionAdmission {
         message: 'Connections of this user replaced each other too often (4008); try again later',
       });
       return this.refuse(socket, CloseCode.TRY_AGAIN_LATER, CloseReason.TRY_AGAIN_LATER, {
-        remote_address: remoteAddress,
+        remote_address: peerAddress(peer),
         user_id: principal.userId,
         cause: 'eviction rate',
       });
@@ -105,7 +108,7 @@ export class ConnectionAdmission {
       randomId(),
       socket,
       principal,
-      remoteAddress,
+      peer,
       // Sub-millisecond and monotonic: two connects in one millisecond still have an order, so
       // the per-user limit evicts the one that really is older.
       monotonicNow(),
@@ -123,7 +126,7 @@ export class ConnectionAdmission {
         event: 'connection.opened',
         connection_id: connection.id,
         user_id: connection.userId,
-        remote_address: remoteAddress,
+        remote_address: peerAddress(peer),
         token_source: extracted.source,
       });
     // Nobody may be listening (presence alone on one instance waits for a status subscriber).
@@ -131,7 +134,7 @@ export class ConnectionAdmission {
       this.events.opened.next({
         connectionId: connection.id,
         userId: connection.userId,
-        remoteAddress,
+        remoteAddress: connection.remoteAddress,
         connectedAt: new Date(connection.connectedAt),
       });
     }
@@ -145,9 +148,9 @@ export class ConnectionAdmission {
     return this.registry.ofUser(userId).size >= this.options.maxConnectionsPerUser;
   }
 
-  private addressIsFull(address: string): boolean {
+  private addressIsFull(peer: PeerSocket): boolean {
     const limit = this.options.maxConnectionsPerIp;
-    return limit > 0 && this.registry.countOfAddress(address) >= limit;
+    return limit > 0 && this.registry.countOfAddress(peerAddress(peer)) >= limit;
   }
 
   /** Closes the user's oldest connections (4008) while `newest` puts them past the limit. */

@@ -56,7 +56,7 @@ describe('ConnectionSupervisor heartbeat', () => {
         `c${i}`,
         socket,
         { userId: `u${i}`, isAdmin: false, expiresAt: undefined, claims: {} },
-        '127.0.0.1',
+        { remoteAddress: '127.0.0.1' },
         connectedAt,
       );
       registry.add(connection);

@@ -45,6 +45,11 @@ export class KeyedWindowCounter {
     return 0;
   }
 
+  /** False when `limit` is 0: nothing is counted, so the caller need not even find the key. */
+  get enabled(): boolean {
+    return this.limit > 0;
+  }
+
   /** Keys with a running window (for tests). */
   get tracked(): number {
     return this.windows.size;

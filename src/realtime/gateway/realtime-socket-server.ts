@@ -133,8 +133,11 @@ export class RealtimeSocketServer {
     const { path } = this.options;
     if (pathname === path || (pathname !== undefined && pathToken(pathname, path) !== undefined)) {
       // Before the handshake and the token check, so that a flood costs as little as possible.
-      const retryAfter = this.upgradeRate.admit(request.socket.remoteAddress ?? 'unknown');
-      if (retryAfter > 0) return refuseTooManyUpgrades(socket, retryAfter);
+      // Off (the default), the peer's address is not read: that is a syscall (getpeername).
+      if (this.upgradeRate.enabled) {
+        const retryAfter = this.upgradeRate.admit(request.socket.remoteAddress ?? 'unknown');
+        if (retryAfter > 0) return refuseTooManyUpgrades(socket, retryAfter);
+      }
       // Corked: the 101 response and connection.established (or the refusal) leave in one write.
       socket.cork();
       server.handleUpgrade(request, socket, head, (ws) => server.emit('connection', ws, request));

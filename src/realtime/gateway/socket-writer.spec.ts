@@ -30,7 +30,13 @@ async function pair(): Promise<Pair> {
   await once(client, 'open');
   const [socket] = await accepted;
   const principal = { userId: 'user-1', isAdmin: false, expiresAt: undefined, claims: {} };
-  const connection = new RealtimeConnection('c1', socket, principal, '127.0.0.1', Date.now());
+  const connection = new RealtimeConnection(
+    'c1',
+    socket,
+    principal,
+    { remoteAddress: '127.0.0.1' },
+    Date.now(),
+  );
   return { server, connection, client, received };
 }
 

@@ -16,7 +16,7 @@ function connection(
     id,
     SOCKET,
     { userId, isAdmin: false, expiresAt: undefined, claims: { sub: userId } },
-    address,
+    { remoteAddress: address },
     connectedAt,
   );
 }
@@ -68,6 +68,39 @@ describe('ConnectionRegistry', () => {
       assert.deepEqual(registry.subscriptionCounts(), {});
       assert.deepEqual(registry.roomCounts(), {});
       assert.deepEqual(registry.connectionsPerUser(), {});
+    });
+
+    it('reads no address until a count per address is asked for, then counts every connection', () => {
+      const reads: string[] = [];
+      const at = (id: string, address: string) =>
+        new RealtimeConnection(
+          id,
+          SOCKET,
+          { userId: id, isAdmin: false, expiresAt: undefined, claims: { sub: id } },
+          {
+            get remoteAddress() {
+              reads.push(id);
+              return address;
+            },
+          },
+          1_000,
+        );
+      const [a, b, c] = [at('a', '10.0.0.1'), at('b', '10.0.0.1'), at('c', '10.0.0.2')];
+      registry.add(a);
+      registry.add(b);
+      registry.remove(b);
+      registry.add(b);
+      assert.deepEqual(reads, [], 'a connect without per-address limits makes no getpeername');
+
+      assert.equal(registry.countOfAddress('10.0.0.1'), 2);
+      registry.add(c);
+      assert.equal(registry.countOfAddress('10.0.0.2'), 1);
+      registry.remove(a);
+      assert.equal(registry.countOfAddress('10.0.0.1'), 1);
+      registry.remove(b);
+      registry.remove(c);
+      assert.equal(registry.countOfAddress('10.0.0.1'), 0);
+      assert.equal(registry.countOfAddress('10.0.0.2'), 0);
     });
 
     it('keeps the other connections of the same user, event, room and address', () => {

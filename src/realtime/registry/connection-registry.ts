@@ -31,8 +31,12 @@ export class ConnectionRegistry {
   private readonly byUser = new SetIndex<string, RealtimeConnection>();
   private readonly byEvent = new SetIndex<string, RealtimeConnection>();
   private readonly byRoom = new SetIndex<string, RealtimeConnection>();
-  // Per remote address only a count is needed; a Set there holds every connection behind a proxy.
-  private readonly perAddress = new Map<string, number>();
+  /**
+   * Connections per remote address (a count: a Set would hold every connection behind a proxy).
+   * Made by the first {@link countOfAddress}: reading a connection's address is a syscall
+   * (getpeername) that nothing else needs on connect.
+   */
+  private perAddress: Map<string, number> | undefined;
   /**
    * Rooms joined by user id, each with when it was joined (monotonicNow): the user's later
    * connections join them too, and a leave made elsewhere before that join does not undo it.
@@ -47,8 +51,7 @@ export class ConnectionRegistry {
   add(connection: RealtimeConnection, roomLimit = Number.POSITIVE_INFINITY): void {
     this.byId.set(connection.id, connection);
     this.byUser.add(connection.userId, connection);
-    const address = connection.remoteAddress;
-    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
+    if (this.perAddress) this.countAddress(this.perAddress, connection, 1);
     const rooms = this.userRooms.get(connection.userId);
     if (rooms) {
       for (const room of rooms.keys()) {
@@ -62,10 +65,7 @@ export class ConnectionRegistry {
     if (this.byId.get(connection.id) !== connection) return false;
     this.byId.delete(connection.id);
     this.byUser.delete(connection.userId, connection);
-    const address = connection.remoteAddress;
-    const left = (this.perAddress.get(address) ?? 1) - 1;
-    if (left > 0) this.perAddress.set(address, left);
-    else this.perAddress.delete(address);
+    if (this.perAddress) this.countAddress(this.perAddress, connection, -1);
     for (const event of connection.subscriptions) this.byEvent.delete(event, connection);
     for (const room of connection.rooms) this.byRoom.delete(room, connection);
     if (this.byUser.sizeOf(connection.userId) === 0) this.userRooms.delete(connection.userId);
@@ -97,7 +97,27 @@ export class ConnectionRegistry {
   }
 
   countOfAddress(address: string): number {
-    return this.perAddress.get(address) ?? 0;
+    let counts = this.perAddress;
+    if (!counts) {
+      counts = this.perAddress = new Map();
+      for (const connection of this.byId.values()) this.countAddress(counts, connection, 1);
+    }
+    return counts.get(address) ?? 0;
+  }
+
+  /**
+   * Node keeps a socket's address once read, so a connection counted here is uncounted under
+   * the same address when it is removed, even after its socket closed.
+   */
+  private countAddress(
+    counts: Map<string, number>,
+    connection: RealtimeConnection,
+    change: 1 | -1,
+  ): void {
+    const address = connection.remoteAddress;
+    const count = (counts.get(address) ?? 0) + change;
+    if (count > 0) counts.set(address, count);
+    else counts.delete(address);
   }
 
   /**

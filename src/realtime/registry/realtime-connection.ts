@@ -1,6 +1,16 @@
 import type { WebSocket } from 'ws';
 import type { RealtimePrincipal } from '../auth/realtime-principal.js';
 
+/** Where a connection's remote address is read: its TCP socket (`request.socket`). */
+export interface PeerSocket {
+  readonly remoteAddress?: string | undefined;
+}
+
+/** The socket's remote address; 'unknown' once it closed without having been read. */
+export function peerAddress(peer: PeerSocket): string {
+  return peer.remoteAddress ?? 'unknown';
+}
+
 /** A handler bound to one connection, as the Nest gateway machinery hands it over. */
 export type BoundMessageHandler = (data: unknown, context: unknown) => unknown;
 
@@ -58,7 +68,7 @@ export class RealtimeConnection {
     readonly id: string,
     readonly socket: WebSocket,
     readonly principal: RealtimePrincipal,
-    readonly remoteAddress: string,
+    private readonly peer: PeerSocket,
     readonly connectedAt: number,
   ) {
     this.lastActivity = connectedAt;
@@ -67,6 +77,15 @@ export class RealtimeConnection {
 
   get userId(): string {
     return this.principal.userId;
+  }
+
+  /**
+   * The peer's IP address, read when first asked for: a syscall (getpeername) that a connect
+   * needs only for per-address limits. Node keeps it once read; never read before the socket
+   * closed, it is 'unknown'.
+   */
+  get remoteAddress(): string {
+    return peerAddress(this.peer);
   }
 
   /** The events it is subscribed to; changed through ConnectionRegistry, which indexes them. */

@@ -13,7 +13,7 @@ function connection(id: string, expiresAt: number | undefined): RealtimeConnecti
     id,
     SOCKET,
     { userId: `user-${id}`, isAdmin: false, expiresAt, claims: {} },
-    '127.0.0.1',
+    { remoteAddress: '127.0.0.1' },
     NOW - 60_000,
   );
 }
