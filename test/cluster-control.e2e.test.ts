@@ -38,17 +38,21 @@ function keptIn(
 }
 
 /**
- * Two instances for the tests of a describe block, instance 1 reaching Redis through a proxy;
- * leases outlast a cut, so the other instance still asks it meanwhile. `open` keeps its clients.
+ * `count` instances for the tests of a describe block, the one at `proxiedIndex` reaching Redis
+ * through a proxy; leases outlast a cut, so the others still ask it meanwhile. `open` keeps its
+ * clients, to be closed after.
  */
-function proxiedPair(): {
+function proxiedClusterFor(
+  count: number,
+  proxiedIndex: number,
+): {
   setup: () => ProxiedCluster | undefined;
   open: (instance: ClusterInstance, userId: string) => Promise<ClusterClient>;
 } {
   let setup: ProxiedCluster | undefined;
   const clients: ClusterClient[] = [];
   before(async () => {
-    setup = await startProxiedCluster(2, 1, {
+    setup = await startProxiedCluster(count, proxiedIndex, {
       redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
     });
   });
@@ -521,7 +525,7 @@ describe('rooms by user id across instances: connects ask only once such a join 
 });
 
 describe('rooms by user id after an outage: an instance that could not hear the others asks again', () => {
-  const pair = proxiedPair();
+  const pair = proxiedClusterFor(2, 1);
   const { open } = pair;
 
   it('a join by user id made while it was cut off reaches the user’s later connection there', async (t) => {
@@ -551,7 +555,7 @@ describe('rooms by user id after an outage: an instance that could not hear the 
 });
 
 describe('joins by connection id whose owner cannot be asked', () => {
-  const pair = proxiedPair();
+  const pair = proxiedClusterFor(2, 1);
   const { open } = pair;
 
   it('reject with BUS_UNAVAILABLE on both sides of a cut, not 0; once it is over they join', async (t) => {
@@ -592,24 +596,12 @@ describe('joins by connection id whose owner cannot be asked', () => {
 });
 
 describe('rooms by user id: a user’s first connections on several instances at once', () => {
-  let setup: ProxiedCluster | undefined;
-  const clients: ClusterClient[] = [];
-
-  const open = keptIn(clients);
-
-  before(async () => {
-    // Instance 0 reaches Redis through the proxy, so that its answers can be held up.
-    setup = await startProxiedCluster(3, 0, {
-      redis: { requestTimeoutMs: REQUEST_TIMEOUT_MS, leaseMs: 30_000 },
-    });
-  });
-
-  after(async () => {
-    for (const c of clients) c.client.close();
-    await setup?.close();
-  });
+  // Instance 0 reaches Redis through the proxy, so that its answers can be held up.
+  const pair = proxiedClusterFor(3, 0);
+  const { open } = pair;
 
   it('an instance still asking for the user’s rooms is not taken as knowing them', async (t) => {
+    const setup = pair.setup();
     if (!requireRedis(t, setup?.redis)) return;
     const [a, b, d] = setup!.cluster.instances as [
       ClusterInstance,

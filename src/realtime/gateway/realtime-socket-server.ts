@@ -9,7 +9,11 @@ import {
   REALTIME_OPTIONS,
   type ResolvedRealtimeOptions,
 } from '../realtime-options.js';
-import { connectionOf, type RealtimeConnection } from '../registry/realtime-connection.js';
+import {
+  connectionOf,
+  peerAddress,
+  type RealtimeConnection,
+} from '../registry/realtime-connection.js';
 import { ConnectionAdmission } from './connection-admission.js';
 import { ConnectionCloser } from './connection-closer.js';
 import { MessageDispatcher } from './message-dispatcher.js';
@@ -135,7 +139,7 @@ export class RealtimeSocketServer {
       // Before the handshake and the token check, so that a flood costs as little as possible.
       // Off (the default), the peer's address is not read: that is a syscall (getpeername).
       if (this.upgradeRate.enabled) {
-        const retryAfter = this.upgradeRate.admit(request.socket.remoteAddress ?? 'unknown');
+        const retryAfter = this.upgradeRate.admit(peerAddress(request.socket));
         if (retryAfter > 0) return refuseTooManyUpgrades(socket, retryAfter);
       }
       // Corked: the 101 response and connection.established (or the refusal) leave in one write.
