@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { RealtimeWsAdapter } from '../realtime/index.js';
 import type { DemoConfig } from './demo-config.js';
 import { DemoModule } from './demo.module.js';
+import { HttpConnectionsClosingAdapter } from './http-connections-closing.adapter.js';
 
 /** The demo app, configured and not yet listening: main.ts and the benchmark both start it. */
 export async function createDemoApp(config: DemoConfig): Promise<INestApplication> {
@@ -10,14 +11,13 @@ export async function createDemoApp(config: DemoConfig): Promise<INestApplicatio
     json: config.jsonLogs,
     ...(config.logLevels ? { logLevels: config.logLevels } : {}),
   });
-  // forceCloseConnections: a client that never finishes its HTTP request must not hold up close.
   // abortOnError off: a refused module option reaches the caller (main.ts: one line, exit 1)
   // instead of process.abort().
-  const app = await NestFactory.create(DemoModule.forRoot(config), {
-    logger,
-    forceCloseConnections: true,
-    abortOnError: false,
-  });
+  const app = await NestFactory.create(
+    DemoModule.forRoot(config),
+    new HttpConnectionsClosingAdapter(),
+    { logger, abortOnError: false },
+  );
   app.useWebSocketAdapter(new RealtimeWsAdapter(app));
   app.enableShutdownHooks();
   return app;
