@@ -51,6 +51,24 @@ async function nextAnswers(
 }
 
 /**
+ * Hands the answers to `bus`'s requests of `topic` to whoever asked `ms` after they came in, as
+ * if they had been that much longer on their way, until `stop`.
+ */
+function delayAnswers(bus: RealtimeBus, topic: string, ms: number): { stop: () => void } {
+  const request = bus.request.bind(bus);
+  bus.request = (async (...args: Parameters<RealtimeBus['request']>) => {
+    const result = await request(...args);
+    if (args[0] === topic) await sleep(ms);
+    return result;
+  }) as RealtimeBus['request'];
+  return {
+    stop: () => {
+      bus.request = request;
+    },
+  };
+}
+
+/**
  * Records the requests `bus` makes from now on (the bus itself still does the work) until
  * `stop`; `answered` resolves once every one recorded so far has its answers.
  */
@@ -433,6 +451,30 @@ describe('rooms by user id: leaves made on one side of a cut reach the other onc
     await assertRoomHolds(started, 'cloister', [], [onA, onP, laterOnP]);
   });
 
+  it('made by the instance that stayed connected, with its catch-up’s answers slow on their way: out on both', async (t) => {
+    const started = cluster(t);
+    if (!started) return;
+    const { a, cutOff } = started;
+    const { onA, onP } = await inRoomOnBoth(started, 'friar', 'refectory');
+    const joinedBy = performance.now();
+
+    await cutOff();
+    assert.equal(await a.service.leaveRoom('refectory', { userId: 'friar' }), 1, 'A alone');
+    const leftAfter = performance.now() - joinedBy;
+    // Longer than from the join to the leave: dated from when they came in, P's answers made the
+    // join look later than the leave, and A put its connection back in the room.
+    const delayMs = 1_500;
+    assert.ok(leftAfter < delayMs, `the leave came ${leftAfter} ms after the join`);
+    const slow = delayAnswers(a.bus, 'rooms.of_users', delayMs);
+    try {
+      await restoreAndCatchUp(started);
+    } finally {
+      slow.stop();
+    }
+
+    await assertRoomHolds(started, 'refectory', [], [onA, onP]);
+  });
+
   it('made by the instance that was cut off, by a user whose connections there closed since', async (t) => {
     const started = cluster(t);
     if (!started) return;
@@ -474,7 +516,9 @@ describe('rooms by user id: leaves made on one side of a cut reach the other onc
 
     await cutOff();
     assert.equal(await a.service.leaveRoom('chapter', { userId: 'abbot' }), 1, 'A alone');
-    await sleep(50);
+    // Later by more than a catch-up question's round trip: within one, a join and a leave cannot
+    // be ordered, and count as a tie, which the leave wins.
+    await sleep(1_000);
     // P's connection is in already: the join only renews the decision there.
     assert.equal(await p.service.joinRoom('chapter', { userId: 'abbot' }), 0);
     await restoreAndCatchUp(started);

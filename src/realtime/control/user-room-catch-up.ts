@@ -207,6 +207,7 @@ export class UserRoomCatchUp {
     const entry: Pending = { rooms: new Set(), connections: new Map(), asking: true };
     this.pending.set(userId, entry);
     const occasion = this.occasions;
+    const askedAt = monotonicNow();
     this.bus
       .request<unknown>(
         CONTROL_TOPICS.userRooms,
@@ -225,6 +226,7 @@ export class UserRoomCatchUp {
           entry,
           answers.flatMap((answer) => roomsOf(answer)),
           complete,
+          askedAt,
         );
         // An occasion to ask again came while this was out: it was not asked then.
         // (Not a fresh occasion: that one gave the retries their fresh count.)
@@ -286,6 +288,7 @@ export class UserRoomCatchUp {
 
   private async askAbout(batch: Map<string, Pending>, back: boolean): Promise<void> {
     for (const entry of batch.values()) entry.asking = true;
+    const askedAt = monotonicNow();
     const result = await this.bus
       .request<unknown>(CONTROL_TOPICS.usersRooms, {
         userIds: [...batch.keys()],
@@ -298,7 +301,7 @@ export class UserRoomCatchUp {
     this.learnUse(answers, complete);
     const rooms = roomsByUserOf(answers, new Set(batch.keys()));
     for (const [userId, entry] of batch) {
-      this.settle(userId, entry, rooms.get(userId) ?? [], complete);
+      this.settle(userId, entry, rooms.get(userId) ?? [], complete, askedAt);
     }
     this.retryAfter(result);
   }
@@ -322,22 +325,28 @@ export class UserRoomCatchUp {
    * The user's connections here join the rooms answered, except those left meanwhile or left by
    * user id after the join answered, unless they all closed (or reopened) since it was asked;
    * incomplete, the user waits to be asked again, what they leave still noted.
+   *
+   * An answer's ages were read when it was built, at some moment between `askedAt` (when the
+   * question went out, monotonicNow()) and now: each join is dated as early as it can have been.
+   * Dated from now, an answer that took longer on its way than the time between a join and a later
+   * leave here put the room back. A join and a leave that the question's round trip cannot order
+   * count as a tie, which the leave wins.
    */
   private settle(
     userId: string,
     entry: Pending,
     answered: Iterable<RoomJoin>,
     complete: boolean,
+    askedAt: number,
   ): void {
     if (this.pending.get(userId) !== entry) return;
     if (complete) this.pending.delete(userId);
     else entry.asking = false;
-    const now = monotonicNow();
     // Room to when it was joined, the latest of the answers.
     const rooms = new Map<string, number>();
     for (const { room, joinedMsAgo } of answered) {
       if (entry.rooms.has(room)) continue;
-      const joinedAt = now - joinedMsAgo;
+      const joinedAt = askedAt - joinedMsAgo;
       const leftAt = this.leaves.leftAt(userId, room);
       if (leftAt !== undefined && leftAt >= joinedAt) continue;
       rooms.set(room, Math.max(joinedAt, rooms.get(room) ?? joinedAt));
