@@ -24,6 +24,23 @@ const MAX_ROOM_SIZE = 3;
 const MAX_USERS_PER_ROOMS_REQUEST = 100;
 const REQUEST_TIMEOUT_MS = 1000;
 
+type Request = RealtimeBus['request'];
+
+/**
+ * Puts `around` in front of `bus`'s requests (it is given the bus's own `request` to call);
+ * returns what takes it away again.
+ */
+function interceptRequests(
+  bus: RealtimeBus,
+  around: (request: Request, ...args: Parameters<Request>) => ReturnType<Request>,
+): () => void {
+  const request = bus.request.bind(bus) as Request;
+  bus.request = ((...args: Parameters<Request>) => around(request, ...args)) as Request;
+  return () => {
+    bus.request = request;
+  };
+}
+
 /**
  * The answers to the next request `bus` makes (of `topic`, if given), once they are in: whoever
  * asked has acted on them by then, and so has every instance that answered. Undefined when no
@@ -34,19 +51,18 @@ async function nextAnswers(
   timeoutMs: number,
   topic?: string,
 ): Promise<ClusterAnswers | undefined> {
-  const request = bus.request.bind(bus);
   let answered!: (answers: ClusterAnswers) => void;
   const made = new Promise<ClusterAnswers>((resolve) => (answered = resolve));
-  bus.request = (async (...args: Parameters<RealtimeBus['request']>) => {
+  const restore = interceptRequests(bus, async (request, ...args) => {
     const result = await request(...args);
     // After the caller's own callbacks on the result (they run in this turn's microtasks).
     if (topic === undefined || args[0] === topic) setImmediate(() => answered(result));
     return result;
-  }) as RealtimeBus['request'];
+  });
   try {
     return await Promise.race([made, sleep(timeoutMs, undefined, { ref: false })]);
   } finally {
-    bus.request = request;
+    restore();
   }
 }
 
@@ -55,17 +71,12 @@ async function nextAnswers(
  * if they had been that much longer on their way, until `stop`.
  */
 function delayAnswers(bus: RealtimeBus, topic: string, ms: number): { stop: () => void } {
-  const request = bus.request.bind(bus);
-  bus.request = (async (...args: Parameters<RealtimeBus['request']>) => {
+  const stop = interceptRequests(bus, async (request, ...args) => {
     const result = await request(...args);
     if (args[0] === topic) await sleep(ms);
     return result;
-  }) as RealtimeBus['request'];
-  return {
-    stop: () => {
-      bus.request = request;
-    },
-  };
+  });
+  return { stop };
 }
 
 /**
@@ -79,20 +90,13 @@ function recordRequests(bus: RealtimeBus): {
 } {
   const topics: string[] = [];
   const made: Promise<unknown>[] = [];
-  const request = bus.request.bind(bus);
-  bus.request = ((...args: Parameters<RealtimeBus['request']>) => {
+  const stop = interceptRequests(bus, (request, ...args) => {
     topics.push(args[0]);
     const answers = request(...args);
     made.push(answers);
     return answers;
-  }) as RealtimeBus['request'];
-  return {
-    topics,
-    answered: () => Promise.all(made),
-    stop: () => {
-      bus.request = request;
-    },
-  };
+  });
+  return { topics, answered: () => Promise.all(made), stop };
 }
 
 /** Connection ids of the room's members, cluster-wide, as `instance` sees them. */
