@@ -256,6 +256,57 @@ describe('cluster faults: one instance loses Redis while the other keeps it', ()
   });
 });
 
+describe('cluster faults: an instance cut off for seconds gets all its connections back at once', () => {
+  // Long enough that each connection's backoff between attempts grew to seconds (up to ~5 s).
+  const CUT_MS = 6_000;
+  /** Between the first of the instance's connections accepted again and the last. */
+  const TOGETHER_MS = 1_000;
+  let setup: ProxiedCluster | undefined;
+  let client: ClusterClient | undefined;
+
+  before(async () => {
+    setup = await startProxiedCluster(2, 1, {
+      redis: { requestTimeoutMs: 1500, leaseMs: 30_000 },
+    });
+    if (setup) client = await openOn(setup.proxied, 'returning');
+  });
+  after(async () => {
+    client?.client.close();
+    await setup?.close();
+  });
+
+  it('once Redis answers one of them, the others reconnect without waiting out their backoff; messages flow', async (t) => {
+    if (!requireRedis(t, setup?.redis)) return;
+    const { proxy, proxied, cluster } = setup;
+    const [a] = cluster.instances as [ClusterInstance];
+    // Bus publisher and subscriber, presence, rate limits, history.
+    const connections = proxy.openConnections();
+    assert.ok(
+      connections >= 5,
+      `the instance's connections all go through the proxy (${connections})`,
+    );
+
+    await proxy.cut();
+    await eventually(() => !proxied.bus.isConnected(), DOWN_WAIT_MS, 'losing Redis');
+    await sleep(CUT_MS);
+    const acceptedBefore = proxy.acceptedAt.length;
+    await proxy.restore();
+    await eventually(
+      () => proxy.acceptedAt.length - acceptedBefore >= connections,
+      RECONNECT_WAIT_MS,
+      `${connections} connections accepted again`,
+    );
+    const accepted = proxy.acceptedAt.slice(acceptedBefore, acceptedBefore + connections);
+    const spreadMs = Math.round(accepted.at(-1)! - accepted[0]!);
+    t.diagnostic(`the ${connections} connections came back within ${spreadMs} ms of each other`);
+    assert.ok(spreadMs < TOGETHER_MS, `back together: within ${spreadMs} ms, not ${TOGETHER_MS}`);
+
+    await cluster.waitForMembership(RECONNECT_WAIT_MS);
+    // No inbound messages held for a history connection still waiting to reconnect.
+    await settleVia(a, [client!]);
+  });
+});
+
 // With the history on (the default) a send is appended and published in one script and this
 // instance's clients get it as it comes back from Redis; with it off, local clients get it first.
 for (const history of ['on', 'off'] as const) {

@@ -6,6 +6,7 @@ import { ClusterAdminService } from './admin/cluster-admin.service.js';
 import { RealtimeStatsService } from './admin/realtime-stats.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { InProcessBus } from './bus/in-process.bus.js';
+import { ReconnectTogether } from './bus/reconnect-together.js';
 import { ClusterControl } from './control/cluster-control.js';
 import { ControlRedelivery } from './control/control-redelivery.js';
 import { RecentLeaves } from './control/recent-leaves.js';
@@ -65,26 +66,25 @@ import { SubscriptionService } from './subscriptions/subscription.service.js';
     },
     {
       provide: RealtimeBus,
-      inject: [REALTIME_OPTIONS],
-      useFactory: (options: ResolvedRealtimeOptions) => createBus(options),
+      inject: [REALTIME_OPTIONS, ReconnectTogether],
+      useFactory: createBus,
     },
     {
       provide: REALTIME_THROTTLER_STORAGE,
-      inject: [REALTIME_OPTIONS],
-      useFactory: (options: ResolvedRealtimeOptions) => createThrottlerStorage(options),
+      inject: [REALTIME_OPTIONS, ReconnectTogether],
+      useFactory: createThrottlerStorage,
     },
     {
       provide: MessageHistory,
-      inject: [REALTIME_OPTIONS, RealtimeBus],
-      useFactory: (options: ResolvedRealtimeOptions, bus: RealtimeBus) =>
-        createMessageHistory(options, bus),
+      inject: [REALTIME_OPTIONS, RealtimeBus, ReconnectTogether],
+      useFactory: createMessageHistory,
     },
     {
       provide: PresenceStore,
-      inject: [REALTIME_OPTIONS, ConnectionRegistry],
-      useFactory: (options: ResolvedRealtimeOptions, registry: ConnectionRegistry) =>
-        createPresenceStore(options, registry),
+      inject: [REALTIME_OPTIONS, ConnectionRegistry, ReconnectTogether],
+      useFactory: createPresenceStore,
     },
+    ReconnectTogether,
     {
       provide: ClusterControl,
       inject: [
@@ -157,23 +157,35 @@ function createClusterControl(
   );
 }
 
-function createThrottlerStorage(options: ResolvedRealtimeOptions): ThrottlerStorage {
+function createThrottlerStorage(
+  options: ResolvedRealtimeOptions,
+  reconnects: ReconnectTogether,
+): ThrottlerStorage {
   if (options.throttlerStorage) return options.throttlerStorage;
   const redis = redisOptions(options);
   const connection = redis?.url ?? redis?.clients?.publisher;
   if (!redis || !connection) return new ThrottlerStorageService();
-  return new RedisThrottlerStorage(connection, redis.namespace ?? REDIS_BUS_DEFAULTS.namespace);
+  return new RedisThrottlerStorage(
+    connection,
+    redis.namespace ?? REDIS_BUS_DEFAULTS.namespace,
+    reconnects,
+  );
 }
 
 /** In Redis with the Redis bus; otherwise this instance's registry is its presence. */
 function createPresenceStore(
   options: ResolvedRealtimeOptions,
   registry: ConnectionRegistry,
+  reconnects: ReconnectTogether,
 ): PresenceStore {
   const redis = redisOptions(options);
   const connection = redis?.url ?? redis?.clients?.publisher;
   if (!redis || !connection) return new RegistryPresenceStore(registry);
-  return new RedisPresenceStore(connection, redis.namespace ?? REDIS_BUS_DEFAULTS.namespace);
+  return new RedisPresenceStore(
+    connection,
+    redis.namespace ?? REDIS_BUS_DEFAULTS.namespace,
+    reconnects,
+  );
 }
 
 /**
@@ -184,6 +196,7 @@ function createPresenceStore(
 function createMessageHistory(
   options: ResolvedRealtimeOptions,
   bus: RealtimeBus,
+  reconnects: ReconnectTogether,
 ): MessageHistory | null {
   if (options.history === false) return null;
   if (bus instanceof InProcessBus) return new InMemoryMessageHistory(options.history);
@@ -194,6 +207,7 @@ function createMessageHistory(
     connection,
     redis.namespace ?? REDIS_BUS_DEFAULTS.namespace,
     options.history,
+    reconnects,
   );
 }
 
@@ -201,8 +215,8 @@ function redisOptions(options: ResolvedRealtimeOptions): RedisBusOptions | undef
   return typeof options.redis === 'string' ? { url: options.redis } : options.redis;
 }
 
-function createBus(options: ResolvedRealtimeOptions): RealtimeBus {
+function createBus(options: ResolvedRealtimeOptions, reconnects: ReconnectTogether): RealtimeBus {
   if (options.bus) return options.bus;
   const redis = redisOptions(options);
-  return redis ? new RedisBus(redis) : new InProcessBus();
+  return redis ? new RedisBus(redis, reconnects) : new InProcessBus();
 }

@@ -8,6 +8,10 @@ import { freePort } from './free-port.js';
  */
 export interface TcpProxy {
   readonly port: number;
+  /** When each relayed connection was accepted (performance.now()), in order. */
+  readonly acceptedAt: readonly number[];
+  /** Relayed connections open now. */
+  openConnections(): number;
   /**
    * Stalls the path to the server, as a network that stops delivering would: what clients send
    * is kept here, not forwarded (their commands stay in flight); replies still flow back.
@@ -38,8 +42,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const port = await freePort();
   let server: Server | undefined;
   let holding = false;
+  const acceptedAt: number[] = [];
 
   const relay = (client: Socket) => {
+    acceptedAt.push(performance.now());
     const upstream = connect({ host: '127.0.0.1', port: targetPort });
     const pair: Pair = { client, upstream, held: [] };
     pairs.add(pair);
@@ -86,6 +92,8 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   await listen();
   return {
     port,
+    acceptedAt,
+    openConnections: () => pairs.size,
     hold: () => {
       holding = true;
     },

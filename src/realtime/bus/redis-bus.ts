@@ -7,6 +7,7 @@ import { RealtimeSendError } from '../realtime-send.error.js';
 import { type ClusterEnvelope, parseClusterEnvelope } from './cluster-envelope.js';
 import type { DeliveryTarget, OutboundMessage } from './delivery-target.js';
 import { InboundHold } from './inbound-hold.js';
+import type { ReconnectTogether } from './reconnect-together.js';
 import { PublishQueue } from './publish-queue.js';
 import { RefusedPublishRetry } from './refused-publish-retry.js';
 import {
@@ -174,7 +175,8 @@ export class RedisBus extends RealtimeBus {
   /** Stream sends waiting for their turn to be delivered here and queued (see queueInOrder). */
   private joiningQueue = 0;
 
-  constructor(options: RedisBusOptions) {
+  /** `reconnects`: the module's group of its own connections (see ReconnectTogether). */
+  constructor(options: RedisBusOptions, reconnects?: ReconnectTogether) {
     super();
     if (!options.url && !options.clients) {
       throw new Error(
@@ -198,6 +200,10 @@ export class RedisBus extends RealtimeBus {
     this.ownsClients = !options.clients;
     this.publisher = options.clients?.publisher ?? new Redis(options.url!, FAIL_FAST);
     this.subscriber = options.clients?.subscriber ?? new Redis(options.url!, RESUBSCRIBING);
+    for (const connection of [this.publisher, this.subscriber]) {
+      if (this.ownsClients) reconnects?.add(connection);
+      else reconnects?.watch(connection);
+    }
     this.queue = new PublishQueue<QueuedPublish>(
       (item) => this.sendQueued(item),
       this.options.maxBufferedPublishes,
@@ -238,6 +244,11 @@ export class RedisBus extends RealtimeBus {
     this.history = history;
     this.gapRecovery = recovery;
     if (this.subscriber.status === 'ready' && this.subscribedOnce) this.gapRecoveries.request();
+    // The history's connection may be back after the subscription: a recovery that failed for
+    // want of it runs again now, not at its next retry (up to seconds of held messages later).
+    history.onReady(() => {
+      if (this.subscriber.status === 'ready' && this.hold.holding) this.gapRecoveries.request();
+    });
   }
 
   override async publishInStreams(

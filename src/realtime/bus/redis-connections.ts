@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import type { ReconnectTogether } from './reconnect-together.js';
 
 /** Full-jitter exponential backoff between reconnect attempts, 50 ms to about 5 s. */
 export function reconnectDelay(attempt: number): number {
@@ -26,13 +27,18 @@ export const RESUBSCRIBING: RedisOptions = {
 /**
  * A fail-fast connection from a URL, or a copy of the host's connection (its settings, with
  * fail-fast commands). Errors are not thrown as events: the owner reports the outage its way.
+ * `reconnects`: the module's group it joins (see ReconnectTogether).
  */
-export function failFastConnection(connection: string | Redis): Redis {
+export function failFastConnection(
+  connection: string | Redis,
+  reconnects: ReconnectTogether | undefined,
+): Redis {
   const redis =
     typeof connection === 'string'
       ? new Redis(connection, FAIL_FAST)
       : connection.duplicate(FAIL_FAST);
   redis.on('error', () => undefined);
+  reconnects?.add(redis);
   return redis;
 }
 

@@ -2,6 +2,7 @@ import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { type ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
+import type { ReconnectTogether } from './reconnect-together.js';
 import { failFastConnection } from './redis-connections.js';
 
 type StorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
@@ -67,8 +68,9 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
   constructor(
     connection: string | Redis,
     private readonly namespace: string,
+    reconnects?: ReconnectTogether,
   ) {
-    this.redis = withIncrement(failFastConnection(connection));
+    this.redis = withIncrement(failFastConnection(connection, reconnects));
   }
 
   async increment(

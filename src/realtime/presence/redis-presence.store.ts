@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import type { ReconnectTogether } from '../bus/reconnect-together.js';
 import { leaseKey } from '../bus/redis-bus-options.js';
 import { failFastConnection, isErrorReply } from '../bus/redis-connections.js';
 import { type PresenceAddResult, type PresenceEntry, PresenceStore } from './presence-store.js';
@@ -62,9 +63,10 @@ export class RedisPresenceStore extends PresenceStore {
   constructor(
     connection: string | Redis,
     private readonly namespace: string,
+    reconnects?: ReconnectTogether,
   ) {
     super();
-    this.redis = failFastConnection(connection);
+    this.redis = failFastConnection(connection, reconnects);
     this.onlineKey = `${namespace}:presence:online`;
   }
 

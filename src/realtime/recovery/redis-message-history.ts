@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { compareOffsets, type StreamPosition } from '../../protocol/index.js';
+import type { ReconnectTogether } from '../bus/reconnect-together.js';
 import { failFastConnection } from '../bus/redis-connections.js';
 import type { HistoryBounds } from './in-memory-message-history.js';
 import {
@@ -158,9 +159,10 @@ export class RedisMessageHistory extends MessageHistory {
     connection: string | Redis,
     private readonly namespace: string,
     private readonly bounds: Pick<HistoryBounds, 'maxMessages' | 'maxAgeMs'>,
+    reconnects?: ReconnectTogether,
   ) {
     super();
-    this.redis = failFastConnection(connection);
+    this.redis = failFastConnection(connection, reconnects);
     this.epochKey = `${namespace}:history:epoch`;
   }
 
@@ -283,6 +285,11 @@ export class RedisMessageHistory extends MessageHistory {
       complete: compareOffsets(dropped, offset) <= 0,
       ...lastOffset,
     };
+  }
+
+  /** Its connection is (again) ready: after an outage, maybe later than the bus's. */
+  onReady(listener: () => void): void {
+    this.redis.on('ready', listener);
   }
 
   async close(): Promise<void> {
