@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { listOption, option, quick } from './lib/cli.js';
 import { pinLoadToCore0, requireOpenFiles, runGuarded } from './lib/processes.js';
+import { PassDurations } from './lib/pass-durations.js';
 import { writeResults } from './lib/results.js';
 import {
   type Target,
@@ -86,14 +87,14 @@ async function main(): Promise<void> {
   const passes: Pass[] = [];
   const deadline = Date.now() + TIMEOUT_MS - REPORT_RESERVE_MS;
   await warmUpLoad(targets[0]!);
-  let msPerClient = 0; // slowest pass so far, per client: predicts whether the next one fits
+  const predict = new PassDurations();
   const skipped: string[] = [];
   for (let run = 1; run <= RUNS; run++) {
     // Rotate the order each run so that drift (warm caches, a noisy neighbour) favours no one.
     const order = targets.map((_, i) => targets[(i + run - 1) % targets.length]!);
     for (const clients of SIZES) {
       for (const name of order) {
-        if (Date.now() + msPerClient * clients * 1.25 > deadline) {
+        if (Date.now() + predict.ms(name, clients) * 1.25 > deadline) {
           skipped.push(`run ${run} C=${clients} ${name}`);
           continue;
         }
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
         const pass = await measure(name, clients, run);
         passes.push(pass);
         const took = Date.now() - started;
-        msPerClient = Math.max(msPerClient, took / clients);
+        predict.record(name, clients, took);
         const m = pass.metrics;
         console.log(
           `run ${run} C=${clients} ${name}: ${m.connect_per_s} conn/s, all ${m.all_per_s}/s, ` +
