@@ -53,6 +53,12 @@ describe('ReconnectTogether: connections of one module to Redis', () => {
     return pair;
   }
 
+  /** Connects now, unless its own backoff timer just did. */
+  async function connectNow(connection: Redis): Promise<void> {
+    if (connection.status === 'reconnecting') await connection.connect();
+    await eventually(() => connection.status === 'ready', WAIT_MS, 'connected');
+  }
+
   /** Cuts the path until the pair's backoff between attempts grew to seconds, then restores it. */
   async function cutLong(pair: readonly Redis[]): Promise<void> {
     await proxy!.cut();
@@ -87,7 +93,7 @@ describe('ReconnectTogether: connections of one module to Redis', () => {
     const [first, second] = await connectedPair();
     await cutLong([first, second]);
     // Redis answers the first; the second's backoff (up to 5 s) is not waited out.
-    await first.connect();
+    await connectNow(first);
     await eventually(() => second.status === 'ready', SETTLE_MS, 'the second back with it');
   });
 
@@ -95,7 +101,17 @@ describe('ReconnectTogether: connections of one module to Redis', () => {
     if (!requireRedis(t, redis)) return;
     const [host, own] = await connectedPair({ hostFirst: true });
     await cutLong([host, own]);
-    await host.connect();
+    await connectNow(host);
     await eventually(() => own.status === 'ready', SETTLE_MS, 'the module’s back with it');
+  });
+
+  it('takes its listener off a host’s connection at shutdown: the connection outlives the module', () => {
+    const host = new Redis({ lazyConnect: true });
+    const before = host.listenerCount('ready');
+    const reconnects = new ReconnectTogether();
+    reconnects.watch(host);
+    assert.equal(host.listenerCount('ready'), before + 1);
+    reconnects.onApplicationShutdown();
+    assert.equal(host.listenerCount('ready'), before);
   });
 });

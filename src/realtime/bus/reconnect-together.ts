@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 
 /**
@@ -10,8 +10,10 @@ import type { Redis } from 'ioredis';
  * keep their own schedule.
  */
 @Injectable()
-export class ReconnectTogether {
+export class ReconnectTogether implements OnApplicationShutdown {
   private readonly connections = new Set<Redis>();
+  /** The host's connections and what listens to them: taken off at shutdown, they outlive it. */
+  private readonly watched = new Map<Redis, () => void>();
 
   add(redis: Redis): void {
     this.connections.add(redis);
@@ -27,7 +29,14 @@ export class ReconnectTogether {
 
   /** A connection the host made: its return brings the module's back, it is not hurried. */
   watch(redis: Redis): void {
-    redis.on('ready', () => this.reconnectOthers(redis));
+    const listener = () => this.reconnectOthers(redis);
+    this.watched.set(redis, listener);
+    redis.on('ready', listener);
+  }
+
+  onApplicationShutdown(): void {
+    for (const [redis, listener] of this.watched) redis.off('ready', listener);
+    this.watched.clear();
   }
 
   private reconnectOthers(ready: Redis): void {
