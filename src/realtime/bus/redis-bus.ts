@@ -175,7 +175,7 @@ export class RedisBus extends RealtimeBus {
   /** Stream sends waiting for their turn to be delivered here and queued (see queueInOrder). */
   private joiningQueue = 0;
 
-  /** `reconnects`: the module's group of its own connections (see ReconnectTogether). */
+  /** `reconnects`: given by the module (see ReconnectTogether); a bus made by the host has none. */
   constructor(options: RedisBusOptions, reconnects?: ReconnectTogether) {
     super();
     if (!options.url && !options.clients) {

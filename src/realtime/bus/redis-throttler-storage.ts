@@ -64,7 +64,10 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
   private readonly instance = randomUUID().slice(0, 8);
   private degraded = false;
 
-  /** `connection`: a URL, or a connection to copy (its settings, with fail-fast commands). */
+  /**
+   * `connection`: a URL, or a connection to copy (its settings, with fail-fast commands).
+   * `reconnects`: given by the module (see ReconnectTogether); a storage made by the host has none.
+   */
   constructor(
     connection: string | Redis,
     private readonly namespace: string,
