@@ -37,13 +37,10 @@ describe('ReconnectTogether: connections of one module to Redis', () => {
   async function connectedPair({ hostFirst = false } = {}): Promise<[Redis, Redis]> {
     const reconnects = new ReconnectTogether();
     const url = `redis://127.0.0.1:${proxy!.port}`;
-    const pair = [0, 1].map((index) => {
-      if (index > 0 || !hostFirst) return failFastConnection(url, reconnects);
-      const host = new Redis(url, FAIL_FAST);
-      host.on('error', () => undefined);
-      reconnects.watch(host);
-      return host;
-    }) as [Redis, Redis];
+    const pair: [Redis, Redis] = [
+      hostFirst ? watchedHostConnection(url, reconnects) : failFastConnection(url, reconnects),
+      failFastConnection(url, reconnects),
+    ];
     made.push(...pair);
     await eventually(
       () => pair.every((connection) => connection.status === 'ready'),
@@ -51,6 +48,14 @@ describe('ReconnectTogether: connections of one module to Redis', () => {
       'both connected',
     );
     return pair;
+  }
+
+  /** A connection as a host makes it (not the module's), which the group only watches. */
+  function watchedHostConnection(url: string, reconnects: ReconnectTogether): Redis {
+    const host = new Redis(url, FAIL_FAST);
+    host.on('error', () => undefined);
+    reconnects.watch(host);
+    return host;
   }
 
   /** Connects now, unless its own backoff timer just did. */
